@@ -1,0 +1,44 @@
+// Package activities holds the side effects of the service's workflows, as methods on structs
+// that carry their dependencies (store, clients, configuration). The worker registers one value
+// of each struct; workflows name the methods through a nil pointer of the same type.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// Diagnostics answers the ping workflow.
+type Diagnostics struct {
+	Store *store.Store
+	// Identity names this worker process in the reply.
+	Identity string
+}
+
+// PingInput is the ping workflow's argument.
+type PingInput struct {
+	Message string `json:"message"`
+}
+
+// PingResult reports which worker answered and how fast the database did.
+type PingResult struct {
+	Reply             string  `json:"reply"`
+	Worker            string  `json:"worker"`
+	DatabaseLatencyMS float64 `json:"database_latency_ms"`
+}
+
+// Pong checks the database from the worker and echoes the message.
+func (d *Diagnostics) Pong(ctx context.Context, in PingInput) (PingResult, error) {
+	start := time.Now()
+	if err := d.Store.Ping(ctx); err != nil {
+		return PingResult{}, fmt.Errorf("pong: %w", err)
+	}
+	return PingResult{
+		Reply:             "pong: " + in.Message,
+		Worker:            d.Identity,
+		DatabaseLatencyMS: float64(time.Since(start).Microseconds()) / 1000,
+	}, nil
+}

@@ -1,0 +1,227 @@
+// Package app wires the service together: it turns a config.Config into connected dependencies
+// (store, Redis, Temporal client, metrics), builds the Temporal worker with every workflow and
+// activity registered, and runs the API and the worker until the context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/pyairtable/automation-domain/api"
+	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// Deps are the connected dependencies shared by the API and the worker of one process.
+type Deps struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	Store    *store.Store
+	Redis    *redis.Client // nil when REDIS_URL is unset
+	Limiter  ratelimit.Limiter
+	Temporal client.Client
+	Registry *prometheus.Registry
+	// Modes says how each part runs, for /info and the start-up log.
+	Modes map[string]string
+
+	meterProvider *sdkmetric.MeterProvider
+}
+
+// Open connects every dependency named by cfg (cfg.TemporalAddress must be set by now) and
+// applies the database migrations. modes says how each part runs (see Modes); it is computed by
+// the caller before an embedded Temporal server fills in TEMPORAL_ADDRESS.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[string]string) (*Deps, error) {
+	d := &Deps{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Modes: modes}
+	d.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	d.Store = st
+	if _, err := st.Migrate(ctx, log); err != nil {
+		return nil, err
+	}
+
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		if cfg.RedisPassword != "" {
+			opt.Password = cfg.RedisPassword
+		}
+		opt.PoolSize = cfg.RedisMaxConnections
+		d.Redis = redis.NewClient(opt)
+		d.Limiter = ratelimit.NewRedis(d.Redis)
+		if err := d.Redis.Ping(ctx).Err(); err != nil {
+			// Not fatal: rate limits fail open and /ready reports Redis down until it answers.
+			log.Warn("redis does not answer yet", "error", err)
+		}
+	} else {
+		d.Limiter = ratelimit.NewLocal()
+	}
+
+	exporter, err := otelprom.New(otelprom.WithRegisterer(d.Registry), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("metrics exporter: %w", err)
+	}
+	// The SDK records its timers in seconds; OpenTelemetry's default buckets are meant for
+	// milliseconds, so give second-valued histograms buckets that fit.
+	secondsView := sdkmetric.NewView(
+		sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
+			Boundaries: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}},
+	)
+	d.meterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(secondsView))
+	d.Temporal, err = client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		MetricsHandler: temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+			Meter:                d.meterProvider.Meter("temporal-sdk-go"),
+			UseMonotonicCounters: true,
+			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
+		}),
+		Identity: identity(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
+	}
+	ok = true
+	return d, nil
+}
+
+// openStore connects to the database, retrying for a while: in a fresh deployment the database
+// container may still be starting.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	opts := store.Options{
+		URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Logger: log,
+		PoolSize: cfg.DatabasePoolSize, MaxOverflow: cfg.DatabaseMaxOverflow,
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 1; ; attempt++ {
+		st, err := store.Open(ctx, opts)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		log.Warn("database does not answer yet; retrying", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Checks are the dependencies /health/detailed reports and /ready requires.
+func (d *Deps) Checks() []api.Check {
+	checks := []api.Check{
+		{Name: "database", Mode: d.Modes["database"], Probe: d.Store.Ping},
+		{Name: "temporal", Mode: d.Modes["temporal"], Probe: func(ctx context.Context) error {
+			_, err := d.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+	}
+	if d.Redis != nil {
+		checks = append(checks, api.Check{Name: "redis", Mode: "external", Probe: func(ctx context.Context) error {
+			return d.Redis.Ping(ctx).Err()
+		}})
+	} else {
+		checks = append(checks, api.Check{Name: "redis", Mode: "in-process"})
+	}
+	return checks
+}
+
+// Close releases every connection; it is safe on a partly opened Deps.
+func (d *Deps) Close() {
+	if d.Temporal != nil {
+		d.Temporal.Close()
+	}
+	if d.meterProvider != nil {
+		_ = d.meterProvider.Shutdown(context.Background())
+	}
+	if d.Redis != nil {
+		_ = d.Redis.Close()
+	}
+	if d.Store != nil {
+		_ = d.Store.Close()
+	}
+}
+
+// Modes says how each part runs under cfg.
+func Modes(cfg *config.Config) map[string]string {
+	m := map[string]string{"temporal": "external", "database": "postgres", "rate_limit": "redis"}
+	if cfg.EmbeddedTemporal() {
+		m["temporal"] = "embedded"
+	}
+	if cfg.EmbeddedDatabase() {
+		m["database"] = "sqlite"
+	}
+	if cfg.EmbeddedRedis() {
+		m["rate_limit"] = "in-process"
+	}
+	return m
+}
+
+func identity() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+// metricsServer serves /metrics, /live and /ready for a process without the API (the worker).
+func (d *Deps) metricsServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"alive"}`))
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		for _, c := range d.Checks() {
+			if c.Probe == nil || c.Optional {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			err := c.Probe(ctx)
+			cancel()
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = fmt.Fprintf(w, `{"status":"not_ready","failing":[%q]}`, c.Name)
+				return
+			}
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}

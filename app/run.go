@@ -1,0 +1,234 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pyairtable/automation-domain/api"
+	"github.com/pyairtable/automation-domain/config"
+)
+
+// Embedded is an in-process Temporal server started by Options.StartTemporal.
+type Embedded interface {
+	Address() string
+	UIURL() string
+	Stop()
+}
+
+// Options says which parts Run runs.
+type Options struct {
+	Config  *config.Config
+	Logger  *slog.Logger
+	Version string
+	API     bool
+	Worker  bool
+	// StartTemporal starts an in-process Temporal server; Run calls it when TEMPORAL_ADDRESS is
+	// unset. Binaries that cannot embed leave it nil and then need TEMPORAL_ADDRESS.
+	StartTemporal func(cfg *config.Config, log *slog.Logger) (Embedded, error)
+	// Listener, if set, is where the API answers instead of HOST:PORT (tests pass :0).
+	Listener net.Listener
+	// Ready, if set, is closed once every part is up.
+	Ready chan<- struct{}
+}
+
+// Run starts what o asks for and blocks until ctx ends (then shuts down gracefully) or a part
+// fails.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Logger
+	if err := cfg.EnsureSecrets(); err != nil {
+		return err
+	}
+	modes := Modes(cfg)
+	log.Info("starting automation-domain", "version", o.Version, "env", cfg.Env,
+		"api", o.API, "worker", o.Worker)
+	log.Info("mode", "temporal", describeTemporal(cfg), "database", describeDatabase(cfg),
+		"rate_limit", modes["rate_limit"])
+	if len(cfg.GeneratedSecrets) > 0 {
+		log.Warn("generated development secrets; they are kept in "+cfg.DevSecretsPath()+
+			" and not shown again", secretAttrs(cfg)...)
+	}
+
+	if cfg.EmbeddedTemporal() {
+		if o.StartTemporal == nil {
+			return errors.New("TEMPORAL_ADDRESS is required: this binary does not embed a Temporal server " +
+				"(run `make run` for the embedded stack)")
+		}
+		start := time.Now()
+		srv, err := o.StartTemporal(cfg, log)
+		if err != nil {
+			return fmt.Errorf("embedded temporal: %w", err)
+		}
+		defer srv.Stop()
+		cfg.TemporalAddress = srv.Address()
+		if cfg.TemporalUIURL == "" {
+			cfg.TemporalUIURL = srv.UIURL()
+		}
+		log.Info("embedded temporal server up", "address", srv.Address(), "namespace", cfg.TemporalNamespace,
+			"ui", srv.UIURL(), "took", time.Since(start).Round(time.Millisecond))
+	}
+
+	deps, err := Open(ctx, cfg, log, modes)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	var listener net.Listener
+	var server *api.Server
+	if o.API {
+		server, err = api.New(api.Options{
+			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
+			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
+		})
+		if err != nil {
+			return err
+		}
+		listener = o.Listener
+		if listener == nil {
+			addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+			if listener, err = net.Listen("tcp", addr); err != nil {
+				return fmt.Errorf("api: listen on %s (PORT): %w", addr, err)
+			}
+		}
+		g.Go(func() error { return server.Serve(listener) })
+	}
+	if !o.API && cfg.MetricsPort != 0 {
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.MetricsPort))
+		ml, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s (METRICS_PORT): %w", addr, err)
+		}
+		ms := deps.metricsServer()
+		g.Go(func() error {
+			if err := ms.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return ms.Close()
+		})
+		log.Info("metrics served", "url", fmt.Sprintf("http://%s/metrics", addr))
+	}
+	if o.Worker {
+		if err := waitForTemporal(gctx, deps.Temporal, log); err != nil {
+			return err
+		}
+		w := NewWorker(deps)
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("worker: start: %w", err)
+		}
+		g.Go(func() error {
+			<-gctx.Done()
+			w.Stop() // waits for running activities up to SHUTDOWN_TIMEOUT
+			return nil
+		})
+	}
+	if o.API {
+		base := cfg.PublicURL
+		if o.Listener != nil {
+			base = "http://" + listener.Addr().String()
+		}
+		attrs := []any{"api", base + "/api/v1", "health", base + "/health/detailed", "openapi", base + "/openapi.json"}
+		if !cfg.Production() {
+			attrs = append(attrs, "docs", base+"/docs")
+		}
+		if cfg.TemporalUIURL != "" {
+			attrs = append(attrs, "temporal_ui", cfg.TemporalUIURL)
+		}
+		log.Info("ready", attrs...)
+	} else {
+		log.Info("ready", "worker", "polling task queue", "temporal", cfg.TemporalAddress)
+	}
+	if o.Ready != nil {
+		close(o.Ready)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		if server == nil {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		log.Info("shutting down the API")
+		return server.Shutdown(sctx)
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// waitForTemporal blocks until the frontend answers and the namespace exists, so that a worker
+// started beside a cluster that is still coming up waits instead of crashing.
+func waitForTemporal(ctx context.Context, c client.Client, log *slog.Logger) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 1; ; attempt++ {
+		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := c.CheckHealth(hctx, &client.CheckHealthRequest{})
+		if err == nil {
+			_, err = c.WorkflowService().GetSystemInfo(hctx, nil)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("temporal does not answer: %w", err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn("waiting for temporal", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func describeTemporal(cfg *config.Config) string {
+	if cfg.EmbeddedTemporal() {
+		return fmt.Sprintf("embedded (SQLite %s, port %d)", cfg.TemporalSQLitePath(), cfg.TemporalPort)
+	}
+	return "external " + cfg.TemporalAddress
+}
+
+func describeDatabase(cfg *config.Config) string {
+	if cfg.EmbeddedDatabase() {
+		return "sqlite " + cfg.SQLitePath()
+	}
+	return "postgres " + redactURL(cfg.DatabaseURL)
+}
+
+// redactURL hides the password of a connection URL in logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func secretAttrs(cfg *config.Config) []any {
+	values := map[string]string{
+		"INTERNAL_API_KEY": cfg.InternalAPIKey, "JWT_SECRET_KEY": cfg.JWTSecretKey,
+		"WEBHOOK_SECRET_KEY": cfg.WebhookSecretKey,
+	}
+	var attrs []any
+	for _, name := range cfg.GeneratedSecrets {
+		attrs = append(attrs, name, values[name])
+	}
+	return attrs
+}

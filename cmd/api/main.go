@@ -1,0 +1,32 @@
+// Command api runs the HTTP API alone, for deployments that scale the API and the worker as
+// separate processes. It needs TEMPORAL_ADDRESS (it never embeds a Temporal server).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "modernc.org/sqlite" // the SQLite driver, when DATABASE_URL is unset
+
+	"github.com/pyairtable/automation-domain/app"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, log, err := app.LoadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Version: version, API: true}); err != nil {
+		log.Error("exit", "error", err)
+		os.Exit(1)
+	}
+}

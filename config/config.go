@@ -1,0 +1,342 @@
+// Package config loads the service configuration from environment variables.
+//
+// The variable names are the seed's (ENV, PORT, DATABASE_URL, REDIS_URL, SMTP_*, …) plus the
+// Temporal ones. A part whose address is unset runs embedded: no TEMPORAL_ADDRESS starts an
+// in-process Temporal server, no DATABASE_URL keeps the app's tables in SQLite under DATA_DIR,
+// and no REDIS_URL limits rates in process.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Environments the service knows.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+	EnvTest        = "test"
+)
+
+// Config is the whole service configuration. Field tags name the environment variable.
+type Config struct {
+	Env     string `env:"ENV" envDefault:"development"`
+	Host    string `env:"HOST" envDefault:"0.0.0.0"`
+	Port    int    `env:"PORT" envDefault:"8090"`
+	Workers int    `env:"WORKERS" envDefault:"1"`
+	// PublicURL is how the outside world reaches the API (provider callbacks, links in
+	// responses). Defaults to http://localhost:PORT.
+	PublicURL string `env:"PUBLIC_URL"`
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+	DataDir   string `env:"DATA_DIR" envDefault:"./data"`
+
+	DatabaseURL         string `env:"DATABASE_URL"`
+	DatabasePoolSize    int    `env:"DATABASE_POOL_SIZE" envDefault:"10"`
+	DatabaseMaxOverflow int    `env:"DATABASE_MAX_OVERFLOW" envDefault:"20"`
+
+	RedisURL            string `env:"REDIS_URL"`
+	RedisPassword       string `env:"REDIS_PASSWORD"`
+	RedisMaxConnections int    `env:"REDIS_MAX_CONNECTIONS" envDefault:"20"`
+
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"automation"`
+	TemporalPort      int    `env:"TEMPORAL_PORT" envDefault:"7233"`
+	TemporalUIPort    int    `env:"TEMPORAL_UI_PORT" envDefault:"8233"`
+	// TemporalUIURL is the Web UI's base URL used for links; derived in embedded mode.
+	TemporalUIURL string `env:"TEMPORAL_UI_URL"`
+
+	InternalAPIKey   string `env:"INTERNAL_API_KEY"`
+	JWTSecretKey     string `env:"JWT_SECRET_KEY"`
+	WebhookSecretKey string `env:"WEBHOOK_SECRET_KEY"`
+
+	SMTPHost     string `env:"SMTP_HOST"`
+	SMTPPort     int    `env:"SMTP_PORT" envDefault:"587"`
+	SMTPUsername string `env:"SMTP_USERNAME"`
+	SMTPPassword string `env:"SMTP_PASSWORD"`
+	SMTPUseTLS   bool   `env:"SMTP_USE_TLS" envDefault:"true"`
+	SMTPFrom     string `env:"SMTP_FROM" envDefault:"automation@localhost"`
+
+	// MaxBodyBytes caps every request body (413 above it).
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+	// RateLimitPerSecond and RateLimitBurst bound each client on each route.
+	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
+	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"100"`
+	// MetricsPort, when set, serves /metrics, /live and /ready on a port of its own in a process
+	// without the API (the worker), so its Temporal SDK and activity metrics can be scraped.
+	MetricsPort int `env:"METRICS_PORT" envDefault:"0"`
+	// ShutdownTimeout bounds graceful shutdown of the API and the worker.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+
+	// GeneratedSecrets names the secrets that were generated for development, not configured.
+	GeneratedSecrets []string `env:"-"`
+}
+
+// Load reads the configuration from the process environment.
+func Load() (*Config, error) {
+	return LoadFrom(envMap(os.Environ()))
+}
+
+// LoadFrom reads the configuration from the given environment (tests pass their own).
+func LoadFrom(environ map[string]string) (*Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return nil, describeParseError(err)
+	}
+	if err := c.normalize(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// describeParseError turns the library's aggregate error into one message per variable, named
+// by its environment variable rather than its Go field.
+func describeParseError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	msgs := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+				msgs = append(msgs, fmt.Sprintf("%s: %v", name, pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return fmt.Errorf("configuration: %s", strings.Join(msgs, "; "))
+}
+
+func (c *Config) normalize() error {
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	switch c.Env {
+	case EnvDevelopment, EnvProduction, EnvTest:
+	default:
+		bad("ENV", "must be development, production or test, got %q", c.Env)
+	}
+	checkPort := func(name string, p int, zeroOK bool) {
+		if (p == 0 && !zeroOK) || p < 0 || p > 65535 {
+			bad(name, "must be a TCP port, got %d", p)
+		}
+	}
+	checkPort("PORT", c.Port, true)
+	checkPort("TEMPORAL_PORT", c.TemporalPort, false)
+	checkPort("TEMPORAL_UI_PORT", c.TemporalUIPort, true)
+	checkPort("SMTP_PORT", c.SMTPPort, false)
+	checkPort("METRICS_PORT", c.MetricsPort, true)
+	if c.Workers < 1 || c.Workers > 64 {
+		bad("WORKERS", "must be between 1 and 64, got %d", c.Workers)
+	}
+	if c.DatabasePoolSize < 1 {
+		bad("DATABASE_POOL_SIZE", "must be at least 1, got %d", c.DatabasePoolSize)
+	}
+	if c.DatabaseMaxOverflow < 0 {
+		bad("DATABASE_MAX_OVERFLOW", "must not be negative, got %d", c.DatabaseMaxOverflow)
+	}
+	if c.RedisMaxConnections < 1 {
+		bad("REDIS_MAX_CONNECTIONS", "must be at least 1, got %d", c.RedisMaxConnections)
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("MAX_BODY_BYTES", "must be at least 1024, got %d", c.MaxBodyBytes)
+	}
+	if c.RateLimitPerSecond < 1 || c.RateLimitBurst < 1 {
+		bad("RATE_LIMIT_PER_SECOND", "rate and RATE_LIMIT_BURST must be at least 1")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+		c.LogLevel = strings.ToLower(c.LogLevel)
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.DatabaseURL != "" {
+		u, err := normalizeDatabaseURL(c.DatabaseURL)
+		if err != nil {
+			bad("DATABASE_URL", "%v", err)
+		}
+		c.DatabaseURL = u
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("REDIS_URL", "must be a redis:// or rediss:// URL")
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" {
+		bad("PUBLIC_URL", "must be an absolute URL, got %q", c.PublicURL)
+	}
+	if c.Env == EnvProduction {
+		for name, v := range map[string]string{
+			"INTERNAL_API_KEY": c.InternalAPIKey, "JWT_SECRET_KEY": c.JWTSecretKey,
+			"WEBHOOK_SECRET_KEY": c.WebhookSecretKey,
+		} {
+			if v == "" {
+				bad(name, "is required when ENV=production")
+			}
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// normalizeDatabaseURL accepts the seed's SQLAlchemy forms (postgresql+asyncpg://…) and plain
+// postgres:// URLs, and returns a URL the pgx driver understands.
+func normalizeDatabaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("not a URL: %v", err)
+	}
+	scheme, _, _ := strings.Cut(u.Scheme, "+")
+	switch scheme {
+	case "postgres", "postgresql":
+		u.Scheme = "postgres"
+	default:
+		return "", fmt.Errorf("must be a postgres:// URL (leave it unset for embedded SQLite), got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("has no host")
+	}
+	return u.String(), nil
+}
+
+// EmbeddedTemporal reports whether this process must start its own Temporal server.
+func (c *Config) EmbeddedTemporal() bool { return c.TemporalAddress == "" }
+
+// EmbeddedDatabase reports whether the app's tables live in SQLite under DataDir.
+func (c *Config) EmbeddedDatabase() bool { return c.DatabaseURL == "" }
+
+// EmbeddedRedis reports whether rate limits are kept in process instead of Redis.
+func (c *Config) EmbeddedRedis() bool { return c.RedisURL == "" }
+
+// SQLitePath is the app database file used when DATABASE_URL is unset.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "automation.db") }
+
+// TemporalSQLitePath is the embedded Temporal server's database file.
+func (c *Config) TemporalSQLitePath() string { return filepath.Join(c.DataDir, "temporal.db") }
+
+// Production reports whether ENV=production.
+func (c *Config) Production() bool { return c.Env == EnvProduction }
+
+// devSecrets is the file that keeps generated development secrets stable across restarts.
+type devSecrets struct {
+	InternalAPIKey   string `json:"internal_api_key"`
+	JWTSecretKey     string `json:"jwt_secret_key"`
+	WebhookSecretKey string `json:"webhook_secret_key"`
+}
+
+// DevSecretsPath is where generated development secrets are kept.
+func (c *Config) DevSecretsPath() string { return filepath.Join(c.DataDir, "dev-secrets.json") }
+
+// EnsureSecrets fills missing secrets outside production. Generated values are written to
+// DevSecretsPath (mode 0600) so that every process sharing DATA_DIR, and every restart, uses the
+// same ones; GeneratedSecrets lists the names that were created by this call, so the caller can
+// print them once.
+func (c *Config) EnsureSecrets() error {
+	if c.InternalAPIKey != "" && c.JWTSecretKey != "" && c.WebhookSecretKey != "" {
+		return nil
+	}
+	if c.Production() {
+		return errors.New("configuration: INTERNAL_API_KEY, JWT_SECRET_KEY and WEBHOOK_SECRET_KEY are required when ENV=production")
+	}
+	var stored devSecrets
+	path := c.DevSecretsPath()
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &stored); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	changed := false
+	fill := func(name string, field *string, kept *string, bytes int) error {
+		if *field != "" {
+			return nil
+		}
+		if *kept == "" {
+			v, err := randomToken(bytes)
+			if err != nil {
+				return err
+			}
+			*kept = v
+			changed = true
+			c.GeneratedSecrets = append(c.GeneratedSecrets, name)
+		}
+		*field = *kept
+		return nil
+	}
+	if err := fill("INTERNAL_API_KEY", &c.InternalAPIKey, &stored.InternalAPIKey, 24); err != nil {
+		return err
+	}
+	if err := fill("JWT_SECRET_KEY", &c.JWTSecretKey, &stored.JWTSecretKey, 32); err != nil {
+		return err
+	}
+	if err := fill("WEBHOOK_SECRET_KEY", &c.WebhookSecretKey, &stored.WebhookSecretKey, 32); err != nil {
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", c.DataDir, err)
+	}
+	b, _ := json.MarshalIndent(stored, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadDevAPIKey returns the development API key kept in dataDir, if any (the starter CLI uses it
+// when no key is given).
+func ReadDevAPIKey(dataDir string) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, "dev-secrets.json"))
+	if err != nil {
+		return ""
+	}
+	var s devSecrets
+	if json.Unmarshal(b, &s) != nil {
+		return ""
+	}
+	return s.InternalAPIKey
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,13 @@
+// Package schema holds the SQL migrations of the app's tables, one folder per dialect, embedded
+// into every binary and applied with goose at start-up (store.Migrate) or by `make db-upgrade`.
+//
+// Files are numbered; a change to a released table is a new file, never an edit. Both folders
+// must keep the same numbers so that a deployment can move between the dialects' feature sets.
+package schema
+
+import "embed"
+
+// FS holds postgres/*.sql and sqlite/*.sql.
+//
+//go:embed postgres/*.sql sqlite/*.sql
+var FS embed.FS
