@@ -24,8 +24,11 @@ import (
 
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
 )
 
 // Deps are the connected dependencies shared by the API and the worker of one process.
@@ -37,6 +40,12 @@ type Deps struct {
 	Limiter  ratelimit.Limiter
 	Temporal client.Client
 	Registry *prometheus.Registry
+	// Events stores and dispatches domain events (see package events).
+	Events *events.Bus
+	// Templates renders every user template (notifications, step configs, rule actions).
+	Templates *templating.Engine
+	// Egress guards every outbound HTTP request against SSRF.
+	Egress *netguard.Policy
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -67,6 +76,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if _, err := st.Migrate(ctx, log); err != nil {
 		return nil, err
 	}
+	d.Events = events.NewBus(st, log)
+	d.Templates = templating.New(0)
+	d.Egress = cfg.EgressPolicy()
 
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)

@@ -135,6 +135,11 @@ func Run(ctx context.Context, o Options) error {
 			w.Stop() // waits for running activities up to SHUTDOWN_TIMEOUT
 			return nil
 		})
+		// Events stored but not handed off (a crash, Temporal down) are handed off again.
+		g.Go(func() error {
+			deps.Events.RunRedispatcher(gctx, 10*time.Second, 30*time.Second)
+			return nil
+		})
 	}
 	if o.API {
 		base := cfg.PublicURL

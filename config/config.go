@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/pyairtable/automation-domain/netguard"
 )
 
 // Environments the service knows.
@@ -67,6 +69,12 @@ type Config struct {
 	SMTPPassword string `env:"SMTP_PASSWORD"`
 	SMTPUseTLS   bool   `env:"SMTP_USE_TLS" envDefault:"true"`
 	SMTPFrom     string `env:"SMTP_FROM" envDefault:"automation@localhost"`
+
+	// WebhookAllowedCIDRs are private ranges that outbound HTTP (webhooks, http_request steps)
+	// may reach anyway; everything non-public is refused otherwise (SSRF guard).
+	WebhookAllowedCIDRs []string `env:"WEBHOOK_ALLOWED_CIDRS" envSeparator:","`
+	// WebhookHTTPSOnly refuses http:// destinations for outbound HTTP.
+	WebhookHTTPSOnly bool `env:"WEBHOOK_HTTPS_ONLY" envDefault:"false"`
 
 	// MaxBodyBytes caps every request body (413 above it).
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
@@ -187,6 +195,9 @@ func (c *Config) normalize() error {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			bad("REDIS_URL", "must be a redis:// or rediss:// URL")
 		}
+	}
+	if _, err := netguard.ParsePrefixes(c.WebhookAllowedCIDRs); err != nil {
+		bad("WEBHOOK_ALLOWED_CIDRS", "%v", err)
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
@@ -339,4 +350,11 @@ func randomToken(n int) (string, error) {
 		return "", fmt.Errorf("generate secret: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// EgressPolicy is the SSRF guard for outbound HTTP built from WEBHOOK_ALLOWED_CIDRS and
+// WEBHOOK_HTTPS_ONLY.
+func (c *Config) EgressPolicy() *netguard.Policy {
+	allowed, _ := netguard.ParsePrefixes(c.WebhookAllowedCIDRs) // checked by LoadFrom
+	return &netguard.Policy{Allowed: allowed, HTTPSOnly: c.WebhookHTTPSOnly}
 }

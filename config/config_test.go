@@ -31,16 +31,17 @@ func TestDefaults(t *testing.T) {
 
 func TestBadValuesNameTheVariable(t *testing.T) {
 	cases := map[string]map[string]string{
-		"PORT":               {"PORT": "eighty"},
-		"TEMPORAL_PORT":      {"TEMPORAL_PORT": "70000"},
-		"ENV":                {"ENV": "staging"},
-		"DATABASE_URL":       {"DATABASE_URL": "mysql://x/y"},
-		"REDIS_URL":          {"REDIS_URL": "http://localhost"},
-		"SMTP_USE_TLS":       {"SMTP_USE_TLS": "maybe"},
-		"WORKERS":            {"WORKERS": "0"},
-		"DATABASE_POOL_SIZE": {"DATABASE_POOL_SIZE": "-1"},
-		"LOG_LEVEL":          {"LOG_LEVEL": "loud"},
-		"SHUTDOWN_TIMEOUT":   {"SHUTDOWN_TIMEOUT": "soon"},
+		"PORT":                  {"PORT": "eighty"},
+		"TEMPORAL_PORT":         {"TEMPORAL_PORT": "70000"},
+		"ENV":                   {"ENV": "staging"},
+		"DATABASE_URL":          {"DATABASE_URL": "mysql://x/y"},
+		"REDIS_URL":             {"REDIS_URL": "http://localhost"},
+		"SMTP_USE_TLS":          {"SMTP_USE_TLS": "maybe"},
+		"WORKERS":               {"WORKERS": "0"},
+		"DATABASE_POOL_SIZE":    {"DATABASE_POOL_SIZE": "-1"},
+		"LOG_LEVEL":             {"LOG_LEVEL": "loud"},
+		"SHUTDOWN_TIMEOUT":      {"SHUTDOWN_TIMEOUT": "soon"},
+		"WEBHOOK_ALLOWED_CIDRS": {"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8,nope"},
 	}
 	for name, env := range cases {
 		_, err := LoadFrom(env)
