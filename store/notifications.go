@@ -48,9 +48,14 @@ type Notification struct {
 	IdempotencyKey  string     `json:"-"`
 	RequestHash     string     `json:"-"`
 	WorkflowID      string     `json:"workflow_id"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	CompletedAt     *time.Time `json:"completed_at,omitempty"`
+	// CausationID, CorrelationID and Depth continue the event chain that asked for this
+	// notification (an automation rule reacting to an event), so its own events carry it on.
+	CausationID   string     `json:"causation_id,omitempty"`
+	CorrelationID string     `json:"correlation_id,omitempty"`
+	Depth         int        `json:"-"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
 
 	Deliveries []NotificationDelivery `gorm:"-" json:"deliveries"`
 }

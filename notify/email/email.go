@@ -66,6 +66,9 @@ func New(cfg Config) *Sender {
 	return &Sender{cfg: cfg}
 }
 
+// From is the sender address (SMTP_FROM).
+func (s *Sender) From() string { return s.cfg.From }
+
 // Configured reports whether an SMTP server is set.
 func (s *Sender) Configured() bool { return s.cfg.Host != "" }
 

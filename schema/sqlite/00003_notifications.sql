@@ -42,6 +42,9 @@ CREATE TABLE notifications (
     idempotency_key  TEXT        NOT NULL DEFAULT '',
     request_hash     TEXT        NOT NULL DEFAULT '',
     workflow_id      TEXT        NOT NULL,
+    causation_id     TEXT        NOT NULL DEFAULT '',
+    correlation_id   TEXT        NOT NULL DEFAULT '',
+    depth            INTEGER     NOT NULL DEFAULT 0,
     created_at       DATETIME NOT NULL,
     updated_at       DATETIME NOT NULL,
     completed_at     DATETIME
