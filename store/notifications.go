@@ -58,6 +58,8 @@ type Notification struct {
 	CompletedAt   *time.Time `json:"completed_at,omitempty"`
 
 	Deliveries []NotificationDelivery `gorm:"-" json:"deliveries"`
+	// Replayed is set on a notification returned again for a repeated idempotency key.
+	Replayed bool `gorm:"-" json:"-"`
 }
 
 // NotificationDelivery is the send to one recipient.
@@ -252,6 +254,13 @@ func (s *Store) GetDeliveryForSend(ctx context.Context, deliveryID string) (Deli
 func (s *Store) GetDelivery(ctx context.Context, id string) (NotificationDelivery, error) {
 	var d NotificationDelivery
 	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&d).Error
+	return d, classify(err)
+}
+
+// FindDeliveryByProviderMessageID returns the delivery a provider knows by messageID.
+func (s *Store) FindDeliveryByProviderMessageID(ctx context.Context, messageID string) (NotificationDelivery, error) {
+	var d NotificationDelivery
+	err := s.db.WithContext(ctx).Where("provider_message_id = ?", messageID).Take(&d).Error
 	return d, classify(err)
 }
 

@@ -33,6 +33,12 @@ type Provider interface {
 	Send(ctx context.Context, m Message) (Result, error)
 }
 
+// CallbackVerifier is a Provider whose status callbacks carry a signature to check.
+type CallbackVerifier interface {
+	// VerifyCallback reports whether signature signs a callback of params posted to fullURL.
+	VerifyCallback(fullURL string, params map[string]string, signature string) bool
+}
+
 // Error is a refused or failed send. Permanent errors (an invalid number, an unsubscribed
 // recipient, bad credentials) are not worth retrying; others (timeouts, 5xx, 429) are.
 type Error struct {
