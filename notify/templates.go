@@ -15,10 +15,10 @@ import (
 
 // Template is a notification template at one version.
 type Template struct {
-	ID          string    `json:"id"`
-	Channel     string    `json:"channel"`
-	Description string    `json:"description"`
-	Version     int       `json:"version"`
+	ID          string `json:"id"`
+	Channel     string `json:"channel"`
+	Description string `json:"description"`
+	Version     int    `json:"version"`
 	// CurrentVersion is the version sends use by default.
 	CurrentVersion int       `json:"current_version"`
 	Subject        string    `json:"subject,omitempty"`
