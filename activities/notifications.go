@@ -181,6 +181,9 @@ type DeliverResult struct {
 	// Recorded is false when the send succeeded but writing that down failed; the workflow then
 	// records it with RecordSent rather than letting a retry send it again.
 	Recorded bool `json:"recorded"`
+	// ThrottledFor, when positive, means nothing was sent: the recipient had its fill for the
+	// window, and the workflow waits this long before trying again.
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
 }
 
 // DeliverEmail sends one delivery of an email notification. A delivery that an earlier attempt
@@ -192,6 +195,9 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 	d, done, err := a.load(ctx, in.DeliveryID)
 	if err != nil || done != nil {
 		return deref(done), err
+	}
+	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
+		return DeliverResult{ThrottledFor: wait}, err
 	}
 	n := d.Notification
 	messageID := email.NewMessageID(d.Delivery.ID, a.Email.From())
@@ -230,6 +236,9 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (Delive
 	if err != nil || done != nil {
 		return deref(done), err
 	}
+	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
+		return DeliverResult{ThrottledFor: wait}, err
+	}
 	attempt := int(activity.GetInfo(ctx).Attempt)
 	provider := a.SMS.Name()
 	if err := a.Store.StartAttempt(ctx, d.Delivery.ID, attempt, provider, "", a.now()); err != nil {
@@ -251,6 +260,17 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (Delive
 	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt, store.AttemptOutcome{
 		Sent: true, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}, a.now()) == nil
 	return res, nil
+}
+
+// admit applies the per-recipient throttle at the moment of sending: a positive wait means the
+// recipient's window is full.
+func (a *Notifications) admit(ctx context.Context, d store.DeliveryForSend) (time.Duration, error) {
+	wait, err := a.Store.AdmitThrottled(ctx, d.Notification.Channel, d.Delivery.ID, d.Delivery.RecipientKey,
+		a.RecipientLimit, a.RecipientWindow, a.now())
+	if err != nil {
+		return 0, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)
+	}
+	return wait, nil
 }
 
 // StatusCallbackPath is the route providers report message status to.

@@ -157,7 +157,7 @@ func TestNotificationsEmail(t *testing.T) {
 	data := map[string]any{"order": map[string]any{"id": 7}, "name": "ada <lovelace>", "items": []any{1, 2}}
 	pr := c.post("/api/v1/notifications/templates/order_shipped/render", map[string]any{"data": data})
 	if pj := pr.JSON(t); pr.Status != 200 || pj["subject"] != "Your order 7 is on its way" ||
-		pj["body"] != "Hi Ada <lovelace>, 2 items on the way." || pj["html_body"] != "<p>ada &lt;lovelace&gt;</p>" {
+		pj["body"] != "Hi Ada <Lovelace>, 2 items on the way." || pj["html_body"] != "<p>ada &lt;lovelace&gt;</p>" {
 		t.Errorf("render: %d %s", pr.Status, pr.Body)
 	}
 	if pr := c.post("/api/v1/notifications/templates/order_shipped/render", map[string]any{"data": data, "version": 1}); pr.JSON(t)["subject"] != "Order 7 shipped" {
@@ -239,8 +239,9 @@ func TestNotificationsEmail(t *testing.T) {
 	if len(arrivals) != 50 {
 		t.Fatalf("%d of 50 throttled emails arrived", len(arrivals))
 	}
-	// Slots are exact; arrivals follow them up to the processing delay.
-	const slack = time.Second
+	// Admission is checked when each email is handed to the SMTP server; arrivals follow it
+	// within the time an SMTP session takes.
+	const slack = 500 * time.Millisecond
 	for i := 10; i < len(arrivals); i++ {
 		if gap := arrivals[i].Sub(arrivals[i-10]); gap < window-slack {
 			t.Errorf("emails %d and %d arrived %v apart: more than 10 in a %v window", i-10, i, gap, window)

@@ -105,6 +105,8 @@ type NotificationThrottleSlot struct {
 	Channel      string
 	RecipientKey string
 	SlotAt       time.Time
+	// AdmittedAt is when the delivery was let through to its provider (nil until then).
+	AdmittedAt *time.Time
 }
 
 // IsFinal reports whether a delivery status no longer changes by our own sending (a sent SMS may
@@ -528,8 +530,9 @@ func (s *Store) ReserveThrottleSlots(ctx context.Context, channel string, reqs [
 			if !errors.Is(err, gorm.ErrRecordNotFound) {
 				return err
 			}
-			if err := tx.Where("channel = ? AND recipient_key = ? AND slot_at < ?", channel, r.RecipientKey,
-				now.Add(-window)).Delete(&NotificationThrottleSlot{}).Error; err != nil {
+			// Rows whose slot and admission are both older than a window no longer count.
+			if err := tx.Where("channel = ? AND recipient_key = ? AND slot_at < ? AND (admitted_at IS NULL OR admitted_at < ?)",
+				channel, r.RecipientKey, now.Add(-window), now.Add(-window)).Delete(&NotificationThrottleSlot{}).Error; err != nil {
 				return err
 			}
 			var recent []time.Time
@@ -557,4 +560,53 @@ func (s *Store) ReserveThrottleSlots(ctx context.Context, channel string, reqs [
 		out[r.DeliveryID] = slot.UTC()
 	}
 	return out, nil
+}
+
+// AdmitThrottled lets a delivery through to its provider now if fewer than limit deliveries of
+// channel to the recipient were let through in the last window; otherwise it returns how long
+// to wait. Reserved slots keep a burst in order; admission, checked against the times deliveries
+// were actually let through, keeps the limit even when earlier sends ran late. A delivery
+// admitted before (a retried attempt) is let through again.
+func (s *Store) AdmitThrottled(ctx context.Context, channel, deliveryID, recipientKey string, limit int, window time.Duration, now time.Time) (wait time.Duration, err error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	err = s.Tx(ctx, func(ts *Store) error {
+		tx := ts.db
+		if s.dialect == Postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+				"notify:"+channel+":"+recipientKey).Error; err != nil {
+				return err
+			}
+		}
+		var row NotificationThrottleSlot
+		err := tx.Where("delivery_id = ?", deliveryID).Take(&row).Error
+		switch {
+		case err == nil && row.AdmittedAt != nil:
+			return nil
+		case err != nil && !errors.Is(err, gorm.ErrRecordNotFound):
+			return err
+		}
+		var admitted []time.Time
+		if err := tx.Model(&NotificationThrottleSlot{}).
+			Where("channel = ? AND recipient_key = ? AND admitted_at IS NOT NULL AND delivery_id <> ?", channel, recipientKey, deliveryID).
+			Order("admitted_at DESC").Limit(limit).Pluck("admitted_at", &admitted).Error; err != nil {
+			return err
+		}
+		if len(admitted) == limit {
+			if free := admitted[limit-1].Add(window); free.After(now) {
+				wait = free.Sub(now)
+				return nil
+			}
+		}
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return tx.Create(&NotificationThrottleSlot{DeliveryID: deliveryID, Channel: channel,
+				RecipientKey: recipientKey, SlotAt: now, AdmittedAt: &now}).Error
+		}
+		return tx.Model(&NotificationThrottleSlot{}).Where("delivery_id = ?", deliveryID).Update("admitted_at", now).Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("admit delivery %s: %w", deliveryID, err)
+	}
+	return wait, nil
 }

@@ -263,3 +263,36 @@ func TestListNotificationsFilters(t *testing.T) {
 		}
 	})
 }
+
+func TestAdmissionKeepsTheLimitOnActualSends(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		t0 := time.Now().UTC().Truncate(time.Millisecond)
+		admit := func(id string, at time.Duration) time.Duration {
+			t.Helper()
+			wait, err := s.AdmitThrottled(ctx, "email", id, "a@x.io", 2, time.Minute, t0.Add(at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return wait
+		}
+		if admit("d1", 0) != 0 || admit("d2", 5*time.Second) != 0 {
+			t.Fatal("the first two were not admitted")
+		}
+		if w := admit("d3", 10*time.Second); w != 50*time.Second {
+			t.Errorf("third within the window: wait %v, want 50s", w)
+		}
+		if w := admit("d1", 20*time.Second); w != 0 {
+			t.Errorf("an admitted delivery (retry) must pass: wait %v", w)
+		}
+		if w := admit("d3", time.Minute); w != 0 {
+			t.Errorf("third after the window: wait %v", w)
+		}
+		if w := admit("d4", time.Minute); w != 5*time.Second {
+			t.Errorf("fourth: wait %v, want 5s", w)
+		}
+		if w, _ := s.AdmitThrottled(ctx, "email", "d5", "a@x.io", 0, time.Minute, t0); w != 0 {
+			t.Errorf("no limit: wait %v", w)
+		}
+	})
+}

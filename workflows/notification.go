@@ -148,7 +148,18 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 	})
 
 	var res activities.DeliverResult
-	err := workflow.ExecuteActivity(sendCtx, method, activities.DeliverInput{DeliveryID: d.ID}).Get(ctx, &res)
+	var err error
+	for {
+		res = activities.DeliverResult{}
+		err = workflow.ExecuteActivity(sendCtx, method, activities.DeliverInput{DeliveryID: d.ID}).Get(ctx, &res)
+		if err != nil || res.ThrottledFor <= 0 {
+			break
+		}
+		// Earlier sends to this recipient ran late and its window is still full: wait.
+		if err = workflow.Sleep(ctx, res.ThrottledFor); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		if !res.Recorded {
 			// Sent, but the activity could not write it down: record it here, never resend.

@@ -92,16 +92,19 @@ CREATE TABLE notification_attempts (
     PRIMARY KEY (delivery_id, attempt)
 );
 
--- The per-recipient throttle: the send slot reserved for each delivery. At most
--- NOTIFICATION_RECIPIENT_LIMIT slots of a channel and recipient fall in any window; a delivery
--- over the limit gets a later slot and its workflow sleeps until then.
+-- The per-recipient throttle: the send slot reserved for each delivery and, once it is let
+-- through, when (admitted_at). At most NOTIFICATION_RECIPIENT_LIMIT slots, and admissions, of a
+-- channel and recipient fall in any window; a delivery over the limit gets a later slot and its
+-- workflow sleeps until then.
 CREATE TABLE notification_throttle_slots (
     delivery_id   TEXT PRIMARY KEY,
     channel       TEXT        NOT NULL,
     recipient_key TEXT        NOT NULL,
-    slot_at       TIMESTAMPTZ NOT NULL
+    slot_at       TIMESTAMPTZ NOT NULL,
+    admitted_at   TIMESTAMPTZ
 );
 CREATE INDEX notification_throttle_slots_recipient_idx ON notification_throttle_slots (channel, recipient_key, slot_at DESC);
+CREATE INDEX notification_throttle_slots_admitted_idx ON notification_throttle_slots (channel, recipient_key, admitted_at DESC);
 
 -- The seed's templates, so its example requests work out of the box.
 INSERT INTO notification_templates (id, channel, description, current_version, created_at, updated_at) VALUES
