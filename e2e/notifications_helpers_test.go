@@ -58,21 +58,23 @@ func (c *call) notification(id string) notificationReply {
 // waitNotification polls a notification until its status is one of want.
 func (c *call) waitNotification(id string, timeout time.Duration, want ...string) notificationReply {
 	c.t.Helper()
-	var n notificationReply
-	eventually(c.t, timeout, "notification "+id+" to become "+want[0], func() bool {
-		n = c.notification(id)
+	deadline := time.Now().Add(timeout)
+	for {
+		n := c.notification(id)
 		for _, w := range want {
 			if n.Status == w {
-				return true
+				return n
 			}
 		}
-		return false
-	})
-	return n
+		if time.Now().After(deadline) {
+			c.t.Fatalf("notification %s is %s after %v, want %v: %+v", id, n.Status, timeout, want, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // storedEvents returns the events of a type in the stack's database.
-func storedEvents(t *testing.T, cfg *config.Config, typ string) []store.Event {
+func storedEvents(t testing.TB, cfg *config.Config, typ string) []store.Event {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
 	if err != nil {
