@@ -151,10 +151,11 @@ func (s *Server) listNotifications(c echo.Context) error {
 // It carries no API key: X-Twilio-Signature, checked against TWILIO_AUTH_TOKEN over the URL
 // Twilio was given (PUBLIC_URL + path + query) and the form fields, authenticates it.
 func (s *Server) twilioStatus(c echo.Context) error {
-	form, err := c.FormParams()
-	if err != nil {
+	// Only the body's fields are signed (the query is part of the URL): PostForm, not Form.
+	if err := c.Request().ParseForm(); err != nil {
 		return BadRequest("expected a form-encoded body: %s", err.Error())
 	}
+	form := c.Request().PostForm
 	params := make(map[string]string, len(form))
 	for k, v := range form {
 		if len(v) > 0 {

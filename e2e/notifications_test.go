@@ -32,7 +32,7 @@ func TestNotificationsEmail(t *testing.T) {
 		"SMTP_FROM": "Automation <noreply@example.com>", "SMTP_RATE_PER_SECOND": "200",
 		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "200ms", "NOTIFICATION_RETRY_MAX_INTERVAL": "1s",
 		"NOTIFICATION_RETRY_MAX_ATTEMPTS": "5",
-		"NOTIFICATION_RECIPIENT_LIMIT": "10", "NOTIFICATION_RECIPIENT_WINDOW": window.String(),
+		"NOTIFICATION_RECIPIENT_LIMIT":    "10", "NOTIFICATION_RECIPIENT_WINDOW": window.String(),
 		"RATE_LIMIT_PER_SECOND": "500", "RATE_LIMIT_BURST": "500", "MAX_BODY_BYTES": "65536",
 	})
 	s := startEmbedded(t, cfg)
@@ -142,7 +142,7 @@ func TestNotificationsEmail(t *testing.T) {
 
 	// Templates: create, version, preview, delete.
 	tpl := map[string]any{"id": "order_shipped", "channel": "email", "subject": "Order {{ order.id }} shipped",
-		"body": "Hi {{ name | title }}, {% if items|length > 1 %}{{ items|length }} items{% else %}one item{% endif %} on the way.",
+		"body":      "Hi {{ name | title }}, {% if items|length > 1 %}{{ items|length }} items{% else %}one item{% endif %} on the way.",
 		"html_body": "<p>{{ name }}</p>"}
 	if r := c.post("/api/v1/notifications/templates", tpl); r.Status != 201 {
 		t.Fatalf("create template: %d %s", r.Status, r.Body)
