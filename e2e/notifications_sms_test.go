@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/internal/twiliotest"
 )
 
@@ -15,11 +17,16 @@ func TestNotificationsSMS(t *testing.T) {
 	fake := twiliotest.Start(t)
 	fake.Fail("+15005550001", &twiliotest.Failure{Status: 400, Code: 21211, Message: "The 'To' number +15005550001 is not a valid phone number."})
 	fake.Fail("+15005550002", &twiliotest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests"}, nil)
-	cfg := testConfig(t, t.TempDir(), map[string]string{
+	// This stack keeps its tables in Postgres and its rate limits in Redis (the email test runs
+	// on the SQLite files of `make run`).
+	dataDir := t.TempDir()
+	env := map[string]string{
 		"TWILIO_ACCOUNT_SID": twiliotest.AccountSID, "TWILIO_AUTH_TOKEN": twiliotest.AuthToken,
 		"TWILIO_FROM_NUMBER": twiliotest.From, "TWILIO_API_URL": fake.URL,
 		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "200ms", "NOTIFICATION_RETRY_MAX_INTERVAL": "1s",
-	})
+		"DATABASE_URL": testenv.PostgresURL(t), "REDIS_URL": testenv.RedisURL(t),
+	}
+	cfg := testConfig(t, dataDir, env)
 	s := startEmbedded(t, cfg)
 	c := s.client(t)
 
@@ -128,6 +135,30 @@ func TestNotificationsSMS(t *testing.T) {
 			t.Errorf("bad sms %v: %d %s", tc.body, r.Status, r.Body)
 		}
 	}
+	// Accepted means durable: a scheduled SMS survives a stop of the whole service and is sent
+	// after the restart.
+	at := time.Now().Add(3 * time.Second).UTC()
+	r = c.post("/api/v1/notifications/sms", map[string]any{"to": []string{"+14155550199"}, "message": "later",
+		"send_at": at.Format(time.RFC3339Nano)})
+	if r.Status != 202 {
+		t.Fatalf("scheduled sms: %d %s", r.Status, r.Body)
+	}
+	scheduled := r.JSON(t)["id"].(string)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	env["TEMPORAL_PORT"] = fmt.Sprint(cfg.TemporalPort)
+	s = startEmbedded(t, testConfig(t, dataDir, env))
+	c = s.client(t)
+	if n := c.waitNotification(scheduled, 60*time.Second, "sent", "failed"); n.Status != "sent" {
+		t.Errorf("scheduled sms after a restart: %+v", n)
+	}
+	for _, q := range fake.Requests() {
+		if q.To == "+14155550199" && q.At.Before(at) {
+			t.Errorf("sent at %v, before its send_at %v", q.At, at)
+		}
+	}
+
 	if out, code := s.starter(t, "notifications", "send-sms", "--to", "+14155550123", "--template", "verification_sms",
 		"--data", `{"code": "9876", "app_name": "Acme"}`); code != 0 || !strings.Contains(out, "queued") {
 		t.Errorf("starter send-sms: exit %d\n%s", code, out)

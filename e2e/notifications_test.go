@@ -100,13 +100,28 @@ func TestNotificationsEmail(t *testing.T) {
 		t.Errorf("failed event %+v %v", failedEv, fdata)
 	}
 
-	// The same Idempotency-Key twice sends once; with another body it is refused.
+	// The same Idempotency-Key, five times at once and once more later, sends once; with another
+	// body it is refused.
 	body := map[string]any{"to": []string{"idem@example.com"}, "subject": "once", "body": "only once"}
-	first := c.post("/api/v1/notifications/email", body, "Idempotency-Key", "order-42")
+	replies := make([]reply, 5)
+	var rwg sync.WaitGroup
+	for i := range replies {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			replies[i] = c.post("/api/v1/notifications/email", body, "Idempotency-Key", "order-42")
+		}()
+	}
+	rwg.Wait()
+	first := replies[0]
+	for _, r := range replies {
+		if r.Status != 202 || r.JSON(t)["id"] != first.JSON(t)["id"] {
+			t.Fatalf("concurrent idempotent sends: %d %s / %d %s", first.Status, first.Body, r.Status, r.Body)
+		}
+	}
 	second := c.post("/api/v1/notifications/email", body, "Idempotency-Key", "order-42")
-	if first.Status != 202 || second.Status != 202 || first.JSON(t)["id"] != second.JSON(t)["id"] ||
-		second.Header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("idempotent sends: %d %s / %d %s", first.Status, first.Body, second.Status, second.Body)
+	if second.Status != 202 || second.JSON(t)["id"] != first.JSON(t)["id"] || second.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("repeated idempotent send: %d %s %v", second.Status, second.Body, second.Header)
 	}
 	c.waitNotification(first.JSON(t)["id"].(string), 30*time.Second, "sent")
 	if r := c.post("/api/v1/notifications/email", map[string]any{"to": []string{"idem@example.com"}, "subject": "other", "body": "x"},

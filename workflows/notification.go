@@ -166,7 +166,7 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 			_ = workflow.ExecuteActivity(bookkeeping, a.RecordSent, activities.RecordSentInput{DeliveryID: d.ID, Result: res}).Get(ctx, nil)
 		}
 		out.Status, out.Attempt, out.ProviderMessageID = store.StatusSent, res.Attempt, res.ProviderMessageID
-		publish(ctx, bookkeeping, in.Spec, d, EventNotificationSent, activities.NotificationEventData{
+		publish(ctx, lctx, in.Spec, d, EventNotificationSent, activities.NotificationEventData{
 			Status: store.StatusSent, Attempt: res.Attempt, Provider: res.Provider,
 			ProviderMessageID: res.ProviderMessageID, ProviderStatus: res.ProviderStatus,
 		})
@@ -180,7 +180,7 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 		DeliveryID: d.ID, Reason: reason, Code: code}).Get(ctx, &changed); ferr != nil {
 		workflow.GetLogger(ctx).Error("mark delivery failed", "delivery_id", d.ID, "error", ferr)
 	}
-	publish(ctx, bookkeeping, in.Spec, d, EventNotificationFailed, activities.NotificationEventData{
+	publish(ctx, lctx, in.Spec, d, EventNotificationFailed, activities.NotificationEventData{
 		Status: store.StatusFailed, Error: reason, ErrorCode: code,
 	})
 	return out
@@ -194,12 +194,13 @@ const (
 )
 
 // publish emits an event about one delivery with a deterministic id, so a retried activity or
-// a replay stores it once.
-func publish(ctx, actx workflow.Context, spec activities.NotificationSpec, d activities.DeliverySpec, typ string, data activities.NotificationEventData) {
+// a replay stores it once. It runs as a local activity: storing an event is a quick database
+// write, and this spares a task-queue round trip per delivery.
+func publish(ctx, lctx workflow.Context, spec activities.NotificationSpec, d activities.DeliverySpec, typ string, data activities.NotificationEventData) {
 	var ev *activities.Events
 	e := activities.NotificationEvent(typ, spec, d, data)
 	e.OccurredAt = workflow.Now(ctx)
-	if err := workflow.ExecuteActivity(actx, ev.Publish, activities.PublishInput{Event: e}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, ev.Publish, activities.PublishInput{Event: e}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("publish event", "type", typ, "delivery_id", d.ID, "error", err)
 	}
 }
