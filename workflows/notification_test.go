@@ -167,7 +167,10 @@ func TestSendNotificationWaitsForSendAtAndThrottleSlots(t *testing.T) {
 		return activities.SlotsResult{Slots: []time.Time{sendAt, sendAt.Add(6 * time.Second)}}, nil
 	})
 	env.OnActivity(a.DeliverEmail, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
-		rec.attempt(in.DeliveryID, env.Now())
+		if n := rec.attempt(in.DeliveryID, env.Now()); in.DeliveryID == "d2" && n == 1 {
+			// Admission at send time finds the recipient's window full: wait, then try again.
+			return activities.DeliverResult{ThrottledFor: 2 * time.Second}, nil
+		}
 		// The first one could not be written down: the workflow must record it, not resend it.
 		return activities.DeliverResult{Attempt: 1, ProviderMessageID: "m-" + in.DeliveryID, Recorded: in.DeliveryID != "d1"}, nil
 	})
@@ -181,8 +184,9 @@ func TestSendNotificationWaitsForSendAtAndThrottleSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	d1, d2 := rec.calls["d1"], rec.calls["d2"]
-	if len(d1) != 1 || len(d2) != 1 || d1[0].Before(sendAt) || d2[0].Before(sendAt.Add(6*time.Second)) {
-		t.Errorf("sent at %v and %v; send_at %v, second slot +6 s", d1, d2, sendAt)
+	if len(d1) != 1 || len(d2) != 2 || d1[0].Before(sendAt) || d2[0].Before(sendAt.Add(6*time.Second)) ||
+		d2[1].Sub(d2[0]) < 2*time.Second {
+		t.Errorf("sent at %v and %v; send_at %v, second slot +6 s, then throttled 2 s", d1, d2, sendAt)
 	}
 	if len(recorded) != 1 || recorded[0] != "d1=m-d1" {
 		t.Errorf("recorded %v", recorded)
