@@ -54,7 +54,7 @@ func TestDeliverEmailNeverSendsTwice(t *testing.T) {
 		return nil
 	})
 	a := &activities.Notifications{Store: openStore(t), SMS: sms.Unconfigured{},
-		Email: email.New(email.Config{Host: mail.Host, Port: mail.Port, From: "noreply@example.com", Timeout: 5 * time.Second}),
+		Email:          email.New(email.Config{Host: mail.Host, Port: mail.Port, From: "noreply@example.com", Timeout: 5 * time.Second}),
 		RecipientLimit: 10, RecipientWindow: time.Minute}
 	spec := prepared(t, a, "email", "ada@example.com", "nobody@example.com")
 	var s testsuite.WorkflowTestSuite
