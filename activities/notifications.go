@@ -132,8 +132,15 @@ type SlotsResult struct {
 // reserves throttle slots when asked. Workflows run it as a local activity: its input, the
 // whole notification, is then not copied into the history again.
 func (a *Notifications) Prepare(ctx context.Context, in PrepareInput) (SlotsResult, error) {
-	if _, err := a.Store.InsertNotification(ctx, in.Spec.Row()); err != nil {
+	// Usually the API stored it: a read spares a write transaction.
+	exists, err := a.Store.NotificationExists(ctx, in.Spec.ID)
+	if err != nil {
 		return SlotsResult{}, fmt.Errorf("prepare notification %s: %w", in.Spec.ID, err)
+	}
+	if !exists {
+		if _, err := a.Store.InsertNotification(ctx, in.Spec.Row()); err != nil {
+			return SlotsResult{}, fmt.Errorf("prepare notification %s: %w", in.Spec.ID, err)
+		}
 	}
 	if !in.Reserve {
 		return SlotsResult{}, nil

@@ -138,6 +138,13 @@ func (s *Store) InsertNotification(ctx context.Context, n *Notification) (insert
 	return inserted, nil
 }
 
+// NotificationExists reports whether a notification with id is stored.
+func (s *Store) NotificationExists(ctx context.Context, id string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Notification{}).Where("id = ?", id).Limit(1).Count(&n).Error
+	return n > 0, classify(err)
+}
+
 // GetNotification returns a notification with its deliveries and their attempts.
 func (s *Store) GetNotification(ctx context.Context, id string) (Notification, error) {
 	var n Notification

@@ -71,7 +71,7 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 func (t *Twilio) Name() string { return "twilio" }
 
 // Send implements Provider.
-func (t *Twilio) Send(ctx context.Context, m Message) (Result, error) {
+func (t *Twilio) Send(_ context.Context, m Message) (Result, error) {
 	params := &openapi.CreateMessageParams{}
 	params.SetTo(m.To).SetBody(m.Body)
 	if t.cfg.MessagingServiceSID != "" {
@@ -82,32 +82,19 @@ func (t *Twilio) Send(ctx context.Context, m Message) (Result, error) {
 	if m.StatusCallback != "" {
 		params.SetStatusCallback(m.StatusCallback)
 	}
-	// twilio-go takes no context; the HTTP client's timeout bounds the call instead.
-	type reply struct {
-		msg *openapi.ApiV2010Message
-		err error
-	}
-	done := make(chan reply, 1)
-	go func() {
-		msg, err := t.rest.Api.CreateMessage(params)
-		done <- reply{msg, err}
-	}()
-	var r reply
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		// The request may still reach Twilio: report it as transient like any timeout.
-		return Result{}, &Error{Provider: "twilio", Message: "cancelled: " + ctx.Err().Error(), Err: ctx.Err()}
-	}
-	if r.err != nil {
-		return Result{}, twilioError(r.err)
+	// twilio-go takes no context; the HTTP client's timeout bounds the call. It is not abandoned
+	// when ctx ends: Twilio may accept a request we stopped waiting for, and a retry would then
+	// send the message twice.
+	msg, err := t.rest.Api.CreateMessage(params)
+	if err != nil {
+		return Result{}, twilioError(err)
 	}
 	res := Result{}
-	if r.msg.Sid != nil {
-		res.MessageID = *r.msg.Sid
+	if msg.Sid != nil {
+		res.MessageID = *msg.Sid
 	}
-	if r.msg.Status != nil {
-		res.Status = *r.msg.Status
+	if msg.Status != nil {
+		res.Status = *msg.Status
 	}
 	if res.MessageID == "" {
 		return Result{}, &Error{Provider: "twilio", Message: "Twilio accepted the message but returned no SID"}
