@@ -163,6 +163,13 @@ func TestNotificationsSMS(t *testing.T) {
 		"--data", `{"code": "9876", "app_name": "Acme"}`); code != 0 || !strings.Contains(out, "queued") {
 		t.Errorf("starter send-sms: exit %d\n%s", code, out)
 	}
+	if out, code := s.starter(t, "notifications", "render", "welcome_email", "--data", `{"user_name": "Ada", "app_name": "Acme"}`); code != 0 ||
+		!strings.Contains(out, "Subject: Welcome to Acme, Ada!") || !strings.Contains(out, "<strong>Acme</strong>") {
+		t.Errorf("starter render: exit %d\n%s", code, out)
+	}
+	if out, code := s.starter(t, "notifications", "render", "welcome_email", "--data", `{"app_name": "Acme"}`); code != 1 || !strings.Contains(out, "user_name") {
+		t.Errorf("starter render with a missing variable: exit %d\n%s", code, out)
+	}
 	eventually(t, 30*time.Second, "the CLI's SMS", func() bool {
 		for _, q := range fake.Requests() {
 			if q.To == "+14155550123" && q.Body == "Your Acme code is 9876" {
