@@ -73,7 +73,8 @@ func SendNotification(ctx workflow.Context, in NotificationInput) (NotificationR
 			return NotificationResult{}, err
 		}
 		if err := workflow.Sleep(ctx, spec.SendAt.Sub(now)); err != nil {
-			return NotificationResult{}, err
+			// Cancelled (from Temporal's UI or CLI) before send_at: nothing was sent.
+			return cancelled(ctx, lctx, in, err)
 		}
 		err := workflow.ExecuteLocalActivity(lctx, a.ReserveSlots, activities.ReserveInput{
 			Channel: spec.Channel, Deliveries: spec.Deliveries}).Get(ctx, &slots)
@@ -122,8 +123,7 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 	out := DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient}
 	if wait := slot.Sub(workflow.Now(ctx)); wait > 0 {
 		if err := workflow.Sleep(ctx, wait); err != nil {
-			out.Status, out.Error = store.StatusFailed, err.Error()
-			return out
+			return fail(ctx, lctx, in.Spec, d, err)
 		}
 	}
 	queue, method := EmailTaskQueue, any(a.DeliverEmail)
@@ -140,7 +140,9 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 			MaximumAttempts:    int32(in.Retry.MaximumAttempts),
 		},
 		Priority: temporal.Priority{PriorityKey: priorityKey(in.Spec.Priority)},
-		Summary:  in.Spec.Channel + " to " + d.Recipient,
+		// On cancellation, let a send in progress finish so that what it did is recorded.
+		WaitForCancellation: true,
+		Summary:             in.Spec.Channel + " to " + d.Recipient,
 	})
 	bookkeeping := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -173,17 +175,41 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 		return out
 	}
 
+	return fail(ctx, lctx, in.Spec, d, err)
+}
+
+// fail marks a delivery failed with the reason err gives and emits notification.failed. When
+// the workflow was cancelled it does so on a disconnected context, so the record is still kept.
+func fail(ctx, lctx workflow.Context, spec activities.NotificationSpec, d activities.DeliverySpec, err error) DeliveryOutcome {
+	var a *activities.Notifications
 	reason, code := failureReason(err)
-	out.Status, out.Error = store.StatusFailed, reason
+	if temporal.IsCanceledError(err) {
+		reason = "cancelled before it was sent"
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+		lctx, _ = workflow.NewDisconnectedContext(lctx)
+	}
 	var changed bool
 	if ferr := workflow.ExecuteLocalActivity(lctx, a.FailDelivery, activities.FailInput{
 		DeliveryID: d.ID, Reason: reason, Code: code}).Get(ctx, &changed); ferr != nil {
 		workflow.GetLogger(ctx).Error("mark delivery failed", "delivery_id", d.ID, "error", ferr)
 	}
-	publish(ctx, lctx, in.Spec, d, EventNotificationFailed, activities.NotificationEventData{
-		Status: store.StatusFailed, Error: reason, ErrorCode: code,
-	})
-	return out
+	if changed {
+		publish(ctx, lctx, spec, d, EventNotificationFailed, activities.NotificationEventData{
+			Status: store.StatusFailed, Error: reason, ErrorCode: code,
+		})
+	}
+	return DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient, Status: store.StatusFailed, Error: reason}
+}
+
+// cancelled records every delivery of a notification cancelled before send_at as failed and
+// returns the cancellation.
+func cancelled(ctx, lctx workflow.Context, in NotificationInput, cause error) (NotificationResult, error) {
+	res := NotificationResult{Status: store.StatusFailed}
+	for _, d := range in.Spec.Deliveries {
+		res.Deliveries = append(res.Deliveries, fail(ctx, lctx, in.Spec, d, cause))
+		res.Failed++
+	}
+	return res, cause
 }
 
 // Event types this workflow and the provider callbacks emit.

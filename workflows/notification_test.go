@@ -192,3 +192,26 @@ func TestSendNotificationWaitsForSendAtAndThrottleSlots(t *testing.T) {
 		t.Errorf("recorded %v", recorded)
 	}
 }
+
+func TestSendNotificationCancelledBeforeSendAt(t *testing.T) {
+	env, rec := newEnv(t)
+	var a *activities.Notifications
+	sendAt := env.Now().Add(time.Hour)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.SlotsResult{}, nil)
+	var failed []activities.FailInput
+	env.OnActivity(a.FailDelivery, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FailInput) (bool, error) {
+		failed = append(failed, in)
+		return true, nil
+	})
+	env.RegisterDelayedCallback(env.CancelWorkflow, 10*time.Minute)
+	env.ExecuteWorkflow(workflows.SendNotification, notificationInput("email", &sendAt, "a@example.com", "b@example.com"))
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("workflow error %v, want cancelled", err)
+	}
+	if len(failed) != 2 || failed[0].Reason != "cancelled before it was sent" {
+		t.Errorf("failed deliveries %+v", failed)
+	}
+	if len(rec.events) != 2 || rec.events[0].Type != "notification.failed" || len(rec.calls) != 0 {
+		t.Errorf("events %+v, sends %v", rec.events, rec.calls)
+	}
+}
