@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/smtptest"
+	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
 )
 
 // TestNotificationsEmail drives email notifications over HTTP on the embedded stack, delivered
@@ -131,6 +138,47 @@ func TestNotificationsEmail(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := mail.RcptCount("idem@example.com"); n != 1 {
 		t.Errorf("idempotent notification reached the SMTP server %d times", n)
+	}
+
+	// The Go API other domains call (a workflow step, a rule action), on the same stack.
+	st, err := store.Open(context.Background(), store.Options{SQLitePath: cfg.SQLitePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := notify.New(notify.Options{Config: cfg, Store: st, Temporal: s.Temporal, Templates: templating.New(0),
+		Events: events.NewBus(st, slog.Default())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := store.Event{ID: "evt-user-created-1", CorrelationID: "evt-root", Depth: 1, Type: "user.created"}
+	req := notify.EmailRequest{To: []string{"go-api@example.com"}, TemplateID: "welcome_email",
+		TemplateData: map[string]any{"user_name": "Grace", "app_name": "Rules"}, IdempotencyKey: "rule:r1:evt-user-created-1", Cause: &cause}
+	viaGo, err := svc.SendEmail(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := svc.SendEmail(context.Background(), req)
+	if err != nil || again.ID != viaGo.ID || !again.Replayed {
+		t.Errorf("repeated Go send: %+v %v", again, err)
+	}
+	actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done, err := svc.Await(actx, viaGo.ID)
+	cancel()
+	if err != nil || done.Status != "sent" || done.Subject != "Welcome to Rules, Grace!" {
+		t.Errorf("await: %+v %v", done, err)
+	}
+	if _, err := svc.SendSMS(context.Background(), notify.SMSRequest{To: []string{"+14155550100"}, Message: "x"}); !errors.Is(err, notify.ErrChannelNotConfigured) {
+		t.Errorf("sms without Twilio: %v", err)
+	}
+	var caused int
+	for _, e := range storedEvents(t, cfg, "notification.sent") {
+		if e.Subject == viaGo.ID && e.CausationID == cause.ID && e.CorrelationID == "evt-root" && e.Depth == 2 {
+			caused++
+		}
+	}
+	if caused != 1 {
+		t.Errorf("%d notification.sent events continue the cause's chain, want 1", caused)
 	}
 
 	// Bad input.

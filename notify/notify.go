@@ -174,6 +174,23 @@ func (s *Service) Get(ctx context.Context, id string) (Notification, error) {
 	return s.store.GetNotification(ctx, id)
 }
 
+// Await blocks until every delivery of notification id has been sent or has failed (its
+// SendNotification workflow finished) or ctx ends, and returns the notification then. A
+// scheduled notification waits for its send_at; an SMS may still become delivered afterwards.
+// Callers inside an activity should heartbeat while they wait.
+func (s *Service) Await(ctx context.Context, id string) (Notification, error) {
+	n, err := s.store.GetNotification(ctx, id)
+	if err != nil {
+		return n, err
+	}
+	var res workflows.NotificationResult
+	if err := s.temporal.GetWorkflow(ctx, n.WorkflowID, "").Get(ctx, &res); err != nil && ctx.Err() != nil {
+		return n, ctx.Err()
+	}
+	// A failed or cancelled workflow has recorded its deliveries as failed: read what it left.
+	return s.store.GetNotification(ctx, id)
+}
+
 // Filter narrows List.
 type Filter = store.NotificationFilter
 
