@@ -167,7 +167,10 @@ func (s *Server) twilioStatus(c echo.Context) error {
 		Signature: c.Request().Header.Get("X-Twilio-Signature"),
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("delivery", c.QueryParam("delivery_id")+params["MessageSid"])
+		if id := c.QueryParam("delivery_id"); id != "" {
+			return NotFound("delivery", id)
+		}
+		return NotFound("message", params["MessageSid"])
 	}
 	if err != nil {
 		return notifyError(err)
