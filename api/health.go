@@ -22,11 +22,15 @@ type Check struct {
 	Probe func(ctx context.Context) error
 	// Optional dependencies are reported but do not make /ready fail.
 	Optional bool
+	// NotConfigured, when set, says why a feature's dependency is not configured (an email
+	// channel without SMTP_HOST): it is reported as status not_configured with this reason, not
+	// probed, and makes nothing degraded or unready.
+	NotConfigured string
 }
 
 // CheckResult is a Check's outcome.
 type CheckResult struct {
-	Status    string  `json:"status"` // up or down
+	Status    string  `json:"status"` // up, down or not_configured
 	Mode      string  `json:"mode"`
 	LatencyMS float64 `json:"latency_ms"`
 	Optional  bool    `json:"optional,omitempty"`
@@ -45,7 +49,9 @@ func (s *Server) runChecks(ctx context.Context) map[string]CheckResult {
 		go func() {
 			defer wg.Done()
 			r := CheckResult{Status: "up", Mode: chk.Mode, Optional: chk.Optional}
-			if chk.Probe != nil {
+			if chk.NotConfigured != "" {
+				r.Status, r.Error = "not_configured", chk.NotConfigured
+			} else if chk.Probe != nil {
 				pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 				start := time.Now()
 				err := chk.Probe(pctx)
@@ -68,7 +74,7 @@ func (s *Server) runChecks(ctx context.Context) map[string]CheckResult {
 func failing(results map[string]CheckResult) []string {
 	var out []string
 	for name, r := range results {
-		if r.Status != "up" && !r.Optional {
+		if r.Status == "down" && !r.Optional {
 			out = append(out, name)
 		}
 	}
@@ -93,7 +99,7 @@ func (s *Server) healthDetailed(c echo.Context) error {
 		status, code = "unhealthy", http.StatusServiceUnavailable
 	} else {
 		for _, r := range results {
-			if r.Status != "up" {
+			if r.Status == "down" {
 				status = "degraded"
 			}
 		}

@@ -17,8 +17,11 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
 )
 
 // Options are the server's dependencies.
@@ -37,6 +40,8 @@ type Options struct {
 	Checks []Check
 	// Modes says how each part runs ("temporal": "embedded", …), for /info and the start-up log.
 	Modes map[string]string
+	// Notify is the notification module; New builds one over Store and Temporal when nil.
+	Notify *notify.Service
 }
 
 // Server is the HTTP API.
@@ -48,6 +53,7 @@ type Server struct {
 	store    *store.Store
 	temporal client.Client
 	limiter  ratelimit.Limiter
+	notify   *notify.Service
 	metrics  *httpMetrics
 	spec     *openAPISpec
 	started  time.Time
@@ -73,9 +79,16 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Notify == nil {
+		o.Notify, err = notify.New(notify.Options{Config: o.Config, Store: o.Store, Temporal: o.Temporal,
+			Templates: templating.New(0), Events: events.NewBus(o.Store, o.Logger), Log: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, metrics: m, spec: spec, started: time.Now(),
+		limiter: o.Limiter, notify: o.Notify, metrics: m, spec: spec, started: time.Now(),
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -106,6 +119,19 @@ func (s *Server) routes() {
 	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
 	v1.GET("/workflows", s.listWorkflows)
 	v1.POST("/diagnostics/ping", s.ping)
+
+	v1.POST("/notifications/email", s.sendEmail)
+	v1.POST("/notifications/sms", s.sendSMS)
+	v1.GET("/notifications", s.listNotifications)
+	v1.GET("/notifications/:id", s.getNotification)
+	v1.GET("/notifications/templates", s.listTemplates)
+	v1.POST("/notifications/templates", s.createTemplate)
+	v1.GET("/notifications/templates/:id", s.getTemplate)
+	v1.PUT("/notifications/templates/:id", s.updateTemplate)
+	v1.DELETE("/notifications/templates/:id", s.deleteTemplate)
+	v1.POST("/notifications/templates/:id/render", s.renderTemplate)
+	// Providers cannot send our API key; their signature authenticates them instead.
+	e.POST("/api/v1/notifications/providers/twilio/status", s.twilioStatus, s.rateLimit)
 
 }
 

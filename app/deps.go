@@ -26,6 +26,7 @@ import (
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
@@ -46,6 +47,8 @@ type Deps struct {
 	Templates *templating.Engine
 	// Egress guards every outbound HTTP request against SSRF.
 	Egress *netguard.Policy
+	// Notify is the notification module (email, SMS, templates, delivery tracking).
+	Notify *notify.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -126,6 +129,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
+	d.Notify, err = notify.New(notify.Options{
+		Config: cfg, Store: d.Store, Temporal: d.Temporal, Templates: d.Templates, Events: d.Events,
+		Log: log.With("component", "notify"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	ok = true
 	return d, nil
 }
@@ -171,7 +181,24 @@ func (d *Deps) Checks() []api.Check {
 	} else {
 		checks = append(checks, api.Check{Name: "redis", Mode: "in-process"})
 	}
-	return checks
+	return append(checks, d.notificationChecks()...)
+}
+
+// notificationChecks report the notification channels: the SMTP server is probed (optional: a
+// mail server down delays email, which is retried, but serves everything else); an
+// unconfigured channel says so.
+func (d *Deps) notificationChecks() []api.Check {
+	emailCheck := api.Check{Name: "email", Mode: "smtp", Optional: true, Probe: d.Notify.ProbeEmail}
+	if !d.Notify.EmailConfigured() {
+		emailCheck = api.Check{Name: "email", Mode: "not_configured", Optional: true,
+			NotConfigured: "not configured: set SMTP_HOST to send email"}
+	}
+	smsCheck := api.Check{Name: "sms", Mode: d.Notify.SMSProviderName(), Optional: true}
+	if !d.Notify.SMSConfigured() {
+		smsCheck = api.Check{Name: "sms", Mode: "not_configured", Optional: true,
+			NotConfigured: "not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID to send SMS"}
+	}
+	return []api.Check{emailCheck, smsCheck}
 }
 
 // Close releases every connection; it is safe on a partly opened Deps.

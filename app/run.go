@@ -90,6 +90,7 @@ func Run(ctx context.Context, o Options) error {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
+			Notify: deps.Notify,
 		})
 		if err != nil {
 			return err

@@ -9,6 +9,10 @@ import (
 
 // NewWorker builds the Temporal worker for this service's task queue with every workflow and
 // activity registered. WORKERS scales how many tasks it polls for and runs at once.
+//
+// Notification deliveries run on task queues of their own, one per channel, each with
+// Temporal's task-queue activity rate limit set to the provider's send rate: the returned
+// worker starts and stops those channel workers with itself.
 func NewWorker(d *Deps) worker.Worker {
 	n := d.Config.Workers
 	w := worker.New(d.Temporal, workflows.TaskQueue, worker.Options{
@@ -23,5 +27,69 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Diagnostics{Store: d.Store, Identity: identity()})
 	w.RegisterActivity(&activities.Events{Bus: d.Events})
-	return w
+
+	notifications := d.Notify.Activities()
+	w.RegisterWorkflow(workflows.SendNotification)
+	w.RegisterActivity(notifications)
+	email := worker.New(d.Temporal, workflows.EmailTaskQueue, worker.Options{
+		TaskQueueActivitiesPerSecond:       d.Config.SMTPRatePerSecond,
+		MaxConcurrentActivityExecutionSize: d.Config.SMTPMaxConnections * n,
+		MaxConcurrentActivityTaskPollers:   2 * n,
+		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
+		DisableWorkflowWorker:              true,
+	})
+	email.RegisterActivity(notifications.DeliverEmail)
+	sms := worker.New(d.Temporal, workflows.SMSTaskQueue, worker.Options{
+		TaskQueueActivitiesPerSecond:       d.Config.TwilioRatePerSecond,
+		MaxConcurrentActivityExecutionSize: 50 * n,
+		MaxConcurrentActivityTaskPollers:   2 * n,
+		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
+		DisableWorkflowWorker:              true,
+	})
+	sms.RegisterActivity(notifications.DeliverSMS)
+	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms}}
 }
+
+// workerGroup is the main worker (registrations go to it) plus workers of other task queues
+// that start and stop with it.
+type workerGroup struct {
+	worker.Worker
+	extra []worker.Worker
+}
+
+// Start starts every worker, or none.
+func (g *workerGroup) Start() error {
+	if err := g.Worker.Start(); err != nil {
+		return err
+	}
+	for i, w := range g.extra {
+		if err := w.Start(); err != nil {
+			for _, started := range g.extra[:i] {
+				started.Stop()
+			}
+			g.Worker.Stop()
+			return err
+		}
+	}
+	return nil
+}
+
+// Run starts every worker and blocks until the interrupt channel fires, then stops them.
+func (g *workerGroup) Run(interruptCh <-chan any) error {
+	if err := g.Start(); err != nil {
+		return err
+	}
+	<-interruptCh
+	g.Stop()
+	return nil
+}
+
+// Stop stops every worker, the channel workers first, waiting for running activities.
+func (g *workerGroup) Stop() {
+	for _, w := range g.extra {
+		w.Stop()
+	}
+	g.Worker.Stop()
+}
+
+var _ worker.Worker = (*workerGroup)(nil)

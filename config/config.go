@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -69,6 +70,33 @@ type Config struct {
 	SMTPPassword string `env:"SMTP_PASSWORD"`
 	SMTPUseTLS   bool   `env:"SMTP_USE_TLS" envDefault:"true"`
 	SMTPFrom     string `env:"SMTP_FROM" envDefault:"automation@localhost"`
+	// SMTPTimeout bounds connecting to and talking with the SMTP server, per message.
+	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"30s"`
+	// SMTPRatePerSecond caps emails handed to the SMTP server per second across every worker
+	// (a Temporal task-queue activity rate limit); SMTPMaxConnections caps the messages one
+	// worker process sends at once.
+	SMTPRatePerSecond  float64 `env:"SMTP_RATE_PER_SECOND" envDefault:"10"`
+	SMTPMaxConnections int     `env:"SMTP_MAX_CONNECTIONS" envDefault:"10"`
+
+	// Twilio sends SMS. Either TWILIO_FROM_NUMBER (E.164) or TWILIO_MESSAGING_SERVICE_SID names
+	// the sender; the service SID wins when both are set.
+	TwilioAccountSID          string  `env:"TWILIO_ACCOUNT_SID"`
+	TwilioAuthToken           string  `env:"TWILIO_AUTH_TOKEN"`
+	TwilioFromNumber          string  `env:"TWILIO_FROM_NUMBER"`
+	TwilioMessagingServiceSID string  `env:"TWILIO_MESSAGING_SERVICE_SID"`
+	TwilioRatePerSecond       float64 `env:"TWILIO_RATE_PER_SECOND" envDefault:"10"`
+	// TwilioAPIURL replaces https://api.twilio.com (a local mock in development and tests).
+	TwilioAPIURL string `env:"TWILIO_API_URL"`
+
+	// NotificationRecipientLimit sends at most this many notifications of one channel to one
+	// recipient per NotificationRecipientWindow; more wait their turn (0 turns it off).
+	NotificationRecipientLimit  int           `env:"NOTIFICATION_RECIPIENT_LIMIT" envDefault:"10"`
+	NotificationRecipientWindow time.Duration `env:"NOTIFICATION_RECIPIENT_WINDOW" envDefault:"1m"`
+	// Retries of a transient delivery failure: exponential backoff from the initial interval,
+	// doubling up to the maximum interval, for at most NotificationRetryMaxAttempts attempts.
+	NotificationRetryInitialInterval time.Duration `env:"NOTIFICATION_RETRY_INITIAL_INTERVAL" envDefault:"10s"`
+	NotificationRetryMaxInterval     time.Duration `env:"NOTIFICATION_RETRY_MAX_INTERVAL" envDefault:"30m"`
+	NotificationRetryMaxAttempts     int           `env:"NOTIFICATION_RETRY_MAX_ATTEMPTS" envDefault:"10"`
 
 	// WebhookAllowedCIDRs are private ranges that outbound HTTP (webhooks, http_request steps)
 	// may reach anyway; everything non-public is refused otherwise (SSRF guard).
@@ -172,6 +200,7 @@ func (c *Config) normalize() error {
 	if c.RedisMaxConnections < 1 {
 		bad("REDIS_MAX_CONNECTIONS", "must be at least 1, got %d", c.RedisMaxConnections)
 	}
+	c.checkNotifications(bad)
 	if c.MaxBodyBytes < 1024 {
 		bad("MAX_BODY_BYTES", "must be at least 1024, got %d", c.MaxBodyBytes)
 	}
@@ -221,6 +250,61 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkNotifications validates the SMTP, Twilio and notification settings.
+func (c *Config) checkNotifications(bad func(name, format string, args ...any)) {
+	if c.SMTPTimeout <= 0 {
+		bad("SMTP_TIMEOUT", "must be positive, got %v", c.SMTPTimeout)
+	}
+	if c.SMTPRatePerSecond <= 0 {
+		bad("SMTP_RATE_PER_SECOND", "must be positive, got %v", c.SMTPRatePerSecond)
+	}
+	if c.SMTPMaxConnections < 1 {
+		bad("SMTP_MAX_CONNECTIONS", "must be at least 1, got %d", c.SMTPMaxConnections)
+	}
+	if c.SMTPHost != "" {
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			bad("SMTP_FROM", "must be an email address, got %q", c.SMTPFrom)
+		}
+	}
+	if c.TwilioRatePerSecond <= 0 {
+		bad("TWILIO_RATE_PER_SECOND", "must be positive, got %v", c.TwilioRatePerSecond)
+	}
+	if c.TwilioAccountSID != "" || c.TwilioAuthToken != "" {
+		if c.TwilioAccountSID == "" || c.TwilioAuthToken == "" {
+			bad("TWILIO_ACCOUNT_SID", "and TWILIO_AUTH_TOKEN must be set together")
+		}
+		if c.TwilioFromNumber == "" && c.TwilioMessagingServiceSID == "" {
+			bad("TWILIO_FROM_NUMBER", "or TWILIO_MESSAGING_SERVICE_SID is required with TWILIO_ACCOUNT_SID")
+		}
+	}
+	if c.TwilioAPIURL != "" {
+		if u, err := url.Parse(c.TwilioAPIURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("TWILIO_API_URL", "must be an absolute http(s) URL, got %q", c.TwilioAPIURL)
+		}
+	}
+	if c.NotificationRecipientLimit < 0 {
+		bad("NOTIFICATION_RECIPIENT_LIMIT", "must not be negative, got %d", c.NotificationRecipientLimit)
+	}
+	if c.NotificationRecipientWindow <= 0 {
+		bad("NOTIFICATION_RECIPIENT_WINDOW", "must be positive, got %v", c.NotificationRecipientWindow)
+	}
+	if c.NotificationRetryInitialInterval <= 0 || c.NotificationRetryMaxInterval < c.NotificationRetryInitialInterval {
+		bad("NOTIFICATION_RETRY_INITIAL_INTERVAL", "must be positive and at most NOTIFICATION_RETRY_MAX_INTERVAL")
+	}
+	if c.NotificationRetryMaxAttempts < 1 {
+		bad("NOTIFICATION_RETRY_MAX_ATTEMPTS", "must be at least 1, got %d", c.NotificationRetryMaxAttempts)
+	}
+}
+
+// EmailConfigured reports whether an SMTP server is configured (SMTP_HOST).
+func (c *Config) EmailConfigured() bool { return c.SMTPHost != "" }
+
+// SMSConfigured reports whether Twilio credentials and a sender are configured.
+func (c *Config) SMSConfigured() bool {
+	return c.TwilioAccountSID != "" && c.TwilioAuthToken != "" &&
+		(c.TwilioFromNumber != "" || c.TwilioMessagingServiceSID != "")
 }
 
 // normalizeDatabaseURL accepts the seed's SQLAlchemy forms (postgresql+asyncpg://…) and plain

@@ -61,7 +61,7 @@ func (b *logBuffer) String() string {
 }
 
 // testConfig is the configuration a test stack starts from: its own DATA_DIR and ports.
-func testConfig(t *testing.T, dataDir string, env map[string]string) *config.Config {
+func testConfig(t testing.TB, dataDir string, env map[string]string) *config.Config {
 	t.Helper()
 	base := map[string]string{
 		"ENV": "test", "DATA_DIR": dataDir, "LOG_LEVEL": "info",
@@ -79,7 +79,7 @@ func testConfig(t *testing.T, dataDir string, env map[string]string) *config.Con
 
 // startEmbedded runs the whole service in this process exactly as `make run` does (app.Run with
 // an embedded Temporal server), with the API on a free port. The stack stops when the test ends.
-func startEmbedded(t *testing.T, cfg *config.Config) *stack {
+func startEmbedded(t testing.TB, cfg *config.Config) *stack {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,7 +138,7 @@ func startEmbedded(t *testing.T, cfg *config.Config) *stack {
 }
 
 // testWriter sends the stack's log to the test log (shown with -v or on failure).
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -158,13 +158,13 @@ func (*sdkLogger) Error(string, ...any) {}
 
 // call is one HTTP request to the stack.
 type call struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	key    string
 	header http.Header
 }
 
-func (s *stack) client(t *testing.T) *call {
+func (s *stack) client(t testing.TB) *call {
 	return &call{t: t, base: s.URL, key: s.APIKey, header: http.Header{}}
 }
 
@@ -174,7 +174,7 @@ type reply struct {
 	Body   []byte
 }
 
-func (r reply) JSON(t *testing.T) map[string]any {
+func (r reply) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.Body, &m); err != nil {
@@ -184,7 +184,7 @@ func (r reply) JSON(t *testing.T) map[string]any {
 }
 
 // Decode unmarshals the body into v.
-func (r reply) Decode(t *testing.T, v any) {
+func (r reply) Decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode (%d) %s: %v", r.Status, r.Body, err)

@@ -1,0 +1,406 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/pyairtable/automation-domain/notify/email"
+	"github.com/pyairtable/automation-domain/notify/sms"
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// Notifications carries out the side effects of the SendNotification workflow: storing the
+// notification, reserving throttle slots, and sending each delivery through SMTP or the SMS
+// provider while recording every attempt.
+type Notifications struct {
+	Store *store.Store
+	Email *email.Sender
+	SMS   sms.Provider
+	// PublicURL is the API's address as providers reach it (status callbacks).
+	PublicURL string
+	// RecipientLimit sends per RecipientWindow to one recipient of a channel (0: no limit).
+	RecipientLimit  int
+	RecipientWindow time.Duration
+	// Now is the clock (tests replace it); nil means time.Now.
+	Now func() time.Time
+}
+
+// Error types of failed deliveries, for the workflow and for Temporal's UI.
+const (
+	ErrTypePermanent = "NotificationPermanentFailure"
+	ErrTypeTransient = "NotificationTransientFailure"
+)
+
+// NotificationSpec is a notification as the API accepted it: the rendered content and one
+// entry per recipient. It travels in the workflow's input so that the workflow can store it
+// itself if the API stopped between starting the workflow and writing the row.
+type NotificationSpec struct {
+	ID              string         `json:"id"`
+	Channel         string         `json:"channel"`
+	Subject         string         `json:"subject,omitempty"`
+	Body            string         `json:"body,omitempty"`
+	HTMLBody        string         `json:"html_body,omitempty"`
+	Cc              []string       `json:"cc,omitempty"`
+	Bcc             []string       `json:"bcc,omitempty"`
+	ReplyTo         string         `json:"reply_to,omitempty"`
+	TemplateID      string         `json:"template_id,omitempty"`
+	TemplateVersion int            `json:"template_version,omitempty"`
+	Priority        string         `json:"priority,omitempty"`
+	SendAt          *time.Time     `json:"send_at,omitempty"`
+	Metadata        map[string]any `json:"metadata,omitempty"`
+	IdempotencyKey  string         `json:"idempotency_key,omitempty"`
+	RequestHash     string         `json:"request_hash,omitempty"`
+	WorkflowID      string         `json:"workflow_id"`
+	CausationID     string         `json:"causation_id,omitempty"`
+	CorrelationID   string         `json:"correlation_id,omitempty"`
+	Depth           int            `json:"depth,omitempty"`
+	CreatedAt       time.Time      `json:"created_at"`
+	Deliveries      []DeliverySpec `json:"deliveries"`
+}
+
+// DeliverySpec is one recipient of a notification.
+type DeliverySpec struct {
+	ID        string `json:"id"`
+	Recipient string `json:"recipient"`
+	// RecipientKey is the normalized recipient the throttle and filters use.
+	RecipientKey string `json:"recipient_key"`
+}
+
+// Row is the notification as stored, every delivery queued.
+func (s NotificationSpec) Row() *store.Notification {
+	n := &store.Notification{
+		ID: s.ID, Channel: s.Channel, Status: store.StatusQueued, Subject: s.Subject, Body: s.Body,
+		HTMLBody: s.HTMLBody, Cc: store.MustJSON(nonNil(s.Cc)), Bcc: store.MustJSON(nonNil(s.Bcc)),
+		ReplyTo: s.ReplyTo, TemplateID: s.TemplateID, TemplateVersion: s.TemplateVersion,
+		Priority: s.Priority, SendAt: s.SendAt, Metadata: store.MustJSON(nonNilMap(s.Metadata)),
+		IdempotencyKey: s.IdempotencyKey, RequestHash: s.RequestHash, WorkflowID: s.WorkflowID,
+		CausationID: s.CausationID, CorrelationID: s.CorrelationID, Depth: s.Depth,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.CreatedAt,
+	}
+	for i, d := range s.Deliveries {
+		n.Deliveries = append(n.Deliveries, store.NotificationDelivery{
+			ID: d.ID, NotificationID: s.ID, Position: i, Recipient: d.Recipient, RecipientKey: d.RecipientKey,
+			Status: store.StatusQueued, UpdatedAt: s.CreatedAt,
+		})
+	}
+	return n
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func (a *Notifications) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// PrepareInput asks Prepare to store the notification and, with Reserve, to reserve the
+// throttle slots of its deliveries.
+type PrepareInput struct {
+	Spec    NotificationSpec `json:"spec"`
+	Reserve bool             `json:"reserve"`
+}
+
+// SlotsResult holds each delivery's send slot, in the order of the deliveries.
+type SlotsResult struct {
+	Slots []time.Time `json:"slots"`
+}
+
+// Prepare stores the notification unless it is stored already (the API normally has), and
+// reserves throttle slots when asked. Workflows run it as a local activity: its input, the
+// whole notification, is then not copied into the history again.
+func (a *Notifications) Prepare(ctx context.Context, in PrepareInput) (SlotsResult, error) {
+	// Usually the API stored it: a read spares a write transaction.
+	exists, err := a.Store.NotificationExists(ctx, in.Spec.ID)
+	if err != nil {
+		return SlotsResult{}, fmt.Errorf("prepare notification %s: %w", in.Spec.ID, err)
+	}
+	if !exists {
+		if _, err := a.Store.InsertNotification(ctx, in.Spec.Row()); err != nil {
+			return SlotsResult{}, fmt.Errorf("prepare notification %s: %w", in.Spec.ID, err)
+		}
+	}
+	if !in.Reserve {
+		return SlotsResult{}, nil
+	}
+	return a.ReserveSlots(ctx, ReserveInput{Channel: in.Spec.Channel, Deliveries: in.Spec.Deliveries})
+}
+
+// ReserveInput names the deliveries that need throttle slots.
+type ReserveInput struct {
+	Channel    string         `json:"channel"`
+	Deliveries []DeliverySpec `json:"deliveries"`
+}
+
+// ReserveSlots reserves each delivery's send slot under the per-recipient throttle; a slot in
+// the future means the workflow waits for it.
+func (a *Notifications) ReserveSlots(ctx context.Context, in ReserveInput) (SlotsResult, error) {
+	reqs := make([]store.SlotRequest, len(in.Deliveries))
+	for i, d := range in.Deliveries {
+		reqs[i] = store.SlotRequest{DeliveryID: d.ID, RecipientKey: d.RecipientKey}
+	}
+	slots, err := a.Store.ReserveThrottleSlots(ctx, in.Channel, reqs, a.RecipientLimit, a.RecipientWindow, a.now())
+	if err != nil {
+		return SlotsResult{}, err
+	}
+	out := SlotsResult{Slots: make([]time.Time, len(in.Deliveries))}
+	for i, d := range in.Deliveries {
+		out.Slots[i] = slots[d.ID]
+	}
+	return out, nil
+}
+
+// DeliverInput names one delivery to send.
+type DeliverInput struct {
+	DeliveryID string `json:"delivery_id"`
+}
+
+// DeliverResult is an accepted send.
+type DeliverResult struct {
+	Attempt           int    `json:"attempt"`
+	Provider          string `json:"provider"`
+	ProviderMessageID string `json:"provider_message_id"`
+	ProviderStatus    string `json:"provider_status,omitempty"`
+	// AlreadySent is true when an earlier attempt had sent it and nothing was sent now.
+	AlreadySent bool `json:"already_sent,omitempty"`
+	// Recorded is false when the send succeeded but writing that down failed; the workflow then
+	// records it with RecordSent rather than letting a retry send it again.
+	Recorded bool `json:"recorded"`
+	// ThrottledFor, when positive, means nothing was sent: the recipient had its fill for the
+	// window, and the workflow waits this long before trying again.
+	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
+}
+
+// DeliverEmail sends one delivery of an email notification. A delivery that an earlier attempt
+// sent is not sent again; every attempt is recorded with its Message-ID, which is the same for
+// every attempt of a delivery so that receivers can drop a duplicate. 5xx replies fail at once
+// (non-retryable); 4xx replies and connection failures return a retryable error and Temporal's
+// retry policy tries again with exponential backoff.
+func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	d, done, err := a.load(ctx, in.DeliveryID)
+	if err != nil || done != nil {
+		return deref(done), err
+	}
+	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
+		return DeliverResult{ThrottledFor: wait}, err
+	}
+	n := d.Notification
+	messageID := email.NewMessageID(d.Delivery.ID, a.Email.From())
+	attempt := int(activity.GetInfo(ctx).Attempt)
+	if err := a.Store.StartAttempt(ctx, d.Delivery.ID, attempt, "smtp", messageID, a.now()); err != nil {
+		return DeliverResult{}, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)
+	}
+	var cc, bcc []string
+	_ = json.Unmarshal(n.Cc, &cc) // written by Row from a []string
+	_ = json.Unmarshal(n.Bcc, &bcc)
+	sendErr := a.Email.Send(ctx, email.Message{
+		MessageID: messageID, To: d.Delivery.Recipient, Cc: cc, Bcc: bcc, ReplyTo: n.ReplyTo,
+		Subject: n.Subject, Text: n.Body, HTML: n.HTMLBody, Priority: n.Priority,
+		Headers: map[string]string{"X-Notification-ID": n.ID, "X-Delivery-ID": d.Delivery.ID},
+	})
+	if sendErr != nil {
+		var e *email.Error
+		permanent := errors.As(sendErr, &e) && e.Permanent
+		code := ""
+		if e != nil {
+			code = e.CodeString()
+		}
+		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
+	}
+	res := DeliverResult{Attempt: attempt, Provider: "smtp", ProviderMessageID: messageID}
+	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt,
+		store.AttemptOutcome{Sent: true, ProviderMessageID: messageID}, a.now()) == nil
+	return res, nil
+}
+
+// DeliverSMS sends one delivery of an SMS notification through the provider, asking it to
+// report delivery to the status callback route. Permanent provider errors (an invalid number,
+// an unsubscribed recipient) fail at once; others are retried.
+func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	d, done, err := a.load(ctx, in.DeliveryID)
+	if err != nil || done != nil {
+		return deref(done), err
+	}
+	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
+		return DeliverResult{ThrottledFor: wait}, err
+	}
+	attempt := int(activity.GetInfo(ctx).Attempt)
+	provider := a.SMS.Name()
+	if err := a.Store.StartAttempt(ctx, d.Delivery.ID, attempt, provider, "", a.now()); err != nil {
+		return DeliverResult{}, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)
+	}
+	sent, sendErr := a.SMS.Send(ctx, sms.Message{
+		To: d.Delivery.Recipient, Body: d.Notification.Body, StatusCallback: a.statusCallback(provider, d.Delivery.ID),
+	})
+	if sendErr != nil {
+		var e *sms.Error
+		permanent := errors.As(sendErr, &e) && e.Permanent
+		code := ""
+		if e != nil && e.Code != 0 {
+			code = strconv.Itoa(e.Code)
+		}
+		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
+	}
+	res := DeliverResult{Attempt: attempt, Provider: provider, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}
+	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt, store.AttemptOutcome{
+		Sent: true, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}, a.now()) == nil
+	return res, nil
+}
+
+// admit applies the per-recipient throttle at the moment of sending: a positive wait means the
+// recipient's window is full.
+func (a *Notifications) admit(ctx context.Context, d store.DeliveryForSend) (time.Duration, error) {
+	wait, err := a.Store.AdmitThrottled(ctx, d.Notification.Channel, d.Delivery.ID, d.Delivery.RecipientKey,
+		a.RecipientLimit, a.RecipientWindow, a.now())
+	if err != nil {
+		return 0, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)
+	}
+	return wait, nil
+}
+
+// StatusCallbackPath is the route providers report message status to.
+func StatusCallbackPath(provider string) string {
+	return "/api/v1/notifications/providers/" + provider + "/status"
+}
+
+func (a *Notifications) statusCallback(provider, deliveryID string) string {
+	if a.PublicURL == "" || provider == "none" {
+		return ""
+	}
+	return a.PublicURL + StatusCallbackPath(provider) + "?delivery_id=" + url.QueryEscape(deliveryID)
+}
+
+// load reads a delivery for sending. done is set when an earlier attempt already sent it.
+func (a *Notifications) load(ctx context.Context, id string) (store.DeliveryForSend, *DeliverResult, error) {
+	d, err := a.Store.GetDeliveryForSend(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePermanent, err)
+	}
+	if err != nil {
+		return d, nil, err
+	}
+	switch d.Delivery.Status {
+	case store.StatusSent, store.StatusDelivered:
+		res := &DeliverResult{Provider: d.Delivery.Provider, ProviderMessageID: d.Delivery.ProviderMessageID,
+			ProviderStatus: d.Delivery.ProviderStatus, AlreadySent: true, Recorded: true}
+		for _, at := range d.Delivery.Attempts {
+			if at.Status == store.StatusSent {
+				res.Attempt = at.Attempt
+			}
+		}
+		return d, res, nil
+	case store.StatusFailed:
+		msg := "delivery " + id + " has failed already: " + d.Delivery.Error
+		return d, nil, temporal.NewNonRetryableApplicationError(msg, ErrTypePermanent, nil)
+	}
+	return d, nil, nil
+}
+
+// failAttempt records a failed attempt and returns the error for Temporal: non-retryable for a
+// permanent failure, retryable otherwise. The provider's code travels in the error's details.
+func (a *Notifications) failAttempt(ctx context.Context, deliveryID string, attempt int, sendErr error, code string, permanent bool) error {
+	msg := sendErr.Error()
+	if err := a.Store.FinishAttempt(ctx, deliveryID, attempt, store.AttemptOutcome{
+		Error: msg, ErrorCode: code, Retryable: !permanent}, a.now()); err != nil {
+		activity.GetLogger(ctx).Warn("record failed attempt", "delivery_id", deliveryID, "error", err)
+	}
+	if permanent {
+		return temporal.NewNonRetryableApplicationError(msg, ErrTypePermanent, sendErr, code)
+	}
+	return temporal.NewApplicationErrorWithCause(msg, ErrTypeTransient, sendErr, code)
+}
+
+// RecordSentInput records a send whose result could not be written by the delivery activity.
+type RecordSentInput struct {
+	DeliveryID string        `json:"delivery_id"`
+	Result     DeliverResult `json:"result"`
+}
+
+// RecordSent writes down an accepted send (retried until the database takes it).
+func (a *Notifications) RecordSent(ctx context.Context, in RecordSentInput) error {
+	return a.Store.FinishAttempt(ctx, in.DeliveryID, in.Result.Attempt, store.AttemptOutcome{
+		Sent: true, ProviderMessageID: in.Result.ProviderMessageID, ProviderStatus: in.Result.ProviderStatus}, a.now())
+}
+
+// FailInput marks a delivery failed for good.
+type FailInput struct {
+	DeliveryID string `json:"delivery_id"`
+	Reason     string `json:"reason"`
+	Code       string `json:"code,omitempty"`
+}
+
+// FailDelivery marks a delivery failed after its last attempt (or a permanent error); changed
+// is false when it had been sent after all.
+func (a *Notifications) FailDelivery(ctx context.Context, in FailInput) (bool, error) {
+	return a.Store.FailDelivery(ctx, in.DeliveryID, in.Reason, in.Code, a.now())
+}
+
+func deref(r *DeliverResult) DeliverResult {
+	if r == nil {
+		return DeliverResult{}
+	}
+	return *r
+}
+
+// notificationEvents is the UUID namespace of notification event ids.
+var notificationEvents = uuid.MustParse("6f1d3c52-8f0e-4a57-9b8a-2f8f6c0e7a11")
+
+// NotificationEventID is the id of the event of type typ about one delivery: the same for every
+// retry and replay, so the event is stored once.
+func NotificationEventID(typ, deliveryID string) string {
+	return uuid.NewSHA1(notificationEvents, []byte(typ+"/"+deliveryID)).String()
+}
+
+// NotificationEventData is the data of notification.sent, .delivered and .failed events.
+type NotificationEventData struct {
+	NotificationID    string         `json:"notification_id"`
+	DeliveryID        string         `json:"delivery_id"`
+	Channel           string         `json:"channel"`
+	Recipient         string         `json:"recipient"`
+	Status            string         `json:"status"`
+	TemplateID        string         `json:"template_id,omitempty"`
+	Metadata          map[string]any `json:"metadata,omitempty"`
+	Attempt           int            `json:"attempt,omitempty"`
+	Provider          string         `json:"provider,omitempty"`
+	ProviderMessageID string         `json:"provider_message_id,omitempty"`
+	ProviderStatus    string         `json:"provider_status,omitempty"`
+	Error             string         `json:"error,omitempty"`
+	ErrorCode         string         `json:"error_code,omitempty"`
+}
+
+// NotificationEvent builds the event of type typ (notification.sent, .delivered, .failed) about
+// delivery d of spec; data's identifying fields are filled from spec and d. It continues the
+// causation chain the notification was started in, if any. OccurredAt is left for the caller.
+// Workflows call it: the JSON encoding of a struct (and of a map, whose keys it sorts) is
+// deterministic.
+func NotificationEvent(typ string, spec NotificationSpec, d DeliverySpec, data NotificationEventData) store.Event {
+	data.NotificationID, data.DeliveryID, data.Channel, data.Recipient = spec.ID, d.ID, spec.Channel, d.Recipient
+	data.TemplateID, data.Metadata = spec.TemplateID, spec.Metadata
+	payload := store.MustJSON(data) //workflowcheck:ignore
+	return store.Event{
+		ID: NotificationEventID(typ, d.ID), Type: typ, Source: "notifications", Subject: spec.ID,
+		Data: payload, CausationID: spec.CausationID, CorrelationID: spec.CorrelationID, Depth: spec.Depth,
+	}
+}
