@@ -94,12 +94,13 @@ type StepWebhookResult struct {
 	DeliveryIDs []string `json:"delivery_ids"`
 }
 
-// Unavailable says why a step type cannot run with this wiring ("" when it can).
-func (a *WorkflowEngine) Unavailable(stepType string) string {
+// Unavailable says why a step type cannot run with this wiring ("" when it can). (It is not a
+// method: the worker registers every method of WorkflowEngine as an activity.)
+func Unavailable(stepType string, n Notifier, w WebhookSender) string {
 	switch {
-	case stepType == definition.TypeNotification && a.Notifier == nil:
+	case stepType == definition.TypeNotification && n == nil:
 		return "the notifications module is not enabled in this deployment"
-	case stepType == definition.TypeWebhook && a.Webhooks == nil:
+	case stepType == definition.TypeWebhook && w == nil:
 		return "the webhooks module is not enabled in this deployment"
 	}
 	return ""
@@ -297,7 +298,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return a.httpRequest(ctx, s, c)
 	case definition.TypeNotification:
 		if a.Notifier == nil {
-			return nil, permanent("notification steps are not available: %s", a.Unavailable(s.Type))
+			return nil, permanent("notification steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.NotificationConfig
 		if err := a.render(s, sc, &c); err != nil {
@@ -318,7 +319,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return res, nil
 	case definition.TypeWebhook:
 		if a.Webhooks == nil {
-			return nil, permanent("webhook steps are not available: %s", a.Unavailable(s.Type))
+			return nil, permanent("webhook steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.WebhookConfig
 		if err := a.render(s, sc, &c); err != nil {

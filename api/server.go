@@ -17,8 +17,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
 )
 
 // Options are the server's dependencies.
@@ -37,6 +39,9 @@ type Options struct {
 	Checks []Check
 	// Modes says how each part runs ("temporal": "embedded", …), for /info and the start-up log.
 	Modes map[string]string
+	// Workflows is the workflow engine; nil builds one over Store and Temporal without the
+	// notification and webhook steps.
+	Workflows *engine.Service
 }
 
 // Server is the HTTP API.
@@ -48,6 +53,7 @@ type Server struct {
 	store    *store.Store
 	temporal client.Client
 	limiter  ratelimit.Limiter
+	engine   *engine.Service
 	metrics  *httpMetrics
 	spec     *openAPISpec
 	started  time.Time
@@ -73,9 +79,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Workflows == nil {
+		o.Workflows = engine.New(engine.Options{Store: o.Store, Temporal: o.Temporal,
+			Templates: templating.New(0), Log: o.Logger})
+	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, metrics: m, spec: spec, started: time.Now(),
+		limiter: o.Limiter, engine: o.Workflows, metrics: m, spec: spec, started: time.Now(),
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -104,8 +114,24 @@ func (s *Server) routes() {
 	}
 
 	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
-	v1.GET("/workflows", s.listWorkflows)
 	v1.POST("/diagnostics/ping", s.ping)
+
+	v1.GET("/workflows", s.listWorkflows)
+	v1.POST("/workflows", s.createWorkflow)
+	v1.GET("/workflows/:id", s.getWorkflow)
+	v1.PUT("/workflows/:id", s.updateWorkflow)
+	v1.DELETE("/workflows/:id", s.deleteWorkflow)
+	v1.GET("/workflows/:id/versions", s.listWorkflowVersions)
+	v1.GET("/workflows/:id/versions/:version", s.getWorkflowVersion)
+	v1.POST("/workflows/:id/execute", s.executeWorkflow)
+	v1.POST("/workflows/:id/pause", s.pauseWorkflow)
+	v1.POST("/workflows/:id/resume", s.resumeWorkflow)
+	v1.GET("/executions", s.listExecutions)
+	v1.GET("/executions/:id", s.getExecution)
+	v1.POST("/executions/:id/cancel", s.cancelExecution)
+	v1.POST("/executions/:id/terminate", s.terminateExecution)
+	v1.POST("/executions/:id/signal/:name", s.signalExecution)
+	v1.POST("/executions/:id/retry", s.retryExecution)
 
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/engine"
 )
 
 // Embedded is an in-process Temporal server started by Options.StartTemporal.
@@ -90,6 +91,7 @@ func Run(ctx context.Context, o Options) error {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
+			Workflows: deps.Workflows,
 		})
 		if err != nil {
 			return err
@@ -124,6 +126,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Worker {
 		if err := waitForTemporal(gctx, deps.Temporal, log); err != nil {
+			return err
+		}
+		// The interpreter upserts these; a workflow task would fail until they exist.
+		if err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace); err != nil {
 			return err
 		}
 		w := NewWorker(deps)

@@ -23,5 +23,10 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Diagnostics{Store: d.Store, Identity: identity()})
 	w.RegisterActivity(&activities.Events{Bus: d.Events})
+	w.RegisterWorkflow(workflows.Interpreter)
+	w.RegisterActivity(&activities.WorkflowEngine{
+		Store: d.Store, Templates: d.Templates, Egress: d.Egress,
+		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
+	})
 	return w
 }
