@@ -166,7 +166,7 @@ func (a *WorkflowEngine) StartRun(ctx context.Context, in StartRunInput) (StartR
 		return StartRunResult{}, fmt.Errorf("start run %s: %w", exec.ID, err)
 	}
 	return StartRunResult{
-		Meta: RunMeta{ExecutionID: exec.ID, DefinitionID: exec.WorkflowID, Version: exec.Version, Priority: exec.Priority},
+		Meta:       RunMeta{ExecutionID: exec.ID, DefinitionID: exec.WorkflowID, Version: exec.Version, Priority: exec.Priority},
 		Definition: def,
 	}, nil
 }
@@ -414,6 +414,15 @@ func (a *WorkflowEngine) render(s definition.Step, sc map[string]any, v any) err
 	if err != nil {
 		return permanent("config: %v", err)
 	}
+	if m, ok := out.(map[string]any); ok {
+		// A field that is one {{ expression }} takes the expression's type; text fields want
+		// its text ("{{ steps.count.output }}" in a header is "3", not 3).
+		for _, k := range textFields[s.Type] {
+			if v, ok := m[k]; ok {
+				m[k] = asText(v)
+			}
+		}
+	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return permanent("config: %v", err)
@@ -561,4 +570,37 @@ func Message(err error) string {
 		return app.Message()
 	}
 	return err.Error()
+}
+
+// textFields are the config fields (and, for maps and lists, their items) that are text.
+var textFields = map[string][]string{
+	definition.TypeHTTPRequest:   {"method", "url", "headers", "query"},
+	definition.TypeNotification:  {"channel", "to", "subject", "body", "template_id"},
+	definition.TypeWebhook:       {"event_type", "endpoint_ids"},
+	definition.TypeDelay:         {"duration", "until"},
+	definition.TypeWaitForSignal: {"signal", "timeout", "on_timeout"},
+	definition.TypeSubWorkflow:   {"workflow_id"},
+}
+
+// asText turns numbers and booleans (also inside maps and lists) into their JSON text.
+func asText(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, item := range x {
+			x[k] = asText(item)
+		}
+		return x
+	case []any:
+		for i, item := range x {
+			x[i] = asText(item)
+		}
+		return x
+	case string, nil:
+		return x
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	return string(b)
 }
