@@ -148,7 +148,6 @@ func (v *validator) list(path string, steps []Step, visible map[string]bool, dep
 	}
 	if cycle := findCycle(steps, deps, index); cycle != nil {
 		v.add(path, "the dependencies form a cycle: %s", strings.Join(cycle, " → "))
-		return
 	}
 	// ancestors[i]: every step id that has finished when step i starts.
 	ancestors := make([]map[string]bool, len(steps))
@@ -158,6 +157,7 @@ func (v *validator) list(path string, steps []Step, visible map[string]bool, dep
 			return ancestors[i]
 		}
 		a := map[string]bool{}
+		ancestors[i] = a // a cycle (reported above) ends here instead of looping
 		for id := range visible {
 			a[id] = true
 		}
@@ -171,7 +171,6 @@ func (v *validator) list(path string, steps []Step, visible map[string]bool, dep
 			}
 			Walk([]Step{steps[k]}, func(s Step) { a[s.ID] = true })
 		}
-		ancestors[i] = a
 		return a
 	}
 	for i, s := range steps {
@@ -468,9 +467,9 @@ func (v *validator) templates(path string, value any, self string, visible map[s
 			v.add(validation.Join(path, p), "template does not compile: %v", problems[p])
 		}
 	}
-	walkStrings(value, func(s string) {
+	walkStrings(path, value, func(p, s string) {
 		if templating.IsTemplate(s) {
-			v.refs(path, s, self, visible)
+			v.refs(p, s, self, visible)
 		}
 	})
 }
@@ -499,17 +498,17 @@ func rawConfig(raw json.RawMessage) any {
 	return out
 }
 
-func walkStrings(v any, fn func(string)) {
+func walkStrings(path string, v any, fn func(path, s string)) {
 	switch x := v.(type) {
 	case string:
-		fn(x)
+		fn(path, x)
 	case map[string]any:
 		for _, k := range sortedKeys(x) {
-			walkStrings(x[k], fn)
+			walkStrings(validation.Join(path, k), x[k], fn)
 		}
 	case []any:
-		for _, item := range x {
-			walkStrings(item, fn)
+		for i, item := range x {
+			walkStrings(validation.Index(path, i), item, fn)
 		}
 	}
 }

@@ -181,7 +181,6 @@ func orNull(b []byte) []byte {
 	return b
 }
 
-
 func TestSequentialStepsPassOutputsThroughTemplates(t *testing.T) {
 	f := newFixture(t)
 	rcv := newReceiver(t)
