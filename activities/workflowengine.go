@@ -257,7 +257,9 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 	if err := a.Store.StartStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepRunning, attempt, time.Now().UTC()); err != nil {
 		return StepResult{}, fmt.Errorf("step %s: %w", s.ID, err)
 	}
+	stop := heartbeat(ctx)
 	out, err := a.execute(ctx, in, sc)
+	stop()
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(out); err != nil {
@@ -274,6 +276,30 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 		}
 	}
 	return StepResult{}, a.failAttempt(ctx, in, err)
+}
+
+// HeartbeatEvery is how often a running step tells Temporal its worker is alive; the
+// interpreter sets a heartbeat timeout of a few of these, so that a step whose worker died is
+// retried on another worker within seconds instead of after the step's whole timeout.
+const HeartbeatEvery = 2 * time.Second
+
+func heartbeat(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(HeartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // failAttempt records an attempt's error on the step (the interpreter records the final
@@ -489,6 +515,25 @@ func (a *WorkflowEngine) PrepareStep(ctx context.Context, in PrepareInput) (Prep
 				res.Case = i
 				break
 			}
+		}
+		// The steps of the paths not taken will never run: record them as skipped.
+		var untaken []definition.Step
+		for i, cs := range c.Cases {
+			if i != res.Case {
+				untaken = append(untaken, cs.Steps...)
+			}
+		}
+		if res.Case >= 0 {
+			untaken = append(untaken, c.Default...)
+		}
+		var err error
+		definition.Walk(untaken, func(st definition.Step) {
+			if err == nil {
+				err = a.Store.FinishStep(ctx, in.Meta.ExecutionID, st.ID, st.Type, store.StepSkipped, nil, "", now)
+			}
+		})
+		if err != nil {
+			return res, fmt.Errorf("step %s: %w", s.ID, err)
 		}
 	case definition.TypeParallel:
 	default:

@@ -294,6 +294,9 @@ func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 		ActivityID:          s.ID,
 		Summary:             s.Type + " " + s.ID,
 		StartToCloseTimeout: s.StepTimeout(),
+		// RunStep heartbeats every activities.HeartbeatEvery: a step whose worker died is
+		// retried elsewhere after this, not after its whole timeout.
+		HeartbeatTimeout: 5 * activities.HeartbeatEvery,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: initial, BackoffCoefficient: p.BackoffCoefficient,
 			MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts),
