@@ -82,7 +82,7 @@ func TestWorkflowWorkerProcess(t *testing.T) {
 		Items []executionDetail `json:"items"`
 	}
 	eventually(t, 120*time.Second, "the 40 queued executions to complete", func() bool {
-		c.get("/api/v1/executions?status=completed&limit=100&workflow_id=" + quick).Decode(t, &page)
+		c.get("/api/v1/executions?status=completed&limit=100&workflow_id="+quick).Decode(t, &page)
 		return len(page.Items) == 40
 	})
 	// The order in which the server handed the executions' first workflow tasks to the worker.
