@@ -172,7 +172,7 @@ func TestWorkflowWorkerProcess(t *testing.T) {
 	_ = w2
 
 	for _, s := range before.Steps {
-		if s.Status == "completed" && done.step(t, s.ID).Attempts != s.Attempts {
+		if s.Status == "completed" && s.Attempts > 0 && done.step(t, s.ID).Attempts != s.Attempts {
 			t.Errorf("step %s had completed before the crash and ran again (%d attempts)", s.ID, done.step(t, s.ID).Attempts)
 		}
 	}

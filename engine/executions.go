@@ -202,6 +202,13 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	if err != nil {
 		return ExecutionDetail{}, err
 	}
+	// Query first, read the step records after: every step the live state has seen finish has
+	// been recorded by then (activities write before they return).
+	var live workflows.RunState
+	hasLive := false
+	if e.Status == store.ExecutionRunning || e.Status == store.ExecutionPending {
+		live, hasLive = s.queryState(ctx, e)
+	}
 	records, err := s.store.ExecutionSteps(ctx, id)
 	if err != nil {
 		return ExecutionDetail{}, err
@@ -232,35 +239,33 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 			}
 		}
 	}
-	if e.Status == store.ExecutionRunning || e.Status == store.ExecutionPending {
-		if live, ok := s.queryState(ctx, e); ok {
-			d.Live = true
-			for _, ls := range live.Steps {
-				i, ok := pos[ls.ID]
-				if !ok {
-					continue
-				}
-				sv := &d.Steps[i]
-				if isFinal(sv.Status) && sv.FinishedAt != nil {
-					continue
-				}
-				if ls.Status == store.StepPending && sv.Status != store.StepPending {
-					continue
-				}
-				sv.Status = ls.Status
-				sv.WaitingFor, sv.WakeAt = ls.WaitingFor, ls.WakeAt
-				if sv.StartedAt == nil {
-					sv.StartedAt = ls.StartedAt
-				}
-				if ls.Status != store.StepRunning && ls.Status != store.StepWaiting && sv.FinishedAt == nil {
-					sv.FinishedAt = ls.FinishedAt
-				}
-				if sv.Output == nil {
-					sv.Output = ls.Output
-				}
-				if sv.Error == "" {
-					sv.Error = ls.Error
-				}
+	if hasLive {
+		d.Live = true
+		for _, ls := range live.Steps {
+			i, ok := pos[ls.ID]
+			if !ok {
+				continue
+			}
+			sv := &d.Steps[i]
+			if isFinal(sv.Status) && sv.FinishedAt != nil {
+				continue
+			}
+			if ls.Status == store.StepPending && sv.Status != store.StepPending {
+				continue
+			}
+			sv.Status = ls.Status
+			sv.WaitingFor, sv.WakeAt = ls.WaitingFor, ls.WakeAt
+			if sv.StartedAt == nil {
+				sv.StartedAt = ls.StartedAt
+			}
+			if ls.Status != store.StepRunning && ls.Status != store.StepWaiting && sv.FinishedAt == nil {
+				sv.FinishedAt = ls.FinishedAt
+			}
+			if sv.Output == nil {
+				sv.Output = ls.Output
+			}
+			if sv.Error == "" {
+				sv.Error = ls.Error
 			}
 		}
 	}

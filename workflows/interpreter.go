@@ -96,6 +96,10 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 		return RunResult{ExecutionID: in.ExecutionID, Status: store.ExecutionFailed}, err
 	}
 	r.meta, r.def = start.Meta, start.Definition
+	// Version 1 runs data_transform steps and the outcome event as local activities (no
+	// activity task round trip for work that is quick and only touches the database); runs
+	// started before keep regular activities.
+	r.localFastPath = workflow.GetVersion(ctx, "local-fast-path", workflow.DefaultVersion, 1) >= 1
 	walkSteps(r.def.Steps, func(s definition.Step) {
 		r.order = append(r.order, s.ID)
 		r.states[s.ID] = &StepState{ID: s.ID, Type: s.Type, Status: store.StepPending}
@@ -140,14 +144,16 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 
 // run is one interpreter run's state.
 type run struct {
-	a       *activities.WorkflowEngine // nil: names activities only
-	meta    activities.RunMeta
-	def     definition.Definition
-	depth   int
-	status  string
-	order   []string
-	states  map[string]*StepState
-	outputs map[string]any
+	a     *activities.WorkflowEngine // nil: names activities only
+	meta  activities.RunMeta
+	def   definition.Definition
+	depth int
+	// localFastPath: see the "local-fast-path" version in Interpreter.
+	localFastPath bool
+	status        string
+	order         []string
+	states        map[string]*StepState
+	outputs       map[string]any
 }
 
 func (r *run) state() (RunState, error) {
@@ -290,21 +296,31 @@ func (r *run) runStep(ctx workflow.Context, s definition.Step) error {
 func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 	p := s.Policy()
 	initial, maximum := p.Intervals()
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ActivityID:          s.ID,
-		Summary:             s.Type + " " + s.ID,
-		StartToCloseTimeout: s.StepTimeout(),
-		// RunStep heartbeats every activities.HeartbeatEvery: a step whose worker died is
-		// retried elsewhere after this, not after its whole timeout.
-		HeartbeatTimeout: 5 * activities.HeartbeatEvery,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: initial, BackoffCoefficient: p.BackoffCoefficient,
-			MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts),
-		},
-	})
+	retry := &temporal.RetryPolicy{
+		InitialInterval: initial, BackoffCoefficient: p.BackoffCoefficient,
+		MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts),
+	}
 	r.mark(ctx, s.ID, store.StepRunning)
+	in := activities.StepInput{Meta: r.meta, Step: s}
 	var res activities.StepResult
-	err := workflow.ExecuteActivity(actx, r.a.RunStep, activities.StepInput{Meta: r.meta, Step: s}).Get(ctx, &res)
+	var err error
+	if r.localFastPath && s.Type == definition.TypeDataTransform {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: s.StepTimeout(), RetryPolicy: retry,
+		})
+		err = workflow.ExecuteLocalActivity(lctx, r.a.RunStep, in).Get(ctx, &res)
+	} else {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			ActivityID:          s.ID,
+			Summary:             s.Type + " " + s.ID,
+			StartToCloseTimeout: s.StepTimeout(),
+			// RunStep heartbeats every activities.HeartbeatEvery: a step whose worker died is
+			// retried elsewhere after this, not after its whole timeout.
+			HeartbeatTimeout: 5 * activities.HeartbeatEvery,
+			RetryPolicy:      retry,
+		})
+		err = workflow.ExecuteActivity(actx, r.a.RunStep, in).Get(ctx, &res)
+	}
 	if err != nil {
 		return r.failed(ctx, s, err)
 	}
@@ -558,10 +574,7 @@ func (r *run) subWorkflow(ctx workflow.Context, s definition.Step, raw json.RawM
 // publish emits the execution's outcome as a domain event; its id is derived from the
 // execution, so a retried activity stores it once.
 func (r *run) publish(ctx workflow.Context, eventType string, f activities.FinishRunInput) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 20},
-	})
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 20}
 	data := map[string]any{
 		"execution_id": f.ExecutionID, "workflow_id": r.meta.DefinitionID, "version": r.meta.Version,
 		"status": f.Status, "priority": r.meta.Priority, "output": f.Output,
@@ -571,10 +584,20 @@ func (r *run) publish(ctx workflow.Context, eventType string, f activities.Finis
 		data["error"] = f.Error
 	}
 	var ev *activities.Events
-	err := workflow.ExecuteActivity(actx, ev.Publish, activities.PublishInput{Event: store.Event{
+	in := activities.PublishInput{Event: store.Event{
 		ID: "wfexec-" + f.ExecutionID + "-" + f.Status, Type: eventType, Source: "workflows",
 		Subject: r.meta.DefinitionID, Data: encodeJSON(data), OccurredAt: workflow.Now(ctx).UTC(),
-	}}).Get(ctx, nil)
+	}}
+	var err error
+	if r.localFastPath {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 30 * time.Minute, RetryPolicy: retry,
+		})
+		err = workflow.ExecuteLocalActivity(lctx, ev.Publish, in).Get(ctx, nil)
+	} else {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+		err = workflow.ExecuteActivity(actx, ev.Publish, in).Get(ctx, nil)
+	}
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("publish execution event", "error", err)
 	}

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,18 +11,26 @@ import (
 	"github.com/pyairtable/automation-domain/workflows"
 )
 
-// historyFile is a real interpreter history recorded on the embedded server by
-// e2e.TestWorkflowWorkerProcess (UPDATE_REPLAY_HISTORY=1): http_request and data_transform
-// steps, a skipped condition, a parallel step with a delay, a branch, a signal wait, and a
-// worker killed in the middle. Changing the interpreter in a way that would break executions
-// running when it is deployed fails this test; guard such changes with workflow.GetVersion.
+// The testdata histories are real interpreter runs recorded on the embedded server by
+// e2e.TestWorkflowWorkerProcess (UPDATE_REPLAY_HISTORY=1 writes interpreter_history.json):
+// http_request and data_transform steps, a skipped condition, a parallel step with a delay, a
+// branch, a signal wait, and a worker killed in the middle. interpreter_history_v0.json was
+// recorded before the "local-fast-path" version. Changing the interpreter in a way that would
+// break executions running when it is deployed fails this test; guard such changes with
+// workflow.GetVersion and keep the older histories here.
 const historyFile = "testdata/interpreter_history.json"
 
-func TestInterpreterReplaysRecordedHistory(t *testing.T) {
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(workflows.Interpreter)
-	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, historyFile); err != nil {
-		t.Fatalf("the interpreter no longer replays %s: %v", historyFile, err)
+func TestInterpreterReplaysRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/interpreter_history*.json")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("histories: %v %v", files, err)
+	}
+	for _, f := range files {
+		r := worker.NewWorkflowReplayer()
+		r.RegisterWorkflow(workflows.Interpreter)
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nopLogger{}, f); err != nil {
+			t.Errorf("the interpreter no longer replays %s: %v", f, err)
+		}
 	}
 }
 
