@@ -129,8 +129,22 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		// The interpreter upserts these; a workflow task would fail until they exist.
-		if err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace); err != nil {
+		added, err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace)
+		if err != nil {
 			return err
+		}
+		if added {
+			settle := 11 * time.Second // a cluster's default namespace cache refresh is 10 s
+			if deps.Modes["temporal"] == "embedded" {
+				settle = 2 * time.Second // devserver refreshes every second
+			}
+			log.Info("registered the workflow engine's search attributes; waiting for Temporal to load them",
+				"names", engine.SearchAttributeNames(), "wait", settle)
+			select {
+			case <-gctx.Done():
+				return gctx.Err()
+			case <-time.After(settle):
+			}
 		}
 		w := NewWorker(deps)
 		if err := w.Start(); err != nil {

@@ -109,6 +109,9 @@ func Start(o Options) (*Server, error) {
 		// the operators' CLI list freely.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Search attributes registered at start-up (the workflow engine's) become usable
+		// after the next namespace cache refresh: make that quick.
+		dynamicconfig.NamespaceCacheRefreshInterval.Key(): time.Second,
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),

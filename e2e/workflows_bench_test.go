@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -27,9 +28,11 @@ import (
 )
 
 // BenchmarkWorkflowEngine measures executions/s and end-to-end latency (POST execute → the
-// run completed) of a 3-step definition on the embedded stack (`make run`: Temporal on SQLite,
+// run completed) of 3-step definitions on the embedded stack (`make run`: Temporal on SQLite,
 // the app's tables in SQLite), next to the same shape written by hand as a Temporal workflow
-// with three activities on the same server. Each runs benchExecutions executions,
+// with three activities on the same server: three data_transform steps (which the interpreter
+// runs as local activities) and three http_request steps to a loopback receiver (regular
+// activities, like the bare workflow's). Each runs benchExecutions executions,
 // benchConcurrency at a time.
 func BenchmarkWorkflowEngine(b *testing.B) {
 	const (
@@ -59,6 +62,33 @@ func BenchmarkWorkflowEngine(b *testing.B) {
 		return s.Temporal.GetWorkflow(context.Background(), e.WorkflowID, e.RunID).Get(context.Background(), nil)
 	})
 
+	// Three http_request steps (regular activities, like the bare workflow's) to a loopback
+	// receiver.
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok": true}`))
+	}))
+	defer rcv.Close()
+	var httpDef struct {
+		ID string `json:"id"`
+	}
+	if err := benchPost(s, "/api/v1/workflows", `{"name": "bench-http", "trigger_type": "manual", "steps": [
+		{"id": "a", "type": "http_request", "config": {"url": "`+rcv.URL+`/a"}},
+		{"id": "b", "type": "http_request", "config": {"url": "`+rcv.URL+`/b"}},
+		{"id": "c", "type": "http_request", "config": {"url": "`+rcv.URL+`/c"}}]}`, 201, &httpDef); err != nil {
+		b.Fatal(err)
+	}
+	engineHTTP := runLoad(b, benchExecutions, benchConcurrency, func(i int) error {
+		var e struct {
+			WorkflowID string `json:"temporal_workflow_id"`
+			RunID      string `json:"temporal_run_id"`
+		}
+		if err := benchPost(s, "/api/v1/workflows/"+httpDef.ID+"/execute", `{}`, 202, &e); err != nil {
+			return err
+		}
+		return s.Temporal.GetWorkflow(context.Background(), e.WorkflowID, e.RunID).Get(context.Background(), nil)
+	})
+
 	// The same shape by hand: one workflow, three activities, on its own task queue.
 	const queue = "bench-bare"
 	w := worker.New(s.Temporal, queue, worker.Options{})
@@ -81,10 +111,14 @@ func BenchmarkWorkflowEngine(b *testing.B) {
 	b.ReportMetric(engine.rate, "engine_exec/s")
 	b.ReportMetric(engine.p50, "engine_p50_ms")
 	b.ReportMetric(engine.p99, "engine_p99_ms")
+	b.ReportMetric(engineHTTP.rate, "engine_http_exec/s")
+	b.ReportMetric(engineHTTP.p50, "engine_http_p50_ms")
+	b.ReportMetric(engineHTTP.p99, "engine_http_p99_ms")
 	b.ReportMetric(bare.rate, "bare_exec/s")
 	b.ReportMetric(bare.p50, "bare_p50_ms")
 	b.ReportMetric(bare.p99, "bare_p99_ms")
 	b.Logf("3-step definition through the engine: %.1f executions/s, p50 %.0f ms, p99 %.0f ms", engine.rate, engine.p50, engine.p99)
+	b.Logf("3 http_request steps through the engine: %.1f executions/s, p50 %.0f ms, p99 %.0f ms", engineHTTP.rate, engineHTTP.p50, engineHTTP.p99)
 	b.Logf("same shape as a bare Temporal workflow: %.1f executions/s, p50 %.0f ms, p99 %.0f ms", bare.rate, bare.p50, bare.p99)
 }
 
@@ -176,7 +210,7 @@ func startBenchStack(b *testing.B) *stack {
 	cfg, err := config.LoadFrom(map[string]string{
 		"ENV": "test", "DATA_DIR": b.TempDir(), "LOG_LEVEL": "warn",
 		"TEMPORAL_PORT": fmt.Sprint(testenv.FreePort(b)), "TEMPORAL_UI_PORT": "0",
-		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
+		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000", "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1",
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -21,13 +22,17 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 }
 
 // RegisterSearchAttributes registers the interpreter's search attributes on the namespace
-// unless they are there already. It goes through the operator service, so it works on the
-// embedded server (SQL visibility) and on a real cluster alike; concurrent callers (API and
-// worker processes starting together) are fine.
-func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+// unless they are there already, and reports whether it added any. It goes through the
+// operator service, so it works on the embedded server (SQL visibility) and on a real cluster
+// alike; concurrent callers (API and worker processes starting together) are fine.
+//
+// Attributes just added are usable once the server's namespace caches refresh (10 s by default;
+// the embedded server refreshes every second): until then an upsert fails the workflow task,
+// which Temporal retries. Callers that added some wait that long before starting a worker.
+func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) (added bool, err error) {
 	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
+		return false, fmt.Errorf("list search attributes: %w", err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
 	for name, typ := range SearchAttributes {
@@ -36,20 +41,20 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		case !ok:
 			missing[name] = typ
 		case existing != typ:
-			return fmt.Errorf("search attribute %s is registered as %s, the interpreter needs %s", name, existing, typ)
+			return false, fmt.Errorf("search attribute %s is registered as %s, the interpreter needs %s", name, existing, typ)
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return false, nil
 	}
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: missing,
 	})
 	var exists *serviceerror.AlreadyExists
 	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("register search attributes %v: %w", keys(missing), err)
+		return false, fmt.Errorf("register search attributes %v: %w", keys(missing), err)
 	}
-	return nil
+	return true, nil
 }
 
 func keys(m map[string]enumspb.IndexedValueType) []string {
@@ -58,4 +63,11 @@ func keys(m map[string]enumspb.IndexedValueType) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// SearchAttributeNames lists the interpreter's search attributes, sorted.
+func SearchAttributeNames() []string {
+	names := keys(SearchAttributes)
+	sort.Strings(names)
+	return names
 }
