@@ -259,6 +259,11 @@ const (
 
 var stepIDPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
+// TemporalTimeoutMargin is added to a definition's timeout for Temporal's own execution
+// timeout: the interpreter stops a run that takes too long and records it as timed out; the
+// Temporal timeout is the backstop for a run whose workers are all gone.
+const TemporalTimeoutMargin = 10 * time.Minute
+
 // ExecutionTimeout is the definition's timeout with its default.
 func (d *Definition) ExecutionTimeout() time.Duration {
 	if t, err := ParseDuration(d.Timeout); err == nil && t > 0 {

@@ -112,6 +112,10 @@ func Start(o Options) (*Server, error) {
 		// Search attributes registered at start-up (the workflow engine's) become usable
 		// after the next namespace cache refresh: make that quick.
 		dynamicconfig.NamespaceCacheRefreshInterval.Key(): time.Second,
+		// Task priority (the workflow engine's low … critical) is applied within a task queue
+		// partition; one node needs no more than one, and with one the order is strict.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),

@@ -116,8 +116,10 @@ func TestWorkflowWorkerProcess(t *testing.T) {
 	}
 	t.Logf("dispatch order under load (queued: 30 low, then 10 critical): %s", strings.Join(lines, " "))
 	// First in, first out would dispatch the critical executions (queued last) at ranks 31–40
-	// (mean 35.5); served by priority they come first (mean 5.5).
-	if mean := float64(rankSum) / 10; mean > 15 || lastCritical > 25 {
+	// (mean 35.5); served by priority they come first (ranks 1–10, mean 5.5; the embedded
+	// server keeps one partition per task queue, so the order is strict — a little slack for
+	// two tasks handed out in the same instant).
+	if mean := float64(rankSum) / 10; mean > 7 || lastCritical > 12 {
 		t.Errorf("critical executions dispatched at mean rank %.1f, the last at %d: %v", mean, lastCritical, lines)
 	}
 

@@ -321,7 +321,7 @@ func (s *Service) syncSchedule(ctx context.Context, w *store.Workflow, d *defini
 		Args: []any{workflows.RunInput{DefinitionID: w.ID, Priority: priority, Input: sc.InputData,
 			TriggeredBy: "schedule"}},
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowExecutionTimeout: d.ExecutionTimeout(),
+		WorkflowExecutionTimeout: d.ExecutionTimeout() + definition.TemporalTimeoutMargin,
 		Priority:                 temporal.Priority{PriorityKey: definition.PriorityKey(priority)},
 		StaticSummary:            d.Name,
 	}

@@ -136,7 +136,7 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       e.TemporalWorkflowID,
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowExecutionTimeout: def.ExecutionTimeout(),
+		WorkflowExecutionTimeout: def.ExecutionTimeout() + definition.TemporalTimeoutMargin,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Priority:                 temporal.Priority{PriorityKey: definition.PriorityKey(e.Priority)},

@@ -113,12 +113,36 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 		return RunResult{}, err
 	}
 
-	runErr := r.runList(ctx, r.def.Steps)
+	// Version 1 enforces the definition's timeout itself, so that a run that takes too long
+	// is stopped and recorded as timed_out (Temporal's execution timeout, set a little
+	// longer, would end it without a word to the database).
+	runCtx, stopRun := workflow.WithCancel(ctx)
+	defer stopRun()
+	timedOut := false
+	timeout := r.def.ExecutionTimeout()
+	stopTimer := func() {}
+	if workflow.GetVersion(ctx, "execution-timeout", workflow.DefaultVersion, 1) >= 1 {
+		var timerCtx workflow.Context
+		timerCtx, stopTimer = workflow.WithCancel(ctx)
+		workflow.Go(timerCtx, func(gctx workflow.Context) {
+			if workflow.NewTimer(gctx, timeout).Get(gctx, nil) == nil {
+				timedOut = true
+				stopRun()
+			}
+		})
+	}
+
+	runErr := r.runList(runCtx, r.def.Steps)
+	stopTimer()
 
 	result := RunResult{ExecutionID: r.meta.ExecutionID, Output: r.outputs}
 	finish := activities.FinishRunInput{ExecutionID: r.meta.ExecutionID, Output: r.outputs}
 	eventType := "workflow.completed"
 	switch {
+	case timedOut:
+		finish.Status, eventType = store.ExecutionTimedOut, "workflow.failed"
+		finish.Error = fmt.Sprintf("the execution did not finish within its timeout of %s", timeout)
+		runErr = errors.New(finish.Error)
 	case runErr == nil:
 		finish.Status = store.ExecutionCompleted
 	case temporal.IsCanceledError(runErr) || errors.Is(ctx.Err(), workflow.ErrCanceled):
@@ -133,6 +157,11 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 		return result, err
 	}
 	r.publish(dctx, eventType, finish)
+	if size := len(encodeJSON(result.Output)); size > MaxResultOutput {
+		// The database has every output; the workflow result must stay under Temporal's
+		// payload limit.
+		result.Output = map[string]any{"truncated": true, "bytes": size}
+	}
 	if runErr != nil {
 		if finish.Status == store.ExecutionCancelled {
 			return result, temporal.NewCanceledError()
@@ -141,6 +170,10 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 	}
 	return result, nil
 }
+
+// MaxResultOutput bounds the step outputs returned as the workflow's result (and so as a
+// sub_workflow step's output); larger ones are read from the execution record.
+const MaxResultOutput = 512 << 10
 
 // run is one interpreter run's state.
 type run struct {
@@ -341,8 +374,8 @@ func (r *run) completed(ctx workflow.Context, s definition.Step, out any, record
 			return r.failed(ctx, s, err)
 		}
 	}
-	st := r.mark(ctx, s.ID, store.StepCompleted)
-	st.Output = out
+	// The live state leaves outputs out (the database has them; queries stay small).
+	r.mark(ctx, s.ID, store.StepCompleted)
 	r.outputs[s.ID] = out
 	return nil
 }
@@ -552,6 +585,8 @@ func (r *run) subWorkflow(ctx workflow.Context, s definition.Step, raw json.RawM
 	}
 	if s.Timeout != "" {
 		opts.WorkflowExecutionTimeout = s.StepTimeout()
+	} else {
+		opts.WorkflowExecutionTimeout = definition.MaxExecutionTimeout + definition.TemporalTimeoutMargin
 	}
 	if s.Retry != nil {
 		p := s.Policy()

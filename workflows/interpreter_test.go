@@ -463,3 +463,20 @@ func (r *recordingNotifier) SendStepNotification(_ context.Context, req activiti
 	r.got = append(r.got, req)
 	return activities.StepNotificationResult{IDs: []string{"n-1"}, Status: "queued"}, nil
 }
+
+func TestExecutionTimeoutIsRecorded(t *testing.T) {
+	f := newFixture(t)
+	env, e := f.run(`{"name": "w", "trigger_type": "manual", "timeout": "1h", "steps": [
+		{"id": "long", "type": "delay", "config": {"duration": "3h"}},
+		{"id": "never", "type": "data_transform", "config": {"jq": "1"}}]}`, nil, nil)
+	if env.GetWorkflowError() == nil {
+		t.Fatal("the workflow did not fail")
+	}
+	steps := f.steps(e.ID)
+	if e.Status != store.ExecutionTimedOut || !strings.Contains(e.Error, "within its timeout of 1h0m0s") || steps["long"].Status != store.StepCancelled {
+		t.Errorf("execution %s %q, long %s", e.Status, e.Error, steps["long"].Status)
+	}
+	if _, ran := steps["never"]; ran {
+		t.Error("a step ran after the timeout")
+	}
+}

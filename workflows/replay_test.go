@@ -15,14 +15,15 @@ import (
 // e2e.TestWorkflowWorkerProcess (UPDATE_REPLAY_HISTORY=1 writes interpreter_history.json):
 // http_request and data_transform steps, a skipped condition, a parallel step with a delay, a
 // branch, a signal wait, and a worker killed in the middle. interpreter_history_v0.json was
-// recorded before the "local-fast-path" version. Changing the interpreter in a way that would
+// recorded before the "local-fast-path" version, interpreter_history_v1.json before
+// "execution-timeout". Changing the interpreter in a way that would
 // break executions running when it is deployed fails this test; guard such changes with
 // workflow.GetVersion and keep the older histories here.
 const historyFile = "testdata/interpreter_history.json"
 
 func TestInterpreterReplaysRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob("testdata/interpreter_history*.json")
-	if err != nil || len(files) < 2 {
+	if err != nil || len(files) < 3 {
 		t.Fatalf("histories: %v %v", files, err)
 	}
 	for _, f := range files {
