@@ -193,7 +193,7 @@ type ExecutionDetail struct {
 
 // liveQueryTimeout bounds the query of a running execution; without an answer (no worker
 // polling) the detail comes from the database alone.
-const liveQueryTimeout = 3 * time.Second
+const liveQueryTimeout = 2 * time.Second
 
 // GetExecution returns an execution with its steps: from the database, merged with the
 // interpreter's live state while it runs.
@@ -206,7 +206,7 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	// been recorded by then (activities write before they return).
 	var live workflows.RunState
 	hasLive := false
-	if e.Status == store.ExecutionRunning || e.Status == store.ExecutionPending {
+	if e.Status == store.ExecutionRunning {
 		live, hasLive = s.queryState(ctx, e)
 	}
 	records, err := s.store.ExecutionSteps(ctx, id)
