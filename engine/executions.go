@@ -153,6 +153,14 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 	case errors.As(err, &started):
 		runID = started.RunId
 	default:
+		if req.IdempotencyKey == "" {
+			// Nothing will start it: say so in its record. (With a key it stays pending, and
+			// the client's retry with the same key starts it.)
+			msg := "not started: the workflow engine (Temporal) refused or did not answer: " + err.Error()
+			if ferr := s.store.FinishExecution(context.WithoutCancel(ctx), e.ID, store.ExecutionFailed, nil, msg, s.now()); ferr != nil {
+				s.log.WarnContext(ctx, "record unstarted execution", "execution_id", e.ID, "error", ferr)
+			}
+		}
 		return Execution{}, fmt.Errorf("start execution %s: %w", e.ID, err)
 	}
 	if err := s.store.SetExecutionRun(ctx, e.ID, runID, s.now()); err != nil {
