@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
@@ -30,7 +31,7 @@ type Options struct {
 	Temporal  client.Client
 	Templates *templating.Engine
 	// Unavailable says why a step type cannot run in this deployment ("" when it can); see
-	// activities.Unavailable.
+	// activities.Unavailable. Nil: the notification and webhook steps are not available.
 	Unavailable func(stepType string) string
 	Log         *slog.Logger
 }
@@ -51,7 +52,8 @@ func New(o Options) *Service {
 		o.Log = slog.Default()
 	}
 	if o.Unavailable == nil {
-		o.Unavailable = func(string) string { return "" }
+		// Nothing wired: the notification and webhook steps are not available.
+		o.Unavailable = func(t string) string { return activities.Unavailable(t, nil, nil) }
 	}
 	return &Service{store: o.Store, temporal: o.Temporal, templates: o.Templates, unavailable: o.Unavailable,
 		log: o.Log, now: func() time.Time { return time.Now().UTC() }}
