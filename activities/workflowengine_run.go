@@ -29,6 +29,7 @@ type StepResult struct {
 // before Temporal heard of it) is not run again: the recorded output is returned.
 func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult, error) {
 	attempt := int(activity.GetInfo(ctx).Attempt)
+	started := time.Now().UTC()
 	s := in.Step
 	sc, prior, err := a.scope(ctx, in.Meta, s, true)
 	if err != nil {
@@ -40,7 +41,7 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 	if s.Condition != "" {
 		ok, err := definition.EvalCondition(s.Condition, sc)
 		if err != nil {
-			return StepResult{}, a.failAttempt(ctx, in, permanent("condition: %v", err))
+			return StepResult{}, a.failAttempt(ctx, in, attempt, started, permanent("condition: %v", err))
 		}
 		if !ok {
 			if err := a.Store.FinishStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepSkipped, nil, "", time.Now().UTC()); err != nil {
@@ -49,8 +50,12 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 			return StepResult{Status: store.StepSkipped}, nil
 		}
 	}
-	if err := a.Store.StartStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepRunning, attempt, time.Now().UTC()); err != nil {
-		return StepResult{}, fmt.Errorf("step %s: %w", s.ID, err)
+	// The first attempt is written once, when it ends (the interpreter's live state shows it
+	// running meanwhile); a retry is recorded as it starts, so its attempt count shows.
+	if attempt > 1 {
+		if err := a.Store.StartStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepRunning, attempt, started); err != nil {
+			return StepResult{}, fmt.Errorf("step %s: %w", s.ID, err)
+		}
 	}
 	stop := heartbeat(ctx)
 	out, err := a.execute(ctx, in, sc)
@@ -62,7 +67,11 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 		} else if len(b) > MaxStepOutput {
 			err = permanent("output is %d bytes; a step may output at most %d", len(b), MaxStepOutput)
 		} else {
-			if err := a.Store.FinishStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepCompleted, b, "", time.Now().UTC()); err != nil {
+			now := time.Now().UTC()
+			if err := a.Store.RecordStep(ctx, store.ExecutionStep{
+				ExecutionID: in.Meta.ExecutionID, StepID: s.ID, Type: s.Type, Status: store.StepCompleted,
+				Attempts: attempt, Output: b, StartedAt: &started, FinishedAt: &now, UpdatedAt: now,
+			}); err != nil {
 				return StepResult{}, fmt.Errorf("step %s: %w", s.ID, err)
 			}
 			var plain any
@@ -70,7 +79,7 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 			return StepResult{Status: store.StepCompleted, Output: plain}, nil
 		}
 	}
-	return StepResult{}, a.failAttempt(ctx, in, err)
+	return StepResult{}, a.failAttempt(ctx, in, attempt, started, err)
 }
 
 // HeartbeatEvery is how often a running step tells Temporal its worker is alive; the
@@ -99,8 +108,11 @@ func heartbeat(ctx context.Context) (stop func()) {
 
 // failAttempt records an attempt's error on the step (the interpreter records the final
 // failure) and returns it.
-func (a *WorkflowEngine) failAttempt(ctx context.Context, in StepInput, err error) error {
-	if rerr := a.Store.RecordStepError(ctx, in.Meta.ExecutionID, in.Step.ID, Message(err), time.Now().UTC()); rerr != nil {
+func (a *WorkflowEngine) failAttempt(ctx context.Context, in StepInput, attempt int, started time.Time, err error) error {
+	if rerr := a.Store.RecordStep(ctx, store.ExecutionStep{
+		ExecutionID: in.Meta.ExecutionID, StepID: in.Step.ID, Type: in.Step.Type, Status: store.StepRunning,
+		Attempts: attempt, Error: Message(err), StartedAt: &started, UpdatedAt: time.Now().UTC(),
+	}); rerr != nil {
 		a.logger().Warn("record step error", "execution_id", in.Meta.ExecutionID, "step", in.Step.ID, "error", rerr)
 	}
 	return err

@@ -198,11 +198,17 @@ func (s *Store) StartStep(ctx context.Context, executionID, stepID, typ, status 
 	}).Create(&row).Error)
 }
 
-// RecordStepError keeps the error of a failed attempt that will be retried.
-func (s *Store) RecordStepError(ctx context.Context, executionID, stepID, errMsg string, at time.Time) error {
-	return classify(s.db.WithContext(ctx).Model(&ExecutionStep{}).
-		Where("execution_id = ? AND step_id = ?", executionID, stepID).
-		Updates(map[string]any{"error": errMsg, "updated_at": at}).Error)
+// RecordStep writes one attempt of an activity step in a single statement: its status,
+// attempt number, output or error and times (started_at keeps the first attempt's time).
+func (s *Store) RecordStep(ctx context.Context, row ExecutionStep) error {
+	return classify(s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "execution_id"}, {Name: "step_id"}},
+		DoUpdates: clause.Assignments(map[string]any{
+			"status": row.Status, "attempts": row.Attempts, "output": row.Output, "error": row.Error,
+			"finished_at": row.FinishedAt, "updated_at": row.UpdatedAt,
+			"started_at": clause.Expr{SQL: "COALESCE(workflow_execution_steps.started_at, excluded.started_at)"},
+		}),
+	}).Create(&row).Error)
 }
 
 // FinishStep records a step's outcome (completed, failed, skipped or cancelled), creating the

@@ -88,9 +88,6 @@ func TestExecutionRecords(t *testing.T) {
 		if err := s.StartStep(ctx, e.ID, "a", "http_request", store.StepRunning, 1, now); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordStepError(ctx, e.ID, "a", "boom", now); err != nil {
-			t.Fatal(err)
-		}
 		if err := s.StartStep(ctx, e.ID, "a", "http_request", store.StepRunning, 2, now.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +99,20 @@ func TestExecutionRecords(t *testing.T) {
 		}
 		if err := s.StartStep(ctx, e.ID, "c", "wait_for_signal", store.StepWaiting, 1, now.Add(4*time.Second)); err != nil {
 			t.Fatal(err)
+		}
+		// An activity step's attempts, each written in one statement.
+		t1, t2 := now, now.Add(time.Second)
+		if err := s.RecordStep(ctx, store.ExecutionStep{ExecutionID: e.ID, StepID: "d", Type: "http_request", Status: store.StepRunning,
+			Attempts: 1, Error: "503", StartedAt: &t1, UpdatedAt: t1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordStep(ctx, store.ExecutionStep{ExecutionID: e.ID, StepID: "d", Type: "http_request", Status: store.StepCompleted,
+			Attempts: 2, Output: store.JSON(`{"n":2}`), StartedAt: &t2, FinishedAt: &t2, UpdatedAt: t2}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.GetExecutionStep(ctx, e.ID, "d"); err != nil || d.Status != store.StepCompleted || d.Attempts != 2 ||
+			d.Error != "" || d.StartedAt.After(t1.Add(500*time.Millisecond)) || d.FinishedAt == nil {
+			t.Errorf("d %+v %v (started_at keeps the first attempt's time)", d, err)
 		}
 		if err := s.FinishExecution(ctx, e.ID, store.ExecutionTerminated, nil, "stop", now.Add(5*time.Second)); err != nil {
 			t.Fatal(err)
@@ -115,7 +126,7 @@ func TestExecutionRecords(t *testing.T) {
 			t.Errorf("execution %+v %v", got, err)
 		}
 		steps, err := s.ExecutionSteps(ctx, e.ID)
-		if err != nil || len(steps) != 3 {
+		if err != nil || len(steps) != 4 {
 			t.Fatalf("steps %+v %v", steps, err)
 		}
 		byID := map[string]store.ExecutionStep{}
