@@ -43,7 +43,7 @@ func (s *Server) sendEmail(c echo.Context) error {
 		return err
 	}
 	n, err := s.notify.SendEmail(c.Request().Context(), req)
-	return s.accepted(c, n, err)
+	return s.notificationAccepted(c, n, err)
 }
 
 // sendSMS: POST /api/v1/notifications/sms → 202 with the queued notification.
@@ -60,10 +60,10 @@ func (s *Server) sendSMS(c echo.Context) error {
 		return err
 	}
 	n, err := s.notify.SendSMS(c.Request().Context(), req)
-	return s.accepted(c, n, err)
+	return s.notificationAccepted(c, n, err)
 }
 
-func (s *Server) accepted(c echo.Context, n notify.Notification, err error) error {
+func (s *Server) notificationAccepted(c echo.Context, n notify.Notification, err error) error {
 	if err != nil {
 		return notifyError(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
@@ -42,6 +43,9 @@ type Options struct {
 	Modes map[string]string
 	// Notify is the notification module; New builds one over Store and Temporal when nil.
 	Notify *notify.Service
+	// Workflows is the workflow engine; nil builds one over Store and Temporal without the
+	// notification and webhook steps.
+	Workflows *engine.Service
 }
 
 // Server is the HTTP API.
@@ -54,6 +58,7 @@ type Server struct {
 	temporal client.Client
 	limiter  ratelimit.Limiter
 	notify   *notify.Service
+	engine   *engine.Service
 	metrics  *httpMetrics
 	spec     *openAPISpec
 	started  time.Time
@@ -86,9 +91,14 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if o.Workflows == nil {
+		o.Workflows = engine.New(engine.Options{Store: o.Store, Temporal: o.Temporal,
+			Templates: templating.New(0), Log: o.Logger})
+	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, notify: o.Notify, metrics: m, spec: spec, started: time.Now(),
+		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, metrics: m, spec: spec,
+		started: time.Now(),
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -117,7 +127,6 @@ func (s *Server) routes() {
 	}
 
 	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
-	v1.GET("/workflows", s.listWorkflows)
 	v1.POST("/diagnostics/ping", s.ping)
 
 	v1.POST("/notifications/email", s.sendEmail)
@@ -133,6 +142,22 @@ func (s *Server) routes() {
 	// Providers cannot send our API key; their signature authenticates them instead.
 	e.POST("/api/v1/notifications/providers/twilio/status", s.twilioStatus, s.rateLimit)
 
+	v1.GET("/workflows", s.listWorkflows)
+	v1.POST("/workflows", s.createWorkflow)
+	v1.GET("/workflows/:id", s.getWorkflow)
+	v1.PUT("/workflows/:id", s.updateWorkflow)
+	v1.DELETE("/workflows/:id", s.deleteWorkflow)
+	v1.GET("/workflows/:id/versions", s.listWorkflowVersions)
+	v1.GET("/workflows/:id/versions/:version", s.getWorkflowVersion)
+	v1.POST("/workflows/:id/execute", s.executeWorkflow)
+	v1.POST("/workflows/:id/pause", s.pauseWorkflow)
+	v1.POST("/workflows/:id/resume", s.resumeWorkflow)
+	v1.GET("/executions", s.listExecutions)
+	v1.GET("/executions/:id", s.getExecution)
+	v1.POST("/executions/:id/cancel", s.cancelExecution)
+	v1.POST("/executions/:id/terminate", s.terminateExecution)
+	v1.POST("/executions/:id/signal/:name", s.signalExecution)
+	v1.POST("/executions/:id/retry", s.retryExecution)
 }
 
 // Handler exposes the routes (tests serve them with httptest).

@@ -22,8 +22,10 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/notify"
@@ -49,6 +51,13 @@ type Deps struct {
 	Egress *netguard.Policy
 	// Notify is the notification module (email, SMS, templates, delivery tracking).
 	Notify *notify.Service
+	// Workflows is the workflow engine (definitions, executions, schedules); other domains start
+	// executions through Workflows.Execute.
+	Workflows *engine.Service
+	// StepNotifier and StepWebhooks carry out the workflow engine's notification and webhook
+	// steps; while nil, definitions using those steps fail validation (422 "not available").
+	StepNotifier activities.Notifier
+	StepWebhooks activities.WebhookSender
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -136,6 +145,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, err
 	}
+	d.Workflows = engine.New(engine.Options{
+		Store: st, Temporal: d.Temporal, Templates: d.Templates, Log: log,
+		// Read at call time: the notification and webhook modules are wired after Open.
+		Unavailable: func(stepType string) string {
+			return activities.Unavailable(stepType, d.StepNotifier, d.StepWebhooks)
+		},
+	})
 	ok = true
 	return d, nil
 }

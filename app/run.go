@@ -16,6 +16,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/engine"
 )
 
 // Embedded is an in-process Temporal server started by Options.StartTemporal.
@@ -90,7 +91,7 @@ func Run(ctx context.Context, o Options) error {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
-			Notify: deps.Notify,
+			Notify: deps.Notify, Workflows: deps.Workflows,
 		})
 		if err != nil {
 			return err
@@ -126,6 +127,24 @@ func Run(ctx context.Context, o Options) error {
 	if o.Worker {
 		if err := waitForTemporal(gctx, deps.Temporal, log); err != nil {
 			return err
+		}
+		// The interpreter upserts these; a workflow task would fail until they exist.
+		added, err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace)
+		if err != nil {
+			return err
+		}
+		if added {
+			settle := 11 * time.Second // a cluster's default namespace cache refresh is 10 s
+			if deps.Modes["temporal"] == "embedded" {
+				settle = 2 * time.Second // devserver refreshes every second
+			}
+			log.Info("registered the workflow engine's search attributes; waiting for Temporal to load them",
+				"names", engine.SearchAttributeNames(), "wait", settle)
+			select {
+			case <-gctx.Done():
+				return gctx.Err()
+			case <-time.After(settle):
+			}
 		}
 		w := NewWorker(deps)
 		if err := w.Start(); err != nil {

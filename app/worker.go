@@ -47,6 +47,12 @@ func NewWorker(d *Deps) worker.Worker {
 		DisableWorkflowWorker:              true,
 	})
 	sms.RegisterActivity(notifications.DeliverSMS)
+
+	w.RegisterWorkflow(workflows.Interpreter)
+	w.RegisterActivity(&activities.WorkflowEngine{
+		Store: d.Store, Templates: d.Templates, Egress: d.Egress,
+		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
+	})
 	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms}}
 }
 

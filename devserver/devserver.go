@@ -109,6 +109,13 @@ func Start(o Options) (*Server, error) {
 		// the operators' CLI list freely.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Search attributes registered at start-up (the workflow engine's) become usable
+		// after the next namespace cache refresh: make that quick.
+		dynamicconfig.NamespaceCacheRefreshInterval.Key(): time.Second,
+		// Task priority (the workflow engine's low … critical) is applied within a task queue
+		// partition; one node needs no more than one, and with one the order is strict.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),

@@ -5,6 +5,9 @@
 //	starter info
 //	starter ping [message]
 //	starter workflows list [--trigger-type schedule] [--all]
+//	starter workflows create -f definition.json [--update ID]
+//	starter workflows execute ID --input '{"x": 1}' [--priority high] [--wait]
+//	starter executions list|show ID|cancel ID|terminate ID|retry ID|signal ID NAME
 //	starter notifications send-email --to a@example.com --template welcome_email --data '{"user_name":"Ada"}'
 //	starter notifications show ID
 //
@@ -55,7 +58,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.key, "api-key", "", "API key (AUTOMATION_API_KEY, INTERNAL_API_KEY)")
 	root.PersistentFlags().StringVar(&c.token, "token", os.Getenv("AUTOMATION_API_TOKEN"), "JWT bearer token instead of a key (AUTOMATION_API_TOKEN)")
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), notificationsCmd(c))
+	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), executionsCmd(c), notificationsCmd(c))
 	return root
 }
 

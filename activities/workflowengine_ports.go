@@ -1,0 +1,64 @@
+package activities
+
+import "context"
+
+// The workflow engine's notification and webhook steps call into those modules through these
+// interfaces (set on WorkflowEngine and Deps.StepNotifier / Deps.StepWebhooks by the app's
+// wiring). While one is nil, definitions using its step type fail validation with 422
+// "not available" (see Unavailable).
+
+// Notifier sends the notification of a workflow step. The notifications module implements it.
+type Notifier interface {
+	// SendStepNotification queues (or sends) one email or SMS. It must be idempotent per
+	// IdempotencyKey: a retried step calls it again with the same key and must not send twice.
+	SendStepNotification(ctx context.Context, req StepNotification) (StepNotificationResult, error)
+}
+
+// StepNotification is a notification step's rendered config (the seed's notification body).
+type StepNotification struct {
+	// Channel is "email" or "sms".
+	Channel string   `json:"channel"`
+	To      []string `json:"to"`
+	Subject string   `json:"subject,omitempty"`
+	Body    string   `json:"body,omitempty"`
+	// TemplateID names a stored notification template, rendered with TemplateData.
+	TemplateID   string         `json:"template_id,omitempty"`
+	TemplateData map[string]any `json:"template_data,omitempty"`
+	// IdempotencyKey is "<execution id>/<step id>".
+	IdempotencyKey string `json:"idempotency_key"`
+	// ExecutionID and StepID say where the notification comes from (for the delivery record).
+	ExecutionID string `json:"execution_id"`
+	StepID      string `json:"step_id"`
+}
+
+// StepNotificationResult is what a notification step outputs.
+type StepNotificationResult struct {
+	// IDs of the notifications created (one per recipient or one in all, as the module keeps them).
+	IDs    []string `json:"ids"`
+	Status string   `json:"status"`
+}
+
+// WebhookSender delivers the event of a workflow step to webhook endpoints. The webhooks module
+// implements it.
+type WebhookSender interface {
+	// SendStepWebhook hands the event to durable delivery (each subscribed endpoint, signed,
+	// with retries) and returns once it is accepted. It must be idempotent per IdempotencyKey.
+	SendStepWebhook(ctx context.Context, req StepWebhook) (StepWebhookResult, error)
+}
+
+// StepWebhook is a webhook step's rendered config (the seed's /webhooks/deliver body).
+type StepWebhook struct {
+	EventType string `json:"event_type"`
+	Payload   any    `json:"payload"`
+	// EndpointIDs restricts delivery to these endpoints; empty means every endpoint subscribed
+	// to EventType.
+	EndpointIDs    []string `json:"endpoint_ids,omitempty"`
+	IdempotencyKey string   `json:"idempotency_key"`
+	ExecutionID    string   `json:"execution_id"`
+	StepID         string   `json:"step_id"`
+}
+
+// StepWebhookResult is what a webhook step outputs.
+type StepWebhookResult struct {
+	DeliveryIDs []string `json:"delivery_ids"`
+}
