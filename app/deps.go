@@ -27,8 +27,10 @@ import (
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Deps are the connected dependencies shared by the API and the worker of one process.
@@ -46,6 +48,9 @@ type Deps struct {
 	Templates *templating.Engine
 	// Egress guards every outbound HTTP request against SSRF.
 	Egress *netguard.Policy
+	// RuleTargets are the modules that rule actions of type workflow, notification and webhook
+	// call (see rules.Targets); a nil one makes its action type unavailable (422 on rule writes).
+	RuleTargets rules.Targets
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -126,6 +131,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
+	// Every stored event is signalled into the rules engine's evaluator workflows.
+	d.Events.Subscribe(&rules.Dispatcher{Temporal: d.Temporal, TaskQueue: workflows.TaskQueue, Partitions: cfg.RulesPartitions})
 	ok = true
 	return d, nil
 }

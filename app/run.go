@@ -39,6 +39,9 @@ type Options struct {
 	Listener net.Listener
 	// Ready, if set, is closed once every part is up.
 	Ready chan<- struct{}
+	// Wire, if set, is called with the opened dependencies before the API and the worker are
+	// built: it connects modules into them (Deps.RuleTargets), and tests substitute parts.
+	Wire func(*Deps)
 }
 
 // Run starts what o asks for and blocks until ctx ends (then shuts down gracefully) or a part
@@ -82,6 +85,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer deps.Close()
+	if o.Wire != nil {
+		o.Wire(deps)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	var listener net.Listener
@@ -90,6 +96,7 @@ func Run(ctx context.Context, o Options) error {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
+			Events: deps.Events, Templates: deps.Templates, RuleTargets: deps.RuleTargets,
 		})
 		if err != nil {
 			return err
@@ -138,6 +145,11 @@ func Run(ctx context.Context, o Options) error {
 		// Events stored but not handed off (a crash, Temporal down) are handed off again.
 		g.Go(func() error {
 			deps.Events.RunRedispatcher(gctx, 10*time.Second, 30*time.Second)
+			return nil
+		})
+		// The rules engine's Schedules (schedule triggers, event retention).
+		g.Go(func() error {
+			deps.ensureRuleSchedules(gctx)
 			return nil
 		})
 	}

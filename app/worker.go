@@ -23,5 +23,6 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Diagnostics{Store: d.Store, Identity: identity()})
 	w.RegisterActivity(&activities.Events{Bus: d.Events})
+	registerRules(w, d)
 	return w
 }

@@ -1,0 +1,528 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
+)
+
+// DefaultMaxDepth is the causation depth above which events are not evaluated (RULES_MAX_DEPTH).
+const DefaultMaxDepth = 5
+
+// Rules are the rules engine's side effects: evaluating events against the active rules
+// (recording every decision), running one action of a fired rule, firing schedule triggers and
+// purging old events. The evaluator workflow (workflows.RuleEvaluator) calls them.
+type Rules struct {
+	Store     *store.Store
+	Bus       *events.Bus
+	Templates *templating.Engine
+	Cache     *rules.Cache
+	// Targets are the modules workflow, notification and webhook actions call.
+	Targets rules.Targets
+	// MaxDepth: events deeper in a causation chain are recorded as skipped, not evaluated.
+	MaxDepth int
+	// Retention is how long events are kept (PurgeExpired).
+	Retention time.Duration
+	Log       *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (a *Rules) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (a *Rules) log() *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return slog.Default()
+}
+
+// EvaluateInput is a batch of events signalled to an evaluator.
+type EvaluateInput struct {
+	Events []rules.EventRef `json:"events"`
+}
+
+// EvaluateResult lists what is left to run for the batch: for each event, its fired executions in
+// priority order.
+type EvaluateResult struct {
+	Runs []EventRun `json:"runs,omitempty"`
+}
+
+// EventRun is the fired executions of one event, in priority order.
+type EventRun struct {
+	EventID    string         `json:"event_id"`
+	Executions []ExecutionRun `json:"executions"`
+}
+
+// ExecutionRun is one fired rule: the actions still to run, in order.
+type ExecutionRun struct {
+	ExecutionID string      `json:"execution_id"`
+	RuleID      string      `json:"rule_id"`
+	Actions     []ActionRef `json:"actions"`
+}
+
+// ActionRef names action Index of an execution.
+type ActionRef struct {
+	Index           int  `json:"index"`
+	ContinueOnError bool `json:"continue_on_error,omitempty"`
+}
+
+// Evaluate decides every event of the batch against the active rules, exactly once per event:
+// the decision (per rule: matched or not and why, skipped and why, the conditions' actual values)
+// and the fired rules' pending actions are stored in one transaction per event. An event decided
+// before (a repeated signal, a retried activity) is not decided again; its unfinished actions are
+// returned so that the caller can resume them. Rule edits take effect here, for the next batch.
+func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult, error) {
+	var out EvaluateResult
+	ids := make([]string, 0, len(in.Events))
+	seen := map[string]bool{}
+	for _, e := range in.Events {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			ids = append(ids, e.ID)
+		}
+	}
+	stored, err := a.Store.GetEvents(ctx, ids)
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	done, err := a.Store.EventEvaluations(ctx, ids)
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	active, err := a.activeRules(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, id := range ids {
+		e, ok := stored[id]
+		if !ok {
+			a.log().WarnContext(ctx, "event signalled for evaluation is not stored (purged?)", "event_id", id)
+			continue
+		}
+		var run EventRun
+		if _, decided := done[id]; decided {
+			run, err = a.resume(ctx, id)
+		} else {
+			run, err = a.decide(ctx, e, active)
+			if errors.Is(err, store.ErrConflict) {
+				run, err = a.resume(ctx, id)
+			}
+		}
+		if err != nil {
+			return out, fmt.Errorf("evaluate event %s: %w", id, err)
+		}
+		if len(run.Executions) > 0 {
+			out.Runs = append(out.Runs, run)
+		}
+	}
+	return out, nil
+}
+
+// activeRules returns the compiled current versions of the enabled rules, highest priority first.
+func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
+	refs, err := a.Store.ActiveRules(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("active rules: %w", err)
+	}
+	out := make([]*rules.Compiled, 0, len(refs))
+	for _, ref := range refs {
+		r, err := a.Cache.Get(ctx, ref.ID, ref.Version)
+		if err != nil {
+			if rules.IsPermanent(err) {
+				a.log().ErrorContext(ctx, "rule version does not compile; it is left out", "rule_id", ref.ID,
+					"version", ref.Version, "error", err)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// decide evaluates e against the active rules and records every decision.
+func (a *Rules) decide(ctx context.Context, e store.Event, active []*rules.Compiled) (EventRun, error) {
+	now := a.now()
+	run := EventRun{EventID: e.ID}
+	maxDepth := a.MaxDepth
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	if e.Depth > maxDepth {
+		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+		return run, a.Store.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
+	}
+	scope, err := rules.NewScope(e)
+	if err != nil {
+		return run, a.Store.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
+	}
+	var matching []*rules.Compiled
+	for _, r := range active {
+		if rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
+			matching = append(matching, r)
+		}
+	}
+	err = a.Store.Tx(ctx, func(tx *store.Store) error {
+		run.Executions = nil
+		var execs []store.RuleExecution
+		var outcomes []store.ActionOutcome
+		var stoppedBy *rules.Compiled
+		for _, r := range matching {
+			ev := r.Evaluate(scope)
+			x := store.RuleExecution{
+				ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
+				Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
+			}
+			switch {
+			case !ev.Matched:
+				x.Status, x.Reason = store.ExecutionNotMatched, ev.Reason
+				if hasError(ev.Conditions) {
+					x.Status = store.ExecutionError
+				}
+			case stoppedBy != nil:
+				x.Status = store.ExecutionSkipped
+				x.Reason = fmt.Sprintf("stop_processing: rule %q (priority %d) matched first", stoppedBy.Def.Name, stoppedBy.Def.Priority)
+			default:
+				if r.Def.StopProcessing {
+					stoppedBy = r
+				}
+				key, err := r.RenderDedupKey(a.Templates, scope)
+				if err != nil {
+					x.Status, x.Reason = store.ExecutionError, err.Error()
+					break
+				}
+				x.DedupKey = key
+				reason, err := a.overLimit(ctx, tx, r, key, now)
+				if err != nil {
+					return err
+				}
+				if reason != "" {
+					x.Status, x.Reason = store.ExecutionSkipped, reason
+					break
+				}
+				x.Status, x.Fired, x.ActionCount = store.ExecutionRunning, true, len(r.Def.Actions)
+				x.Reason = "conditions matched"
+				er := ExecutionRun{ExecutionID: x.ID, RuleID: r.ID}
+				for i, act := range r.Def.Actions {
+					outcomes = append(outcomes, store.ActionOutcome{
+						ExecutionID: x.ID, ActionIndex: i, Type: act.Type, Status: store.OutcomePending,
+						IdempotencyKey: rules.IdempotencyKey(e.ID, r.ID, i),
+					})
+					er.Actions = append(er.Actions, ActionRef{Index: i, ContinueOnError: act.ContinueOnError})
+				}
+				run.Executions = append(run.Executions, er)
+			}
+			execs = append(execs, x)
+		}
+		return tx.RecordEvaluation(ctx, store.EventEvaluation{
+			EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
+			Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
+			RulesMatched: len(run.Executions), EvaluatedAt: now,
+		}, execs, outcomes)
+	})
+	if err != nil {
+		return EventRun{}, err
+	}
+	return run, nil
+}
+
+func hasError(results []rules.ConditionResult) bool {
+	for _, r := range results {
+		if r.Error != "" || hasError(r.Children) {
+			return true
+		}
+	}
+	return false
+}
+
+// overLimit checks the rule's dedup_key, cooldown and rate limit (rules.Compiled.OverLimit)
+// after locking the rule's runs until tx ends, so that two evaluators cannot both take the last
+// slot.
+func (a *Rules) overLimit(ctx context.Context, tx *store.Store, r *rules.Compiled, dedupKey string, now time.Time) (string, error) {
+	if !r.HasLimits(dedupKey) {
+		return "", nil
+	}
+	if err := tx.LockRuleRuns(ctx, r.ID); err != nil {
+		return "", err
+	}
+	return r.OverLimit(ctx, tx, dedupKey, now)
+}
+
+// resume returns the unfinished actions of an event decided before.
+func (a *Rules) resume(ctx context.Context, eventID string) (EventRun, error) {
+	run := EventRun{EventID: eventID}
+	execs, err := a.Store.ExecutionsForEvent(ctx, eventID)
+	if err != nil {
+		return run, err
+	}
+	var open []string
+	for _, x := range execs {
+		if x.Status == store.ExecutionRunning {
+			open = append(open, x.ID)
+		}
+	}
+	if len(open) == 0 {
+		return run, nil
+	}
+	outcomes, err := a.Store.Outcomes(ctx, open)
+	if err != nil {
+		return run, err
+	}
+	for _, x := range execs {
+		if x.Status != store.ExecutionRunning {
+			continue
+		}
+		r, err := a.Cache.Get(ctx, x.RuleID, x.RuleVersion)
+		if err != nil {
+			return run, err
+		}
+		er := ExecutionRun{ExecutionID: x.ID, RuleID: x.RuleID}
+		for _, o := range outcomes[x.ID] {
+			switch o.Status {
+			case store.OutcomeSucceeded, store.OutcomeFailed, store.OutcomeSkipped:
+				continue
+			}
+			coe := o.ActionIndex < len(r.Def.Actions) && r.Def.Actions[o.ActionIndex].ContinueOnError
+			er.Actions = append(er.Actions, ActionRef{Index: o.ActionIndex, ContinueOnError: coe})
+		}
+		run.Executions = append(run.Executions, er)
+	}
+	return run, nil
+}
+
+// ActionInput names one action of a fired execution.
+type ActionInput struct {
+	ExecutionID string `json:"execution_id"`
+	Index       int    `json:"index"`
+}
+
+// ActionResult is the final status of an action.
+type ActionResult struct {
+	Status string `json:"status"`
+}
+
+// RunAction renders and carries out one action, recording every attempt. It is idempotent: an
+// action that succeeded before is not run again, and the modules it calls receive the idempotency
+// key of (event, rule, action index). Failures that retrying cannot fix (a template error, an
+// unknown definition, an action type whose module is not wired) are non-retryable.
+func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, error) {
+	o, err := a.Store.GetOutcome(ctx, in.ExecutionID, in.Index)
+	if err != nil {
+		return ActionResult{}, fmt.Errorf("action %d of %s: %w", in.Index, in.ExecutionID, err)
+	}
+	switch o.Status {
+	case store.OutcomeSucceeded, store.OutcomeSkipped:
+		return ActionResult{Status: o.Status}, nil
+	case store.OutcomeFailed:
+		return ActionResult{}, temporal.NewNonRetryableApplicationError(o.Error, "ActionFailed", nil)
+	}
+	x, err := a.Store.GetExecution(ctx, in.ExecutionID)
+	if err != nil {
+		return ActionResult{}, fmt.Errorf("execution %s: %w", in.ExecutionID, err)
+	}
+	e, err := a.Store.GetEvent(ctx, x.EventID)
+	if err != nil {
+		return ActionResult{}, fmt.Errorf("event %s: %w", x.EventID, err)
+	}
+	r, err := a.Cache.Get(ctx, x.RuleID, x.RuleVersion)
+	if err == nil {
+		var scope rules.Scope
+		if scope, err = rules.NewScope(e); err == nil {
+			var rendered rules.RenderedAction
+			if rendered, err = r.RenderAction(a.Templates, in.Index, scope); err == nil {
+				return a.perform(ctx, x, e, rendered)
+			}
+		}
+	}
+	if !rules.IsPermanent(err) {
+		return ActionResult{}, err
+	}
+	if ferr := a.Store.FinishOutcome(ctx, x.ID, in.Index, store.OutcomeFailed, nil, err.Error(), a.now()); ferr != nil {
+		return ActionResult{}, ferr
+	}
+	return ActionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "ActionFailed", nil)
+}
+
+func (a *Rules) perform(ctx context.Context, x store.RuleExecution, e store.Event, act rules.RenderedAction) (ActionResult, error) {
+	if err := a.Store.StartOutcome(ctx, x.ID, act.Index, store.MustJSON(act), a.now()); err != nil {
+		if errors.Is(err, store.ErrConflict) { // finished meanwhile (a concurrent duplicate)
+			o, gerr := a.Store.GetOutcome(ctx, x.ID, act.Index)
+			if gerr != nil {
+				return ActionResult{}, gerr
+			}
+			return ActionResult{Status: o.Status}, nil
+		}
+		return ActionResult{}, err
+	}
+	result, err := a.call(ctx, x, e, act)
+	now := a.now()
+	if err != nil {
+		if !rules.IsPermanent(err) {
+			msg := err.Error()
+			if activity.IsActivity(ctx) {
+				msg = fmt.Sprintf("attempt %d: %s", activity.GetInfo(ctx).Attempt, msg)
+			}
+			if rerr := a.Store.RetryOutcome(ctx, x.ID, act.Index, msg); rerr != nil {
+				a.log().WarnContext(ctx, "record action attempt", "execution_id", x.ID, "error", rerr)
+			}
+			return ActionResult{}, fmt.Errorf("%s action %d of rule %s: %w", act.Type, act.Index, x.RuleID, err)
+		}
+		if ferr := a.Store.FinishOutcome(ctx, x.ID, act.Index, store.OutcomeFailed, nil, err.Error(), now); ferr != nil {
+			return ActionResult{}, ferr
+		}
+		return ActionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "ActionFailed", nil)
+	}
+	if err := a.Store.FinishOutcome(ctx, x.ID, act.Index, store.OutcomeSucceeded, store.MustJSON(result), "", now); err != nil {
+		return ActionResult{}, err
+	}
+	return ActionResult{Status: store.OutcomeSucceeded}, nil
+}
+
+// call hands the rendered action to the module that carries it out and returns what it
+// answered (the ids it created).
+func (a *Rules) call(ctx context.Context, x store.RuleExecution, e store.Event, act rules.RenderedAction) (map[string]any, error) {
+	unavailable := func() error {
+		return rules.Permanentf("%s actions are not available: the module is not configured in this deployment", act.Type)
+	}
+	switch act.Type {
+	case rules.ActionWorkflow:
+		if a.Targets.Workflows == nil {
+			return nil, unavailable()
+		}
+		id, err := a.Targets.Workflows.Execute(ctx, act.WorkflowID, act.InputData, act.Priority, act.IdempotencyKey)
+		return map[string]any{"execution_id": id}, err
+	case rules.ActionNotification:
+		if a.Targets.Notifications == nil {
+			return nil, unavailable()
+		}
+		var id string
+		var err error
+		if act.NotificationType == "sms" {
+			id, err = a.Targets.Notifications.SendSMS(ctx, rules.SMSRequest{To: act.To, Message: act.Message,
+				TemplateID: act.TemplateID, TemplateData: act.TemplateData, IdempotencyKey: act.IdempotencyKey})
+		} else {
+			id, err = a.Targets.Notifications.SendEmail(ctx, rules.EmailRequest{To: act.To, Subject: act.Subject,
+				Body: act.Body, TemplateID: act.TemplateID, TemplateData: act.TemplateData, IdempotencyKey: act.IdempotencyKey})
+		}
+		return map[string]any{"notification_id": id}, err
+	case rules.ActionWebhook:
+		if a.Targets.Webhooks == nil {
+			return nil, unavailable()
+		}
+		id, err := a.Targets.Webhooks.Deliver(ctx, act.EventType, act.PayloadJSON(), act.IdempotencyKey)
+		return map[string]any{"message_id": id}, err
+	case rules.ActionEmitEvent:
+		child := events.Caused(e, act.EventType, "automation/rules/"+x.RuleID, store.JSON(act.PayloadJSON()))
+		child.ID = EmittedEventID(act.IdempotencyKey)
+		stored, dup, err := a.Bus.Publish(ctx, child)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"event_id": stored.ID, "duplicate": dup}, nil
+	}
+	return nil, rules.Permanentf("unknown action type %q", act.Type)
+}
+
+// emittedNamespace derives the ids of events emitted by rule actions.
+var emittedNamespace = uuid.MustParse("8f4e2c1a-5b7d-4e3f-9a6c-2d1b0e9f8a7c")
+
+// EmittedEventID is the id of the event an emit_event action with this idempotency key
+// publishes: the same key always gives the same id, so a retried action is stored once.
+func EmittedEventID(idempotencyKey string) string {
+	return uuid.NewSHA1(emittedNamespace, []byte(idempotencyKey)).String()
+}
+
+// FinishInput ends an execution whose actions stopped early.
+type FinishInput struct {
+	ExecutionID string `json:"execution_id"`
+	// Failed are the actions that failed for good.
+	Failed []int  `json:"failed"`
+	Error  string `json:"error"`
+}
+
+// FinishExecution records the failed actions, skips those not run, and settles the execution's
+// status.
+func (a *Rules) FinishExecution(ctx context.Context, in FinishInput) error {
+	if err := a.Store.AbandonExecution(ctx, in.ExecutionID, in.Failed, in.Error, a.now()); err != nil {
+		return fmt.Errorf("finish execution %s: %w", in.ExecutionID, err)
+	}
+	return nil
+}
+
+// FireInput is a firing of a schedule trigger.
+type FireInput struct {
+	RuleID string `json:"rule_id"`
+	// FiringID identifies the firing (the workflow id the Schedule gave it); the event id is
+	// derived from it, so a retried activity publishes once.
+	FiringID    string    `json:"firing_id"`
+	ScheduledAt time.Time `json:"scheduled_at"`
+}
+
+// FireSchedule publishes the schedule event of a rule's firing, unless the rule is gone, disabled
+// or no longer schedule-triggered.
+func (a *Rules) FireSchedule(ctx context.Context, in FireInput) (string, error) {
+	r, err := a.Store.GetRule(ctx, in.RuleID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fire schedule of rule %s: %w", in.RuleID, err)
+	}
+	if !r.Enabled || r.TriggerType != rules.TriggerSchedule {
+		return "", nil
+	}
+	e := store.Event{
+		ID: EmittedEventID("schedule:" + in.FiringID), Type: rules.ScheduleEventType, Source: "automation/schedule",
+		Subject: r.ID, OccurredAt: in.ScheduledAt,
+		Data: store.MustJSON(map[string]any{"rule_id": r.ID, "rule_name": r.Name,
+			"scheduled_at": in.ScheduledAt.UTC().Format(time.RFC3339)}),
+	}
+	stored, _, err := a.Bus.Publish(ctx, e)
+	if err != nil {
+		return "", fmt.Errorf("fire schedule of rule %s: %w", in.RuleID, err)
+	}
+	return stored.ID, nil
+}
+
+// PurgeExpired deletes events older than the retention with the engine's records of them, in
+// batches, and returns how many it deleted.
+func (a *Rules) PurgeExpired(ctx context.Context) (int, error) {
+	retention := a.Retention
+	if retention < 24*time.Hour {
+		retention = 24 * time.Hour // the dedup window of event ids is never shorter
+	}
+	cutoff := a.now().Add(-retention)
+	total := 0
+	for {
+		n, err := a.Store.PurgeEvents(ctx, cutoff, 1000)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge events before %s: %w", cutoff.Format(time.RFC3339), err)
+		}
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, total)
+		}
+		if n < 1000 || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// Names shared with package workflows (which registers the functions under these names; a test
+// there keeps them in step). They are strings here so that this package need not import the
+// workflow code.
+const (
+	// EvaluatorWorkflow is the long-running, signal-driven rule evaluator of one partition.
+	EvaluatorWorkflow = "RuleEvaluator"
+	// EventSignal is the signal that hands an event to an evaluator.
+	EventSignal = "event"
+	// ScheduleFireWorkflow runs each time a schedule trigger's Temporal Schedule fires.
+	ScheduleFireWorkflow = "RuleScheduleFire"
+	// RetentionWorkflow purges events older than EVENT_RETENTION; a Schedule runs it hourly.
+	RetentionWorkflow = "PurgeExpiredEvents"
+)
+
+// DefaultPartitions is how many evaluator workflows share the events when RULES_PARTITIONS is
+// unset.
+const DefaultPartitions = 8
+
+// EventRef is the payload of the event signal: the id and type of a stored event (the evaluator
+// reads the rest from the database).
+type EventRef struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// EvaluatorSettings tune an evaluator; they are carried from run to run.
+type EvaluatorSettings struct {
+	// MaxBatch bounds how many waiting events one evaluation activity takes (default 100).
+	MaxBatch int `json:"max_batch,omitempty"`
+	// MaxInFlight bounds the events whose actions run at once (default 200; Temporal allows
+	// 2,000 pending activities per execution).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// MaxHistory continues the workflow as new once its history reaches this many events, or
+	// when Temporal suggests it (~4k events), whichever is first (0: Temporal's suggestion only).
+	MaxHistory int `json:"max_history,omitempty"`
+}
+
+// EvaluatorInput starts (or continues) the evaluator of one partition.
+type EvaluatorInput struct {
+	Partition int               `json:"partition"`
+	Settings  EvaluatorSettings `json:"settings"`
+	// Pending are events received by the previous run and not yet evaluated.
+	Pending []EventRef `json:"pending,omitempty"`
+}
+
+// Partition maps an event type onto one of n evaluators: events of one type are always evaluated
+// by the same workflow, in the order they arrived.
+func Partition(eventType string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(eventType))
+	return int(h.Sum32() % uint32(n))
+}
+
+// EvaluatorID is the workflow id of partition p's evaluator.
+func EvaluatorID(p int) string { return fmt.Sprintf("automation-rules-evaluator-%d", p) }
+
+// Dispatcher is the rules engine's events.Subscriber: it hands each stored event to its
+// partition's evaluator workflow with SignalWithStart (the workflow is started if it is not
+// running). Once Deliver returns, the event is in Temporal's durable history. A second Deliver of
+// the same event signals again; the evaluator's database records make the second one a no-op.
+type Dispatcher struct {
+	Temporal   client.Client
+	TaskQueue  string
+	Partitions int
+	Settings   EvaluatorSettings
+}
+
+// Name identifies the subscriber in logs.
+func (d *Dispatcher) Name() string { return "automation-rules" }
+
+// Deliver signals e into its evaluator.
+func (d *Dispatcher) Deliver(ctx context.Context, e store.Event) error {
+	n := d.Partitions
+	if n <= 0 {
+		n = DefaultPartitions
+	}
+	p := Partition(e.Type, n)
+	_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventRef{ID: e.ID, Type: e.Type},
+		client.StartWorkflowOptions{
+			ID:                       EvaluatorID(p),
+			TaskQueue:                d.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		},
+		EvaluatorWorkflow, EvaluatorInput{Partition: p, Settings: d.Settings})
+	if err != nil {
+		return fmt.Errorf("signal event %s to %s: %w", e.ID, EvaluatorID(p), err)
+	}
+	return nil
+}
