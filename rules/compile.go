@@ -356,4 +356,6 @@ func (c *Compiled) Evaluate(scope Scope) Evaluation {
 }
 
 // String names the rule version in logs.
-func (c *Compiled) String() string { return fmt.Sprintf("rule %s v%d (%s)", c.ID, c.Version, c.Def.Name) }
+func (c *Compiled) String() string {
+	return fmt.Sprintf("rule %s v%d (%s)", c.ID, c.Version, c.Def.Name)
+}

@@ -46,6 +46,9 @@ type EvaluatorSettings struct {
 	// MaxHistory continues the workflow as new once its history reaches this many events, or
 	// when Temporal suggests it (~4k events), whichever is first (0: Temporal's suggestion only).
 	MaxHistory int `json:"max_history,omitempty"`
+	// MaxEventsPerRun continues the workflow as new after it has taken this many events (default
+	// 1000), well below Temporal's 10,000 signals per execution.
+	MaxEventsPerRun int `json:"max_events_per_run,omitempty"`
 }
 
 // EvaluatorInput starts (or continues) the evaluator of one partition.

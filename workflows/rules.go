@@ -13,8 +13,9 @@ import (
 
 // Evaluator defaults (rules.EvaluatorSettings).
 const (
-	defaultMaxBatch    = 100
-	defaultMaxInFlight = 200
+	defaultMaxBatch        = 100
+	defaultMaxInFlight     = 200
+	defaultMaxEventsPerRun = 1000
 )
 
 // RuleEvaluator is the rules engine: one long-running workflow per event-type partition, fed by
@@ -32,6 +33,9 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 	if s.MaxInFlight <= 0 {
 		s.MaxInFlight = defaultMaxInFlight
 	}
+	if s.MaxEventsPerRun <= 0 {
+		s.MaxEventsPerRun = defaultMaxEventsPerRun
+	}
 	log := workflow.GetLogger(ctx)
 	signals := workflow.GetSignalChannel(ctx, rules.EventSignal)
 	pending := append([]rules.EventRef(nil), in.Pending...)
@@ -40,7 +44,7 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 		// The database may be down for a while: keep trying, backing off up to a minute.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
-	runningEvents := 0
+	runningEvents, taken := 0, 0
 	inFlight := map[string]bool{} // executions whose actions run in this workflow now
 	var a *activities.Rules
 	for {
@@ -59,6 +63,7 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 		n := min(len(pending), s.MaxBatch)
 		batch := append([]rules.EventRef(nil), pending[:n]...)
 		pending = append([]rules.EventRef(nil), pending[n:]...)
+		taken += n
 
 		var decided activities.EvaluateResult
 		err := workflow.ExecuteLocalActivity(decideCtx, a.Evaluate, activities.EvaluateInput{Events: batch}).Get(ctx, &decided)
@@ -100,7 +105,8 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 			return err
 		}
 		info := workflow.GetInfo(ctx)
-		if info.GetContinueAsNewSuggested() || (s.MaxHistory > 0 && info.GetCurrentHistoryLength() >= s.MaxHistory) {
+		if info.GetContinueAsNewSuggested() || taken >= s.MaxEventsPerRun ||
+			(s.MaxHistory > 0 && info.GetCurrentHistoryLength() >= s.MaxHistory) {
 			if err := workflow.Await(ctx, func() bool { return runningEvents == 0 }); err != nil {
 				return err
 			}
@@ -111,7 +117,8 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 				}
 				pending = append(pending, ref)
 			}
-			log.Info("continuing as new", "history_length", info.GetCurrentHistoryLength(), "carried_events", len(pending))
+			log.Info("continuing as new", "history_length", info.GetCurrentHistoryLength(), "events_taken", taken,
+				"carried_events", len(pending))
 			return workflow.NewContinueAsNewError(ctx, rules.EvaluatorWorkflow,
 				rules.EvaluatorInput{Partition: in.Partition, Settings: in.Settings, Pending: pending})
 		}
