@@ -130,7 +130,9 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 // others.
 func runExecutions(ctx workflow.Context, execs []activities.ExecutionRun) {
 	actionCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		// Actions hand work to other modules (which queue it durably) or publish an event: they
+		// are quick, and a worker that dies in one is noticed after this long.
+		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
 			NonRetryableErrorTypes: []string{"ActionFailed"},

@@ -152,7 +152,7 @@ func TestEvaluatorContinuesAsNewWithoutLosingEvents(t *testing.T) {
 	signalEvents(env, time.Second, "e1", "e2", "e3", "e4", "e5")
 	env.ExecuteWorkflow(rules.EvaluatorWorkflow, rules.EvaluatorInput{
 		Partition: 2, Settings: rules.EvaluatorSettings{MaxBatch: 2, MaxEventsPerRun: 3},
-		Pending:   []rules.EventRef{{ID: "e0", Type: "t"}},
+		Pending: []rules.EventRef{{ID: "e0", Type: "t"}},
 	})
 	var can *workflow.ContinueAsNewError
 	if err := env.GetWorkflowError(); !errors.As(err, &can) {
@@ -191,7 +191,7 @@ func TestEvaluatorDoesNotRunAnExecutionTwice(t *testing.T) {
 	env.OnActivity(a.Evaluate, mock.Anything, mock.Anything).Return(activities.EvaluateResult{Runs: []activities.EventRun{{
 		EventID: "e1", Executions: []activities.ExecutionRun{{ExecutionID: "x1", Actions: []activities.ActionRef{{Index: 0}}}}}}}, nil)
 	runs := 0
-	env.OnActivity(a.RunAction, mock.Anything, mock.Anything).After(10*time.Minute).Return(
+	env.OnActivity(a.RunAction, mock.Anything, mock.Anything).After(10 * time.Minute).Return(
 		func(context.Context, activities.ActionInput) (activities.ActionResult, error) {
 			runs++
 			return activities.ActionResult{Status: "succeeded"}, nil
