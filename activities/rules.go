@@ -110,29 +110,71 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 	if err != nil {
 		return out, err
 	}
+	var undecided []store.Event
 	for _, id := range ids {
-		e, ok := stored[id]
-		if !ok {
+		if _, ok := stored[id]; !ok {
 			a.log().WarnContext(ctx, "event signalled for evaluation is not stored (purged?)", "event_id", id)
 			continue
 		}
-		var run EventRun
-		if _, decided := done[id]; decided {
-			run, err = a.resume(ctx, id)
-		} else {
-			run, err = a.decide(ctx, e, active)
-			if errors.Is(err, store.ErrConflict) {
-				run, err = a.resume(ctx, id)
-			}
+		if _, decided := done[id]; !decided {
+			undecided = append(undecided, stored[id])
 		}
-		if err != nil {
-			return out, fmt.Errorf("evaluate event %s: %w", id, err)
+	}
+	// All the batch's decisions in one transaction; if another evaluator decided one of the
+	// events meanwhile, event by event.
+	runs, err := a.decideAll(ctx, undecided, active)
+	if errors.Is(err, store.ErrConflict) {
+		runs, err = map[string]EventRun{}, nil
+		for _, e := range undecided {
+			one, derr := a.decideAll(ctx, []store.Event{e}, active)
+			if errors.Is(derr, store.ErrConflict) {
+				continue // decided by another evaluator: resumed below
+			}
+			if derr != nil {
+				return out, fmt.Errorf("evaluate event %s: %w", e.ID, derr)
+			}
+			runs[e.ID] = one[e.ID]
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	for _, id := range ids {
+		if _, ok := stored[id]; !ok {
+			continue
+		}
+		run, decidedNow := runs[id]
+		if !decidedNow {
+			if run, err = a.resume(ctx, id); err != nil {
+				return out, fmt.Errorf("resume event %s: %w", id, err)
+			}
 		}
 		if len(run.Executions) > 0 {
 			out.Runs = append(out.Runs, run)
 		}
 	}
 	return out, nil
+}
+
+// decideAll decides the events, in one transaction, and returns their runs by event id.
+func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rules.Compiled) (map[string]EventRun, error) {
+	runs := make(map[string]EventRun, len(evs))
+	if len(evs) == 0 {
+		return runs, nil
+	}
+	now := a.now()
+	err := a.Store.Tx(ctx, func(tx *store.Store) error {
+		clear(runs)
+		for _, e := range evs {
+			run, err := a.decide(ctx, tx, e, active, now)
+			if err != nil {
+				return err
+			}
+			runs[e.ID] = run
+		}
+		return nil
+	})
+	return runs, err
 }
 
 // activeRules returns the compiled current versions of the enabled rules, highest priority first.
@@ -157,9 +199,8 @@ func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
 	return out, nil
 }
 
-// decide evaluates e against the active rules and records every decision.
-func (a *Rules) decide(ctx context.Context, e store.Event, active []*rules.Compiled) (EventRun, error) {
-	now := a.now()
+// decide evaluates e against the active rules and records every decision in tx.
+func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, error) {
 	run := EventRun{EventID: e.ID}
 	maxDepth := a.MaxDepth
 	if maxDepth <= 0 {
@@ -167,12 +208,12 @@ func (a *Rules) decide(ctx context.Context, e store.Event, active []*rules.Compi
 	}
 	if e.Depth > maxDepth {
 		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
-		return run, a.Store.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+		return run, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
 	}
 	scope, err := rules.NewScope(e)
 	if err != nil {
-		return run, a.Store.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+		return run, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
 	}
 	var matching []*rules.Compiled
@@ -181,68 +222,62 @@ func (a *Rules) decide(ctx context.Context, e store.Event, active []*rules.Compi
 			matching = append(matching, r)
 		}
 	}
-	err = a.Store.Tx(ctx, func(tx *store.Store) error {
-		run.Executions = nil
-		var execs []store.RuleExecution
-		var outcomes []store.ActionOutcome
-		var stoppedBy *rules.Compiled
-		for _, r := range matching {
-			ev := r.Evaluate(scope)
-			x := store.RuleExecution{
-				ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
-				Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
-			}
-			switch {
-			case !ev.Matched:
-				x.Status, x.Reason = store.ExecutionNotMatched, ev.Reason
-				if hasError(ev.Conditions) {
-					x.Status = store.ExecutionError
-				}
-			case stoppedBy != nil:
-				x.Status = store.ExecutionSkipped
-				x.Reason = fmt.Sprintf("stop_processing: rule %q (priority %d) matched first", stoppedBy.Def.Name, stoppedBy.Def.Priority)
-			default:
-				if r.Def.StopProcessing {
-					stoppedBy = r
-				}
-				key, err := r.RenderDedupKey(a.Templates, scope)
-				if err != nil {
-					x.Status, x.Reason = store.ExecutionError, err.Error()
-					break
-				}
-				x.DedupKey = key
-				reason, err := a.overLimit(ctx, tx, r, key, now)
-				if err != nil {
-					return err
-				}
-				if reason != "" {
-					x.Status, x.Reason = store.ExecutionSkipped, reason
-					break
-				}
-				x.Status, x.Fired, x.ActionCount = store.ExecutionRunning, true, len(r.Def.Actions)
-				x.Reason = "conditions matched"
-				er := ExecutionRun{ExecutionID: x.ID, RuleID: r.ID}
-				for i, act := range r.Def.Actions {
-					outcomes = append(outcomes, store.ActionOutcome{
-						ExecutionID: x.ID, ActionIndex: i, Type: act.Type, Status: store.OutcomePending,
-						IdempotencyKey: rules.IdempotencyKey(e.ID, r.ID, i),
-					})
-					er.Actions = append(er.Actions, ActionRef{Index: i, ContinueOnError: act.ContinueOnError})
-				}
-				run.Executions = append(run.Executions, er)
-			}
-			execs = append(execs, x)
+	var execs []store.RuleExecution
+	var outcomes []store.ActionOutcome
+	var stoppedBy *rules.Compiled
+	for _, r := range matching {
+		ev := r.Evaluate(scope)
+		x := store.RuleExecution{
+			ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
+			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
 		}
-		return tx.RecordEvaluation(ctx, store.EventEvaluation{
-			EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
-			Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
-			RulesMatched: len(run.Executions), EvaluatedAt: now,
-		}, execs, outcomes)
-	})
-	if err != nil {
-		return EventRun{}, err
+		switch {
+		case !ev.Matched:
+			x.Status, x.Reason = store.ExecutionNotMatched, ev.Reason
+			if hasError(ev.Conditions) {
+				x.Status = store.ExecutionError
+			}
+		case stoppedBy != nil:
+			x.Status = store.ExecutionSkipped
+			x.Reason = fmt.Sprintf("stop_processing: rule %q (priority %d) matched first", stoppedBy.Def.Name, stoppedBy.Def.Priority)
+		default:
+			if r.Def.StopProcessing {
+				stoppedBy = r
+			}
+			key, err := r.RenderDedupKey(a.Templates, scope)
+			if err != nil {
+				x.Status, x.Reason = store.ExecutionError, err.Error()
+				break
+			}
+			x.DedupKey = key
+			reason, err := a.overLimit(ctx, tx, r, key, now)
+			if err != nil {
+				return EventRun{}, err
+			}
+			if reason != "" {
+				x.Status, x.Reason = store.ExecutionSkipped, reason
+				break
+			}
+			x.Status, x.Fired, x.ActionCount = store.ExecutionRunning, true, len(r.Def.Actions)
+			x.Reason = "conditions matched"
+			er := ExecutionRun{ExecutionID: x.ID, RuleID: r.ID}
+			for i, act := range r.Def.Actions {
+				outcomes = append(outcomes, store.ActionOutcome{
+					ExecutionID: x.ID, ActionIndex: i, Type: act.Type, Status: store.OutcomePending,
+					IdempotencyKey: rules.IdempotencyKey(e.ID, r.ID, i),
+				})
+				er.Actions = append(er.Actions, ActionRef{Index: i, ContinueOnError: act.ContinueOnError})
+			}
+			run.Executions = append(run.Executions, er)
+		}
+		execs = append(execs, x)
 	}
-	return run, nil
+	err = tx.RecordEvaluation(ctx, store.EventEvaluation{
+		EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
+		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
+		RulesMatched: len(run.Executions), EvaluatedAt: now,
+	}, execs, outcomes)
+	return run, err
 }
 
 func hasError(results []rules.ConditionResult) bool {
@@ -320,7 +355,7 @@ type ActionResult struct {
 	Status string `json:"status"`
 }
 
-// RunAction renders and carries out one action, recording every attempt. It is idempotent: an
+// RunAction renders and carries out one action and records the attempt. It is idempotent: an
 // action that succeeded before is not run again, and the modules it calls receive the idempotency
 // key of (event, rule, action index). Failures that retrying cannot fix (a template error, an
 // unknown definition, an action type whose module is not wired) are non-retryable.
@@ -335,6 +370,7 @@ func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, er
 	case store.OutcomeFailed:
 		return ActionResult{}, temporal.NewNonRetryableApplicationError(o.Error, "ActionFailed", nil)
 	}
+	started := a.now()
 	x, err := a.Store.GetExecution(ctx, in.ExecutionID)
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("execution %s: %w", in.ExecutionID, err)
@@ -343,56 +379,51 @@ func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, er
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("event %s: %w", x.EventID, err)
 	}
+	var rendered rules.RenderedAction
+	var result map[string]any
 	r, err := a.Cache.Get(ctx, x.RuleID, x.RuleVersion)
 	if err == nil {
 		var scope rules.Scope
 		if scope, err = rules.NewScope(e); err == nil {
-			var rendered rules.RenderedAction
 			if rendered, err = r.RenderAction(a.Templates, in.Index, scope); err == nil {
-				return a.perform(ctx, x, e, rendered)
+				result, err = a.call(ctx, x, e, rendered)
 			}
 		}
 	}
-	if !rules.IsPermanent(err) {
-		return ActionResult{}, err
+	attempt := store.OutcomeAttempt{Status: store.OutcomeSucceeded, StartedAt: started, At: a.now()}
+	if rendered.Type != "" {
+		attempt.Rendered = store.MustJSON(rendered)
 	}
-	if ferr := a.Store.FinishOutcome(ctx, x.ID, in.Index, store.OutcomeFailed, nil, err.Error(), a.now()); ferr != nil {
-		return ActionResult{}, ferr
+	switch {
+	case err == nil:
+		attempt.Result = store.MustJSON(result)
+	case rules.IsPermanent(err):
+		attempt.Status, attempt.Error = store.OutcomeFailed, err.Error()
+	default:
+		attempt.Status, attempt.Error = store.OutcomeRetrying, err.Error()
+		if activity.IsActivity(ctx) {
+			attempt.Error = fmt.Sprintf("attempt %d: %s", activity.GetInfo(ctx).Attempt, err)
+		}
 	}
-	return ActionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "ActionFailed", nil)
-}
-
-func (a *Rules) perform(ctx context.Context, x store.RuleExecution, e store.Event, act rules.RenderedAction) (ActionResult, error) {
-	if err := a.Store.StartOutcome(ctx, x.ID, act.Index, store.MustJSON(act), a.now()); err != nil {
-		if errors.Is(err, store.ErrConflict) { // finished meanwhile (a concurrent duplicate)
-			o, gerr := a.Store.GetOutcome(ctx, x.ID, act.Index)
-			if gerr != nil {
-				return ActionResult{}, gerr
-			}
-			return ActionResult{Status: o.Status}, nil
-		}
-		return ActionResult{}, err
+	recorded, rerr := a.Store.RecordAttempt(ctx, x.ID, in.Index, attempt)
+	if rerr != nil {
+		return ActionResult{}, fmt.Errorf("record action %d of %s: %w", in.Index, x.ID, rerr)
 	}
-	result, err := a.call(ctx, x, e, act)
-	now := a.now()
-	if err != nil {
-		if !rules.IsPermanent(err) {
-			msg := err.Error()
-			if activity.IsActivity(ctx) {
-				msg = fmt.Sprintf("attempt %d: %s", activity.GetInfo(ctx).Attempt, msg)
-			}
-			if rerr := a.Store.RetryOutcome(ctx, x.ID, act.Index, msg); rerr != nil {
-				a.log().WarnContext(ctx, "record action attempt", "execution_id", x.ID, "error", rerr)
-			}
-			return ActionResult{}, fmt.Errorf("%s action %d of rule %s: %w", act.Type, act.Index, x.RuleID, err)
+	if !recorded { // a concurrent duplicate finished it: report what it recorded
+		o, gerr := a.Store.GetOutcome(ctx, x.ID, in.Index)
+		if gerr != nil {
+			return ActionResult{}, gerr
 		}
-		if ferr := a.Store.FinishOutcome(ctx, x.ID, act.Index, store.OutcomeFailed, nil, err.Error(), now); ferr != nil {
-			return ActionResult{}, ferr
+		if o.Status == store.OutcomeFailed {
+			return ActionResult{}, temporal.NewNonRetryableApplicationError(o.Error, "ActionFailed", nil)
 		}
+		return ActionResult{Status: o.Status}, nil
+	}
+	switch attempt.Status {
+	case store.OutcomeFailed:
 		return ActionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "ActionFailed", nil)
-	}
-	if err := a.Store.FinishOutcome(ctx, x.ID, act.Index, store.OutcomeSucceeded, store.MustJSON(result), "", now); err != nil {
-		return ActionResult{}, err
+	case store.OutcomeRetrying:
+		return ActionResult{}, fmt.Errorf("%s action %d of rule %s: %w", rendered.Type, in.Index, x.RuleID, err)
 	}
 	return ActionResult{Status: store.OutcomeSucceeded}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/pyairtable/automation-domain/app"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/devserver"
+	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/rules"
 )
@@ -24,7 +26,7 @@ import (
 // before the API and the worker are built (the rules tests plug recording stand-ins for the
 // workflow, notification and webhook modules into Deps.RuleTargets, and keep Deps to publish
 // events the way the other modules do).
-func startEmbeddedWired(t *testing.T, cfg *config.Config, wire func(*app.Deps)) *stack {
+func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) *stack {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,7 +34,7 @@ func startEmbeddedWired(t *testing.T, cfg *config.Config, wire func(*app.Deps)) 
 	}
 	cfg.PublicURL = "http://" + l.Addr().String()
 	logs := &logBuffer{}
-	log := logging.New(io.MultiWriter(logs, testWriter{t}), false, cfg.LogLevel)
+	log := logging.New(io.MultiWriter(logs, tbWriter{t}), false, cfg.LogLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -80,6 +82,32 @@ func startEmbeddedWired(t *testing.T, cfg *config.Config, wire func(*app.Deps)) 
 		}
 	})
 	return s
+}
+
+// tbWriter sends the stack's log to the test or benchmark log.
+type tbWriter struct{ t testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// benchConfig is testConfig for benchmarks.
+func benchConfig(b *testing.B, env map[string]string) *config.Config {
+	b.Helper()
+	base := map[string]string{
+		"ENV": "test", "DATA_DIR": b.TempDir(), "LOG_LEVEL": "warn",
+		"TEMPORAL_PORT": fmt.Sprint(testenv.FreePort(b)), "TEMPORAL_UI_PORT": "0",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	cfg, err := config.LoadFrom(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
 }
 
 // moduleCall is one call a rule action made into a module.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"sync"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -29,11 +31,15 @@ const (
 // unset.
 const DefaultPartitions = 8
 
-// EventRef is the payload of the event signal: the id and type of a stored event (the evaluator
-// reads the rest from the database).
+// EventRef names a stored event (the evaluator reads the rest from the database).
 type EventRef struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
+}
+
+// EventBatch is the payload of the event signal: events handed off together.
+type EventBatch struct {
+	Events []EventRef `json:"events"`
 }
 
 // EvaluatorSettings tune an evaluator; they are carried from run to run.
@@ -73,37 +79,103 @@ func Partition(eventType string, n int) int {
 // EvaluatorID is the workflow id of partition p's evaluator.
 func EvaluatorID(p int) string { return fmt.Sprintf("automation-rules-evaluator-%d", p) }
 
+// maxSignalBatch bounds the events one signal carries.
+const maxSignalBatch = 500
+
 // Dispatcher is the rules engine's events.Subscriber: it hands each stored event to its
 // partition's evaluator workflow with SignalWithStart (the workflow is started if it is not
-// running). Once Deliver returns, the event is in Temporal's durable history. A second Deliver of
-// the same event signals again; the evaluator's database records make the second one a no-op.
+// running). Once Deliver returns, the event is in Temporal's durable history. Hand-offs to one
+// partition that arrive while a signal is in flight share the next signal (group commit), so a
+// burst of events costs a few signals, not one each. A second Deliver of the same event signals
+// again; the evaluator's database records make the second one a no-op.
 type Dispatcher struct {
 	Temporal   client.Client
 	TaskQueue  string
 	Partitions int
 	Settings   EvaluatorSettings
+
+	mu     sync.Mutex
+	queues map[int]*signalQueue
+}
+
+// signalQueue gathers the hand-offs to one partition while a signal is in flight.
+type signalQueue struct {
+	waiting []handOff
+	busy    bool
+}
+
+type handOff struct {
+	ref  EventRef
+	done chan error
 }
 
 // Name identifies the subscriber in logs.
 func (d *Dispatcher) Name() string { return "automation-rules" }
 
-// Deliver signals e into its evaluator.
+// Deliver signals e into its evaluator and returns once the signal is recorded.
 func (d *Dispatcher) Deliver(ctx context.Context, e store.Event) error {
 	n := d.Partitions
 	if n <= 0 {
 		n = DefaultPartitions
 	}
 	p := Partition(e.Type, n)
-	_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventRef{ID: e.ID, Type: e.Type},
-		client.StartWorkflowOptions{
-			ID:                       EvaluatorID(p),
-			TaskQueue:                d.TaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		},
-		EvaluatorWorkflow, EvaluatorInput{Partition: p, Settings: d.Settings})
-	if err != nil {
-		return fmt.Errorf("signal event %s to %s: %w", e.ID, EvaluatorID(p), err)
+	h := handOff{ref: EventRef{ID: e.ID, Type: e.Type}, done: make(chan error, 1)}
+	d.mu.Lock()
+	if d.queues == nil {
+		d.queues = map[int]*signalQueue{}
 	}
-	return nil
+	q := d.queues[p]
+	if q == nil {
+		q = &signalQueue{}
+		d.queues[p] = q
+	}
+	q.waiting = append(q.waiting, h)
+	if !q.busy {
+		q.busy = true
+		go d.flush(p, q)
+	}
+	d.mu.Unlock()
+	select {
+	case err := <-h.done:
+		return err
+	case <-ctx.Done():
+		// The event stays undispatched and is handed off again by the redispatch loop.
+		return ctx.Err()
+	}
+}
+
+// flush signals partition p's waiting events, batch after batch, until none is left.
+func (d *Dispatcher) flush(p int, q *signalQueue) {
+	for {
+		d.mu.Lock()
+		batch := q.waiting[:min(len(q.waiting), maxSignalBatch)]
+		q.waiting = q.waiting[len(batch):]
+		if len(batch) == 0 {
+			q.busy = false
+			q.waiting = nil
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		refs := make([]EventRef, len(batch))
+		for i, h := range batch {
+			refs[i] = h.ref
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventBatch{Events: refs},
+			client.StartWorkflowOptions{
+				ID:                       EvaluatorID(p),
+				TaskQueue:                d.TaskQueue,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			},
+			EvaluatorWorkflow, EvaluatorInput{Partition: p, Settings: d.Settings})
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("signal %d event(s) to %s: %w", len(refs), EvaluatorID(p), err)
+		}
+		for _, h := range batch {
+			h.done <- err
+		}
+	}
 }

@@ -402,48 +402,52 @@ func (s *Store) GetOutcome(ctx context.Context, executionID string, index int) (
 	return o, classify(err)
 }
 
-// StartOutcome records an attempt of an action: running, one more attempt, the rendered action,
-// and the start time of the first attempt.
-func (s *Store) StartOutcome(ctx context.Context, executionID string, index int, rendered JSON, at time.Time) error {
-	res := s.db.WithContext(ctx).Model(&ActionOutcome{}).
-		Where("execution_id = ? AND action_index = ? AND status NOT IN ?", executionID, index,
-			[]string{OutcomeSucceeded, OutcomeFailed, OutcomeSkipped}).
-		Updates(map[string]any{
-			"status": OutcomeRunning, "rendered": rendered, "attempts": gorm.Expr("attempts + 1"),
-			"started_at": gorm.Expr("COALESCE(started_at, ?)", at),
-		})
-	if res.Error != nil {
-		return classify(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrConflict
-	}
-	return nil
+// OutcomeAttempt is one finished attempt of an action.
+type OutcomeAttempt struct {
+	// Status is succeeded or failed (final), or retrying.
+	Status   string
+	Rendered JSON
+	Result   JSON
+	Error    string
+	// StartedAt is when the attempt started (kept as the action's start for its first attempt).
+	StartedAt time.Time
+	At        time.Time
 }
 
-// FinishOutcome records an action's final result (status succeeded or failed) and, when every
-// action of the execution is final, the execution's status — in one transaction, so that a
-// crash never leaves a finished action with a running execution.
-func (s *Store) FinishOutcome(ctx context.Context, executionID string, index int, status string, result JSON, errMsg string, at time.Time) error {
-	return s.Tx(ctx, func(tx *Store) error {
-		updates := map[string]any{"status": status, "error": errMsg, "finished_at": at}
-		if result != nil {
-			updates["result"] = result
+// RecordAttempt records an attempt of an action that is not final yet: one more attempt, its
+// rendering, result or error, and — when the attempt is final and no action of the execution is
+// left to run — the execution's status, in one transaction. It returns false (and changes
+// nothing) when the action was final already: a concurrent duplicate finished it.
+func (s *Store) RecordAttempt(ctx context.Context, executionID string, index int, a OutcomeAttempt) (bool, error) {
+	recorded := false
+	err := s.Tx(ctx, func(tx *Store) error {
+		updates := map[string]any{
+			"status": a.Status, "error": a.Error, "attempts": gorm.Expr("attempts + 1"),
+			"started_at": gorm.Expr("COALESCE(started_at, ?)", a.StartedAt),
 		}
-		if err := tx.db.WithContext(ctx).Model(&ActionOutcome{}).
-			Where("execution_id = ? AND action_index = ?", executionID, index).Updates(updates).Error; err != nil {
-			return classify(err)
+		if a.Rendered != nil {
+			updates["rendered"] = a.Rendered
 		}
-		return tx.settleExecution(ctx, executionID, at, false)
+		if a.Result != nil {
+			updates["result"] = a.Result
+		}
+		if a.Status != OutcomeRetrying {
+			updates["finished_at"] = a.At
+		}
+		res := tx.db.WithContext(ctx).Model(&ActionOutcome{}).
+			Where("execution_id = ? AND action_index = ? AND status NOT IN ?", executionID, index,
+				[]string{OutcomeSucceeded, OutcomeFailed, OutcomeSkipped}).
+			Updates(updates)
+		if res.Error != nil {
+			return classify(res.Error)
+		}
+		recorded = res.RowsAffected == 1
+		if !recorded || a.Status == OutcomeRetrying {
+			return nil
+		}
+		return tx.settleExecution(ctx, executionID, a.At, false)
 	})
-}
-
-// RetryOutcome records a failed attempt that will be retried.
-func (s *Store) RetryOutcome(ctx context.Context, executionID string, index int, errMsg string) error {
-	return classify(s.db.WithContext(ctx).Model(&ActionOutcome{}).
-		Where("execution_id = ? AND action_index = ? AND status NOT IN ?", executionID, index,
-			[]string{OutcomeSucceeded, OutcomeFailed, OutcomeSkipped}).
-		Updates(map[string]any{"status": OutcomeRetrying, "error": errMsg}).Error)
+	return recorded, err
 }
 
 // AbandonExecution ends an execution whose run stopped early: the given actions failed (with

@@ -49,16 +49,16 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 	var a *activities.Rules
 	for {
 		if len(pending) == 0 {
-			var ref rules.EventRef
-			signals.Receive(ctx, &ref)
-			pending = append(pending, ref)
+			var b rules.EventBatch
+			signals.Receive(ctx, &b)
+			pending = append(pending, b.Events...)
 		}
 		for len(pending) < s.MaxBatch {
-			var ref rules.EventRef
-			if !signals.ReceiveAsync(&ref) {
+			var b rules.EventBatch
+			if !signals.ReceiveAsync(&b) {
 				break
 			}
-			pending = append(pending, ref)
+			pending = append(pending, b.Events...)
 		}
 		n := min(len(pending), s.MaxBatch)
 		batch := append([]rules.EventRef(nil), pending[:n]...)
@@ -111,11 +111,11 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 				return err
 			}
 			for {
-				var ref rules.EventRef
-				if !signals.ReceiveAsync(&ref) {
+				var b rules.EventBatch
+				if !signals.ReceiveAsync(&b) {
 					break
 				}
-				pending = append(pending, ref)
+				pending = append(pending, b.Events...)
 			}
 			log.Info("continuing as new", "history_length", info.GetCurrentHistoryLength(), "events_taken", taken,
 				"carried_events", len(pending))
@@ -129,10 +129,14 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 // order. An action that fails for good stops its rule (unless continue_on_error), never the
 // others.
 func runExecutions(ctx workflow.Context, execs []activities.ExecutionRun) {
-	actionCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// Actions hand work to other modules (which queue it durably) or publish an event: they
-		// are quick, and a worker that dies in one is noticed after this long.
-		StartToCloseTimeout: 30 * time.Second,
+	// Actions are local activities: they hand work to other modules (which queue it durably)
+	// or publish an event, so they are quick, and running them in the worker without a round
+	// trip through the server per action is what lets one evaluator keep up with hundreds of
+	// events a second. They are idempotent (RunAction and the modules it calls dedupe by
+	// idempotency key), which local activities need: a crash re-runs those not yet recorded.
+	actionCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: 15 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
 			NonRetryableErrorTypes: []string{"ActionFailed"},
@@ -147,7 +151,7 @@ func runExecutions(ctx workflow.Context, execs []activities.ExecutionRun) {
 		var failed []int
 		var lastErr error
 		for _, act := range x.Actions {
-			err := workflow.ExecuteActivity(actionCtx, a.RunAction, activities.ActionInput{
+			err := workflow.ExecuteLocalActivity(actionCtx, a.RunAction, activities.ActionInput{
 				ExecutionID: x.ExecutionID, Index: act.Index,
 			}).Get(ctx, nil)
 			if err == nil {

@@ -32,7 +32,7 @@ func evaluatorEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 func signalEvents(env *testsuite.TestWorkflowEnvironment, at time.Duration, ids ...string) {
 	env.RegisterDelayedCallback(func() {
 		for _, id := range ids {
-			env.SignalWorkflow(rules.EventSignal, rules.EventRef{ID: id, Type: "t"})
+			env.SignalWorkflow(rules.EventSignal, rules.EventBatch{Events: []rules.EventRef{{ID: id, Type: "t"}}})
 		}
 	}, at)
 }
