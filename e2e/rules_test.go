@@ -138,7 +138,7 @@ func TestAutomationRules(t *testing.T) {
 	c.post("/api/v1/automation/test", map[string]any{
 		"rule": map[string]any{"name": "inline", "trigger": map[string]any{"type": "event", "event_type": "order.*"},
 			"conditions": []any{map[string]any{"type": "expression", "expression": "order.total >= 100 && event.type == 'order.placed'"}},
-			"actions": []any{map[string]any{"type": "webhook", "event_type": "order.big", "payload": map[string]any{"id": "{{ order.id }}"}}}},
+			"actions":    []any{map[string]any{"type": "webhook", "event_type": "order.big", "payload": map[string]any{"id": "{{ order.id }}"}}}},
 		"event": map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "o-1", "total": 150}}},
 	}).Decode(t, &inline)
 	act := inline["actions"].([]any)[0].(map[string]any)
@@ -171,7 +171,7 @@ func TestAutomationRules(t *testing.T) {
 		t.Errorf("unverified user's execution: %+v", x)
 	}
 	var detail ruleExecution
-	c.get("/api/v1/automation/executions/" + x.ID).Decode(t, &detail)
+	c.get("/api/v1/automation/executions/"+x.ID).Decode(t, &detail)
 	if len(detail.Conditions) != 1 || detail.Conditions[0].Actual != false || detail.Conditions[0].Path != "conditions[0]" {
 		t.Errorf("execution detail: %+v", detail)
 	}
@@ -226,7 +226,7 @@ func TestAutomationRules(t *testing.T) {
 			Version int `json:"version"`
 		} `json:"items"`
 	}
-	c.get("/api/v1/automation/rules/" + high + "/versions").Decode(t, &versions)
+	c.get("/api/v1/automation/rules/"+high+"/versions").Decode(t, &versions)
 	if len(versions.Items) != 2 || versions.Items[0].Version != 2 {
 		t.Errorf("versions %+v", versions)
 	}
@@ -255,11 +255,11 @@ func TestAutomationRules(t *testing.T) {
 		} `json:"items"`
 	}
 	eventually(t, 60*time.Second, "the loop to reach the depth limit", func() bool {
-		c.get("/api/v1/events?correlation_id=" + root).Decode(t, &chain)
+		c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
 		return len(chain.Items) == 7 && chain.Items[0].Evaluation != nil
 	})
 	time.Sleep(2 * time.Second) // nothing more may happen
-	c.get("/api/v1/events?correlation_id=" + root).Decode(t, &chain)
+	c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
 	deepest := chain.Items[0]
 	if len(chain.Items) != 7 || deepest.Depth != 6 || deepest.Evaluation["status"] != "skipped" ||
 		!strings.Contains(deepest.Evaluation["reason"].(string), "causation depth 6 exceeds the limit of 5") {
@@ -271,7 +271,7 @@ func TestAutomationRules(t *testing.T) {
 
 	// --- Cooldown, and a workflow action with an expression condition.
 	cool := createRule(t, c, map[string]any{"name": "cool", "cooldown": "1h",
-		"trigger": map[string]any{"type": "event", "event_type": "order.placed"},
+		"trigger":    map[string]any{"type": "event", "event_type": "order.placed"},
 		"conditions": []any{map[string]any{"type": "expression", "expression": "order.total > 100"}},
 		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "fulfil-{{ order.region }}", "priority": "high",
 			"input_data": map[string]any{"order_id": "{{ order.id }}", "total": "{{ order.total }}"}}}})
