@@ -35,6 +35,7 @@ type Rules struct {
 	// Retention is how long events are kept (PurgeExpired).
 	Retention time.Duration
 	Log       *slog.Logger
+	Metrics   *RulesMetrics
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -163,18 +164,40 @@ func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rule
 		return runs, nil
 	}
 	now := a.now()
+	var decisions []string
 	err := a.Store.Tx(ctx, func(tx *store.Store) error {
 		clear(runs)
+		decisions = decisions[:0]
 		for _, e := range evs {
-			run, err := a.decide(ctx, tx, e, active, now)
+			run, statuses, err := a.decide(ctx, tx, e, active, now)
 			if err != nil {
 				return err
 			}
 			runs[e.ID] = run
+			decisions = append(decisions, statuses...)
 		}
 		return nil
 	})
+	if err == nil && a.Metrics != nil {
+		for _, e := range evs {
+			status := store.EvaluationEvaluated
+			if e.Depth > a.maxDepth() {
+				status = store.EvaluationSkipped
+			}
+			a.Metrics.event(status, e.ReceivedAt, now)
+		}
+		for _, s := range decisions {
+			a.Metrics.decision(s)
+		}
+	}
 	return runs, err
+}
+
+func (a *Rules) maxDepth() int {
+	if a.MaxDepth <= 0 {
+		return DefaultMaxDepth
+	}
+	return a.MaxDepth
 }
 
 // activeRules returns the compiled current versions of the enabled rules, highest priority first.
@@ -200,20 +223,18 @@ func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
 }
 
 // decide evaluates e against the active rules and records every decision in tx.
-func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, error) {
+// It returns the status of each rule's decision too.
+func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, []string, error) {
 	run := EventRun{EventID: e.ID}
-	maxDepth := a.MaxDepth
-	if maxDepth <= 0 {
-		maxDepth = DefaultMaxDepth
-	}
+	maxDepth := a.maxDepth()
 	if e.Depth > maxDepth {
 		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
-		return run, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
 	}
 	scope, err := rules.NewScope(e)
 	if err != nil {
-		return run, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
 	}
 	var matching []*rules.Compiled
@@ -252,7 +273,7 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 			x.DedupKey = key
 			reason, err := a.overLimit(ctx, tx, r, key, now)
 			if err != nil {
-				return EventRun{}, err
+				return EventRun{}, nil, err
 			}
 			if reason != "" {
 				x.Status, x.Reason = store.ExecutionSkipped, reason
@@ -277,7 +298,11 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
 		RulesMatched: len(run.Executions), EvaluatedAt: now,
 	}, execs, outcomes)
-	return run, err
+	statuses := make([]string, len(execs))
+	for i, x := range execs {
+		statuses[i] = x.Status
+	}
+	return run, statuses, err
 }
 
 func hasError(results []rules.ConditionResult) bool {
@@ -406,6 +431,9 @@ func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, er
 		}
 	}
 	recorded, rerr := a.Store.RecordAttempt(ctx, x.ID, in.Index, attempt)
+	if rerr == nil && recorded {
+		a.Metrics.attempt(o.Type, attempt.Status)
+	}
 	if rerr != nil {
 		return ActionResult{}, fmt.Errorf("record action %d of %s: %w", in.Index, x.ID, rerr)
 	}

@@ -22,7 +22,7 @@ func registerRules(w worker.Worker, d *Deps) {
 	w.RegisterActivity(&activities.Rules{
 		Store: d.Store, Bus: d.Events, Templates: d.Templates, Cache: rules.NewCache(d.Store, d.Templates, 0),
 		Targets: d.RuleTargets, MaxDepth: d.Config.RulesMaxDepth, Retention: d.Config.EventRetention,
-		Log: d.Log.With("component", "rules"),
+		Log: d.Log.With("component", "rules"), Metrics: activities.NewRulesMetrics(d.Registry),
 	})
 }
 

@@ -363,6 +363,16 @@ func TestAutomationRules(t *testing.T) {
 		t.Errorf("unknown execution: %d", r.Status)
 	}
 
+	// --- Metrics.
+	metrics := string(c.get("/metrics").Body)
+	for _, want := range []string{`automation_rule_decisions_total{status="not_matched"}`, `automation_rule_decisions_total{status="skipped"}`,
+		`automation_action_attempts_total{status="succeeded",type="notification"}`, `automation_events_evaluated_total{status="skipped"}`,
+		`automation_event_to_decision_seconds_bucket`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// --- The starter CLI.
 	out, code := s.starter(t, "events", "send", "--type", "user.created", "--data",
 		`{"user": {"email": "cli@example.com", "email_verified": true}}`)
