@@ -327,7 +327,8 @@ func (a *Rules) overLimit(ctx context.Context, tx *store.Store, r *rules.Compile
 	return r.OverLimit(ctx, tx, dedupKey, now)
 }
 
-// resume returns the unfinished actions of an event decided before.
+// resume returns the unfinished actions of an event decided before. An execution whose run had
+// stopped at a failed action (the worker died before recording the end) is ended instead.
 func (a *Rules) resume(ctx context.Context, eventID string) (EventRun, error) {
 	run := EventRun{EventID: eventID}
 	execs, err := a.Store.ExecutionsForEvent(ctx, eventID)
@@ -356,13 +357,25 @@ func (a *Rules) resume(ctx context.Context, eventID string) (EventRun, error) {
 			return run, err
 		}
 		er := ExecutionRun{ExecutionID: x.ID, RuleID: x.RuleID}
+		stopped := false
 		for _, o := range outcomes[x.ID] {
-			switch o.Status {
-			case store.OutcomeSucceeded, store.OutcomeFailed, store.OutcomeSkipped:
-				continue
-			}
 			coe := o.ActionIndex < len(r.Def.Actions) && r.Def.Actions[o.ActionIndex].ContinueOnError
-			er.Actions = append(er.Actions, ActionRef{Index: o.ActionIndex, ContinueOnError: coe})
+			switch o.Status {
+			case store.OutcomeFailed:
+				stopped = stopped || !coe
+			case store.OutcomeSucceeded, store.OutcomeSkipped:
+			default:
+				er.Actions = append(er.Actions, ActionRef{Index: o.ActionIndex, ContinueOnError: coe})
+			}
+			if stopped {
+				break
+			}
+		}
+		if stopped || len(er.Actions) == 0 {
+			if err := a.Store.AbandonExecution(ctx, x.ID, nil, "", a.now()); err != nil {
+				return run, err
+			}
+			continue
 		}
 		run.Executions = append(run.Executions, er)
 	}

@@ -287,6 +287,29 @@ func TestResumeAfterPartialRun(t *testing.T) {
 	})
 }
 
+func TestResumeEndsARunStoppedByAFailure(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		f := newFixture(t, st)
+		f.rule(t, `{"name": "r", "trigger": {"type": "event", "event_type": "tick"},
+			"actions": [{"type": "webhook", "event_type": "{{ missing }}"}, {"type": "webhook", "event_type": "b"}]}`)
+		e := f.publish(t, store.Event{Type: "tick"})
+		x := f.evaluate(t, e).Runs[0].Executions[0]
+		if _, err := f.a.RunAction(ctx, activities.ActionInput{ExecutionID: x.ExecutionID, Index: 0}); err == nil {
+			t.Fatal("a template error succeeded")
+		}
+		// The worker died before recording the end of the run; the event comes again.
+		if res := f.evaluate(t, e); len(res.Runs) != 0 {
+			t.Fatalf("the actions after a failed one were resumed: %+v", res)
+		}
+		got, _ := st.GetExecution(ctx, x.ExecutionID)
+		o, _ := st.GetOutcome(ctx, x.ExecutionID, 1)
+		if got.Status != store.ExecutionFailed || o.Status != store.OutcomeSkipped || len(f.targets.calls) != 0 {
+			t.Errorf("execution %+v, second action %+v, calls %v", got, o, f.targets.calls)
+		}
+	})
+}
+
 func TestActionFailures(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -107,17 +108,17 @@ func (s *Server) testInlineRule(c echo.Context) error {
 		return err
 	}
 	req, problems, err := decodeRuleJSON(body.Rule, "rule")
-	if err != nil {
+	if err != nil && !errors.Is(err, errDecode) {
 		return err
+	}
+	var compiled *rules.Compiled
+	if err == nil {
+		var more validation.Problems
+		compiled, more = rules.Compile("dry-run", 0, req.Definition, rules.CompileOptions{Templates: s.templates})
+		problems.Extend("rule", more)
 	}
 	if err := problems.Err(); err != nil {
 		return err
-	}
-	compiled, problems := rules.Compile("dry-run", 0, req.Definition, rules.CompileOptions{Templates: s.templates})
-	if len(problems) > 0 {
-		var p validation.Problems
-		p.Extend("rule", problems)
-		return p
 	}
 	e, err := s.sampleEvent(body.Event, "event", compiled)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -156,19 +157,22 @@ func decodeRuleJSON(raw json.RawMessage, prefix string) (ruleRequest, validation
 	dec = json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
-		if len(problems) > 0 {
-			return req, problems, nil
-		}
 		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			problems.Add(validation.Join(prefix, typ.Field), "must be %s, got %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
-			return req, problems, nil
+		switch {
+		case errors.As(err, &typ):
+			// The rule's fields are those of the embedded Definition.
+			field := strings.TrimPrefix(typ.Field, "Definition.")
+			problems.Add(validation.Join(prefix, field), "must be %s, got %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
+		case len(problems) == 0: // a malformed duration is reported by checkRuleShape already
+			problems.Add(prefix, "%v", err)
 		}
-		problems.Add(prefix, "%v", err)
-		return req, problems, nil
+		return req, problems, errDecode
 	}
 	return req, problems, nil
 }
+
+// errDecode says that the rule body did not decode: its problems are all there is to report.
+var errDecode = errors.New("rule body does not decode")
 
 // readRule decodes and validates the rule body of a request.
 func (s *Server) readRule(c echo.Context) (ruleRequest, error) {
@@ -177,13 +181,14 @@ func (s *Server) readRule(c echo.Context) (ruleRequest, error) {
 		return ruleRequest{}, err
 	}
 	req, problems, err := decodeRuleJSON(raw, "")
-	if err != nil {
+	if err != nil && !errors.Is(err, errDecode) {
 		return req, err
 	}
-	if len(problems) == 0 {
-		_, problems = rules.Compile("", 0, req.Definition, rules.CompileOptions{
+	if err == nil {
+		_, more := rules.Compile("", 0, req.Definition, rules.CompileOptions{
 			Templates: s.templates, Targets: s.opts.RuleTargets, CheckTargets: true,
 		})
+		problems = append(problems, more...)
 	}
 	return req, problems.Err()
 }

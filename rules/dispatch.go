@@ -161,7 +161,9 @@ func (d *Dispatcher) flush(p int, q *signalQueue) {
 		for i, h := range batch {
 			refs[i] = h.ref
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		// Bounded: while Temporal is unreachable, callers get an error after this long and the
+		// redispatch loop hands the events off later.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventBatch{Events: refs},
 			client.StartWorkflowOptions{
 				ID:                       EvaluatorID(p),
