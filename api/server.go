@@ -21,8 +21,10 @@ import (
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Options are the server's dependencies.
@@ -46,6 +48,13 @@ type Options struct {
 	// Workflows is the workflow engine; nil builds one over Store and Temporal without the
 	// notification and webhook steps.
 	Workflows *engine.Service
+	// Events is the event bus POST /api/v1/events publishes on (a bus without subscribers when
+	// nil).
+	Events *events.Bus
+	// Templates renders rule templates for validation and dry runs (a new engine when nil).
+	Templates *templating.Engine
+	// RuleTargets say which rule action types are available (see rules.Targets).
+	RuleTargets rules.Targets
 }
 
 // Server is the HTTP API.
@@ -63,6 +72,10 @@ type Server struct {
 	spec     *openAPISpec
 	started  time.Time
 	http     *http.Server
+
+	events    *events.Bus
+	templates *templating.Engine
+	schedules *rules.Schedules
 }
 
 // New builds the server and its routes.
@@ -75,6 +88,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Gatherer == nil {
 		o.Gatherer = o.Registry
+	}
+	if o.Events == nil {
+		o.Events = events.NewBus(o.Store, o.Logger)
+	}
+	if o.Templates == nil {
+		o.Templates = templating.New(0)
 	}
 	m, err := newHTTPMetrics(o.Registry)
 	if err != nil {
@@ -98,7 +117,8 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
 		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, metrics: m, spec: spec,
-		started: time.Now(),
+		started: time.Now(), events: o.Events, templates: o.Templates,
+		schedules: &rules.Schedules{Temporal: o.Temporal, TaskQueue: workflows.TaskQueue},
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -158,6 +178,21 @@ func (s *Server) routes() {
 	v1.POST("/executions/:id/terminate", s.terminateExecution)
 	v1.POST("/executions/:id/signal/:name", s.signalExecution)
 	v1.POST("/executions/:id/retry", s.retryExecution)
+	v1.POST("/events", s.postEvent)
+	v1.GET("/events", s.listEvents)
+	v1.GET("/events/:id", s.getEvent)
+	v1.POST("/automation/rules", s.createRule)
+	v1.GET("/automation/rules", s.listRules)
+	v1.GET("/automation/rules/:id", s.getRule)
+	v1.PUT("/automation/rules/:id", s.replaceRule)
+	v1.DELETE("/automation/rules/:id", s.deleteRule)
+	v1.POST("/automation/rules/:id/enable", s.enableRule)
+	v1.POST("/automation/rules/:id/disable", s.disableRule)
+	v1.GET("/automation/rules/:id/versions", s.listRuleVersions)
+	v1.POST("/automation/rules/:id/test", s.testRule)
+	v1.POST("/automation/test", s.testInlineRule)
+	v1.GET("/automation/rules/:id/executions", s.listRuleExecutions)
+	v1.GET("/automation/executions/:id", s.getRuleExecution)
 }
 
 // Handler exposes the routes (tests serve them with httptest).

@@ -30,8 +30,10 @@ import (
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Deps are the connected dependencies shared by the API and the worker of one process.
@@ -58,6 +60,9 @@ type Deps struct {
 	// steps; while nil, definitions using those steps fail validation (422 "not available").
 	StepNotifier activities.Notifier
 	StepWebhooks activities.WebhookSender
+	// RuleTargets are the modules that rule actions of type workflow, notification and webhook
+	// call (see rules.Targets); a nil one makes its action type unavailable (422 on rule writes).
+	RuleTargets rules.Targets
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -152,6 +157,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			return activities.Unavailable(stepType, d.StepNotifier, d.StepWebhooks)
 		},
 	})
+	d.wireModules()
+	// Every stored event is signalled into the rules engine's evaluator workflows.
+	d.Events.Subscribe(&rules.Dispatcher{Temporal: d.Temporal, TaskQueue: workflows.TaskQueue, Partitions: cfg.RulesPartitions})
 	ok = true
 	return d, nil
 }

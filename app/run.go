@@ -40,6 +40,9 @@ type Options struct {
 	Listener net.Listener
 	// Ready, if set, is closed once every part is up.
 	Ready chan<- struct{}
+	// Wire, if set, is called with the opened dependencies before the API and the worker are
+	// built: it connects modules into them (Deps.RuleTargets), and tests substitute parts.
+	Wire func(*Deps)
 }
 
 // Run starts what o asks for and blocks until ctx ends (then shuts down gracefully) or a part
@@ -83,6 +86,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer deps.Close()
+	if o.Wire != nil {
+		o.Wire(deps)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	var listener net.Listener
@@ -92,6 +98,7 @@ func Run(ctx context.Context, o Options) error {
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
 			Notify: deps.Notify, Workflows: deps.Workflows,
+			Events: deps.Events, Templates: deps.Templates, RuleTargets: deps.RuleTargets,
 		})
 		if err != nil {
 			return err
@@ -158,6 +165,11 @@ func Run(ctx context.Context, o Options) error {
 		// Events stored but not handed off (a crash, Temporal down) are handed off again.
 		g.Go(func() error {
 			deps.Events.RunRedispatcher(gctx, 10*time.Second, 30*time.Second)
+			return nil
+		})
+		// The rules engine's Schedules (schedule triggers, event retention).
+		g.Go(func() error {
+			deps.ensureRuleSchedules(gctx)
 			return nil
 		})
 	}

@@ -53,6 +53,8 @@ func NewWorker(d *Deps) worker.Worker {
 		Store: d.Store, Templates: d.Templates, Egress: d.Egress,
 		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
 	})
+
+	registerRules(w, d)
 	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms}}
 }
 

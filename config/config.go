@@ -115,6 +115,16 @@ type Config struct {
 	// ShutdownTimeout bounds graceful shutdown of the API and the worker.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
 
+	// RulesPartitions is how many long-running evaluator workflows share the events (by a hash
+	// of the event type).
+	RulesPartitions int `env:"RULES_PARTITIONS" envDefault:"8"`
+	// RulesMaxDepth: an event deeper in a causation chain is recorded, not evaluated (loop
+	// prevention).
+	RulesMaxDepth int `env:"RULES_MAX_DEPTH" envDefault:"5"`
+	// EventRetention is how long events and their rule executions are kept; at least 24h, the
+	// window in which a repeated event id is recognised.
+	EventRetention time.Duration `env:"EVENT_RETENTION" envDefault:"720h"`
+
 	// GeneratedSecrets names the secrets that were generated for development, not configured.
 	GeneratedSecrets []string `env:"-"`
 }
@@ -206,6 +216,15 @@ func (c *Config) normalize() error {
 	}
 	if c.RateLimitPerSecond < 1 || c.RateLimitBurst < 1 {
 		bad("RATE_LIMIT_PER_SECOND", "rate and RATE_LIMIT_BURST must be at least 1")
+	}
+	if c.RulesPartitions < 1 || c.RulesPartitions > 256 {
+		bad("RULES_PARTITIONS", "must be between 1 and 256, got %d", c.RulesPartitions)
+	}
+	if c.RulesMaxDepth < 1 || c.RulesMaxDepth > 100 {
+		bad("RULES_MAX_DEPTH", "must be between 1 and 100, got %d", c.RulesMaxDepth)
+	}
+	if c.EventRetention < 24*time.Hour {
+		bad("EVENT_RETENTION", "must be at least 24h (the window in which a repeated event id is recognised), got %s", c.EventRetention)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

@@ -29,7 +29,7 @@ func TestWorkflowEngine(t *testing.T) {
 	got := problems(t, c.post("/api/v1/workflows", `{"name": "", "trigger_type": "manual", "steps": [
 		{"id": "a", "type": "data_transform", "config": {"jq": "]["}},
 		{"id": "a", "type": "http_request", "config": {"url": "{{ steps.b.output }}"}},
-		{"id": "n", "type": "notification", "config": {"channel": "email", "to": "x@example.com", "body": "hi"}}]}`))
+		{"id": "n", "type": "webhook", "config": {"event_type": "x.y", "payload": {}}}]}`))
 	for field, msg := range map[string]string{
 		"name": "required", "steps[0].config.jq": "jq", "steps[1].id": "unique",
 		"steps[1].config.url": `"b", which does not exist`, "steps[2].type": "not available",

@@ -38,6 +38,9 @@ type ExecuteRequest struct {
 	TriggeredBy string
 	// RetryOf is the execution this one retries.
 	RetryOf string
+	// Cause is the event whose handling asks for this execution (an automation rule's
+	// trigger); the execution's workflow.* event continues its causation chain.
+	Cause *store.Event
 }
 
 // Execution is an execution as Execute returns it.
@@ -143,7 +146,7 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 		StaticSummary:            fmt.Sprintf("%s (v%d)", def.Name, e.Version),
 	}, workflows.Interpreter, workflows.RunInput{
 		ExecutionID: e.ID, DefinitionID: e.WorkflowID, Version: e.Version, Priority: e.Priority,
-		TriggeredBy: e.TriggeredBy,
+		TriggeredBy: e.TriggeredBy, Cause: eventCause(req.Cause),
 	})
 	runID := ""
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -384,4 +387,11 @@ func (s *Service) temporalError(e store.Execution, err error) error {
 		return conflict("execution %s is no longer running", e.ID)
 	}
 	return err
+}
+
+func eventCause(e *store.Event) *workflows.EventCause {
+	if e == nil || e.ID == "" {
+		return nil
+	}
+	return &workflows.EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
 }

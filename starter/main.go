@@ -10,6 +10,9 @@
 //	starter executions list|show ID|cancel ID|terminate ID|retry ID|signal ID NAME
 //	starter notifications send-email --to a@example.com --template welcome_email --data '{"user_name":"Ada"}'
 //	starter notifications show ID
+//	starter events send --type user.created --data '{"user": {...}}'
+//	starter events list|show ID
+//	starter rules list | rules test ID -f event.json | rules executions ID
 //
 // The API address comes from --api or AUTOMATION_API_URL (default http://localhost:8090); the
 // key from --api-key, AUTOMATION_API_KEY or INTERNAL_API_KEY, else the development key that
@@ -58,7 +61,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.key, "api-key", "", "API key (AUTOMATION_API_KEY, INTERNAL_API_KEY)")
 	root.PersistentFlags().StringVar(&c.token, "token", os.Getenv("AUTOMATION_API_TOKEN"), "JWT bearer token instead of a key (AUTOMATION_API_TOKEN)")
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), executionsCmd(c), notificationsCmd(c))
+	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), executionsCmd(c),
+		notificationsCmd(c), eventsCmd(c), rulesCmd(c))
 	return root
 }
 

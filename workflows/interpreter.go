@@ -40,6 +40,17 @@ type RunInput struct {
 	ParentExecutionID string         `json:"parent_execution_id,omitempty"`
 	// Depth counts sub_workflow nesting.
 	Depth int `json:"depth,omitempty"`
+	// Cause is the event whose handling started this execution (an automation rule's trigger);
+	// the execution's outcome event continues its chain, so loop prevention sees rule →
+	// workflow → workflow.completed → rule cycles.
+	Cause *EventCause `json:"cause,omitempty"`
+}
+
+// EventCause is the part of an event a caused event needs (see events.Caused).
+type EventCause struct {
+	EventID       string `json:"event_id"`
+	CorrelationID string `json:"correlation_id"`
+	Depth         int    `json:"depth"`
 }
 
 // RunResult is an execution's outcome: every step's output by step id.
@@ -79,7 +90,7 @@ type StepState struct {
 // and sub-workflows itself. Every status change is written to the database by activities.
 func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 	info := workflow.GetInfo(ctx)
-	r := &run{depth: in.Depth, states: map[string]*StepState{}, outputs: map[string]any{}}
+	r := &run{depth: in.Depth, cause: in.Cause, states: map[string]*StepState{}, outputs: map[string]any{}}
 	r.status = store.ExecutionPending
 	if err := workflow.SetQueryHandler(ctx, StateQuery, r.state); err != nil {
 		return RunResult{}, err
@@ -181,6 +192,7 @@ type run struct {
 	meta  activities.RunMeta
 	def   definition.Definition
 	depth int
+	cause *EventCause
 	// localFastPath: see the "local-fast-path" version in Interpreter.
 	localFastPath bool
 	status        string
@@ -449,6 +461,9 @@ func (r *run) publish(ctx workflow.Context, eventType string, f activities.Finis
 		ID: "wfexec-" + f.ExecutionID + "-" + f.Status, Type: eventType, Source: "workflows",
 		Subject: r.meta.DefinitionID, Data: encodeJSON(data), OccurredAt: workflow.Now(ctx).UTC(),
 	}}
+	if c := r.cause; c != nil {
+		in.Event.CausationID, in.Event.CorrelationID, in.Event.Depth = c.EventID, c.CorrelationID, c.Depth+1
+	}
 	var err error
 	if r.localFastPath {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

@@ -181,7 +181,7 @@ func (r *run) subWorkflow(ctx workflow.Context, s definition.Step, raw json.RawM
 	var res RunResult
 	err := workflow.ExecuteChildWorkflow(cctx, Interpreter, RunInput{
 		DefinitionID: c.WorkflowID, Priority: r.meta.Priority, Input: input, TriggeredBy: "sub_workflow",
-		ParentExecutionID: r.meta.ExecutionID, Depth: r.depth + 1,
+		ParentExecutionID: r.meta.ExecutionID, Depth: r.depth + 1, Cause: r.cause,
 	}).Get(ctx, &res)
 	if err != nil {
 		return nil, err

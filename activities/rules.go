@@ -1,0 +1,379 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
+)
+
+// DefaultMaxDepth is the causation depth above which events are not evaluated (RULES_MAX_DEPTH).
+const DefaultMaxDepth = 5
+
+// Rules are the rules engine's side effects: evaluating events against the active rules
+// (recording every decision), running one action of a fired rule, firing schedule triggers and
+// purging old events. The evaluator workflow (workflows.RuleEvaluator) calls them.
+type Rules struct {
+	Store     *store.Store
+	Bus       *events.Bus
+	Templates *templating.Engine
+	Cache     *rules.Cache
+	// Targets are the modules workflow, notification and webhook actions call.
+	Targets rules.Targets
+	// MaxDepth: events deeper in a causation chain are recorded as skipped, not evaluated.
+	MaxDepth int
+	// Retention is how long events are kept (PurgeExpired).
+	Retention time.Duration
+	Log       *slog.Logger
+	Metrics   *RulesMetrics
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (a *Rules) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (a *Rules) log() *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return slog.Default()
+}
+
+// EvaluateInput is a batch of events signalled to an evaluator.
+type EvaluateInput struct {
+	Events []rules.EventRef `json:"events"`
+}
+
+// EvaluateResult lists what is left to run for the batch: for each event, its fired executions in
+// priority order.
+type EvaluateResult struct {
+	Runs []EventRun `json:"runs,omitempty"`
+}
+
+// EventRun is the fired executions of one event, in priority order.
+type EventRun struct {
+	EventID    string         `json:"event_id"`
+	Executions []ExecutionRun `json:"executions"`
+}
+
+// ExecutionRun is one fired rule: the actions still to run, in order.
+type ExecutionRun struct {
+	ExecutionID string      `json:"execution_id"`
+	RuleID      string      `json:"rule_id"`
+	Actions     []ActionRef `json:"actions"`
+}
+
+// ActionRef names action Index of an execution.
+type ActionRef struct {
+	Index           int  `json:"index"`
+	ContinueOnError bool `json:"continue_on_error,omitempty"`
+}
+
+// Evaluate decides every event of the batch against the active rules, exactly once per event:
+// the decision (per rule: matched or not and why, skipped and why, the conditions' actual values)
+// and the fired rules' pending actions are stored in one transaction per event. An event decided
+// before (a repeated signal, a retried activity) is not decided again; its unfinished actions are
+// returned so that the caller can resume them. Rule edits take effect here, for the next batch.
+func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult, error) {
+	var out EvaluateResult
+	ids := make([]string, 0, len(in.Events))
+	seen := map[string]bool{}
+	for _, e := range in.Events {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			ids = append(ids, e.ID)
+		}
+	}
+	stored, err := a.Store.GetEvents(ctx, ids)
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	done, err := a.Store.EventEvaluations(ctx, ids)
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	active, err := a.activeRules(ctx)
+	if err != nil {
+		return out, err
+	}
+	var undecided []store.Event
+	for _, id := range ids {
+		if _, ok := stored[id]; !ok {
+			a.log().WarnContext(ctx, "event signalled for evaluation is not stored (purged?)", "event_id", id)
+			continue
+		}
+		if _, decided := done[id]; !decided {
+			undecided = append(undecided, stored[id])
+		}
+	}
+	// All the batch's decisions in one transaction; if another evaluator decided one of the
+	// events meanwhile, event by event.
+	runs, err := a.decideAll(ctx, undecided, active)
+	if errors.Is(err, store.ErrConflict) {
+		runs, err = map[string]EventRun{}, nil
+		for _, e := range undecided {
+			one, derr := a.decideAll(ctx, []store.Event{e}, active)
+			if errors.Is(derr, store.ErrConflict) {
+				continue // decided by another evaluator: resumed below
+			}
+			if derr != nil {
+				return out, fmt.Errorf("evaluate event %s: %w", e.ID, derr)
+			}
+			runs[e.ID] = one[e.ID]
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("evaluate: %w", err)
+	}
+	for _, id := range ids {
+		if _, ok := stored[id]; !ok {
+			continue
+		}
+		run, decidedNow := runs[id]
+		if !decidedNow {
+			if run, err = a.resume(ctx, id); err != nil {
+				return out, fmt.Errorf("resume event %s: %w", id, err)
+			}
+		}
+		if len(run.Executions) > 0 {
+			out.Runs = append(out.Runs, run)
+		}
+	}
+	return out, nil
+}
+
+// decideAll decides the events, in one transaction, and returns their runs by event id.
+func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rules.Compiled) (map[string]EventRun, error) {
+	runs := make(map[string]EventRun, len(evs))
+	if len(evs) == 0 {
+		return runs, nil
+	}
+	now := a.now()
+	var decisions []string
+	err := a.Store.Tx(ctx, func(tx *store.Store) error {
+		clear(runs)
+		decisions = decisions[:0]
+		for _, e := range evs {
+			run, statuses, err := a.decide(ctx, tx, e, active, now)
+			if err != nil {
+				return err
+			}
+			runs[e.ID] = run
+			decisions = append(decisions, statuses...)
+		}
+		return nil
+	})
+	if err == nil && a.Metrics != nil {
+		for _, e := range evs {
+			status := store.EvaluationEvaluated
+			if e.Depth > a.maxDepth() {
+				status = store.EvaluationSkipped
+			}
+			a.Metrics.event(status, e.ReceivedAt, now)
+		}
+		for _, s := range decisions {
+			a.Metrics.decision(s)
+		}
+	}
+	return runs, err
+}
+
+func (a *Rules) maxDepth() int {
+	if a.MaxDepth <= 0 {
+		return DefaultMaxDepth
+	}
+	return a.MaxDepth
+}
+
+// activeRules returns the compiled current versions of the enabled rules, highest priority first.
+func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
+	refs, err := a.Store.ActiveRules(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("active rules: %w", err)
+	}
+	out := make([]*rules.Compiled, 0, len(refs))
+	for _, ref := range refs {
+		r, err := a.Cache.Get(ctx, ref.ID, ref.Version)
+		if err != nil {
+			if rules.IsPermanent(err) {
+				a.log().ErrorContext(ctx, "rule version does not compile; it is left out", "rule_id", ref.ID,
+					"version", ref.Version, "error", err)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// decide evaluates e against the active rules and records every decision in tx.
+// It returns the status of each rule's decision too.
+func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, []string, error) {
+	run := EventRun{EventID: e.ID}
+	maxDepth := a.maxDepth()
+	if e.Depth > maxDepth {
+		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
+	}
+	scope, err := rules.NewScope(e)
+	if err != nil {
+		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
+			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
+	}
+	var matching []*rules.Compiled
+	for _, r := range active {
+		if rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
+			matching = append(matching, r)
+		}
+	}
+	var execs []store.RuleExecution
+	var outcomes []store.ActionOutcome
+	var stoppedBy *rules.Compiled
+	for _, r := range matching {
+		ev := r.Evaluate(scope)
+		x := store.RuleExecution{
+			ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
+			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
+		}
+		switch {
+		case !ev.Matched:
+			x.Status, x.Reason = store.RuleExecutionNotMatched, ev.Reason
+			if hasError(ev.Conditions) {
+				x.Status = store.RuleExecutionError
+			}
+		case stoppedBy != nil:
+			x.Status = store.RuleExecutionSkipped
+			x.Reason = fmt.Sprintf("stop_processing: rule %q (priority %d) matched first", stoppedBy.Def.Name, stoppedBy.Def.Priority)
+		default:
+			if r.Def.StopProcessing {
+				stoppedBy = r
+			}
+			key, err := r.RenderDedupKey(a.Templates, scope)
+			if err != nil {
+				x.Status, x.Reason = store.RuleExecutionError, err.Error()
+				break
+			}
+			x.DedupKey = key
+			reason, err := a.overLimit(ctx, tx, r, key, now)
+			if err != nil {
+				return EventRun{}, nil, err
+			}
+			if reason != "" {
+				x.Status, x.Reason = store.RuleExecutionSkipped, reason
+				break
+			}
+			x.Status, x.Fired, x.ActionCount = store.RuleExecutionRunning, true, len(r.Def.Actions)
+			x.Reason = "conditions matched"
+			er := ExecutionRun{ExecutionID: x.ID, RuleID: r.ID}
+			for i, act := range r.Def.Actions {
+				outcomes = append(outcomes, store.ActionOutcome{
+					ExecutionID: x.ID, ActionIndex: i, Type: act.Type, Status: store.OutcomePending,
+					IdempotencyKey: rules.IdempotencyKey(e.ID, r.ID, i),
+				})
+				er.Actions = append(er.Actions, ActionRef{Index: i, ContinueOnError: act.ContinueOnError})
+			}
+			run.Executions = append(run.Executions, er)
+		}
+		execs = append(execs, x)
+	}
+	err = tx.RecordEvaluation(ctx, store.EventEvaluation{
+		EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
+		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
+		RulesMatched: len(run.Executions), EvaluatedAt: now,
+	}, execs, outcomes)
+	statuses := make([]string, len(execs))
+	for i, x := range execs {
+		statuses[i] = x.Status
+	}
+	return run, statuses, err
+}
+
+func hasError(results []rules.ConditionResult) bool {
+	for _, r := range results {
+		if r.Error != "" || hasError(r.Children) {
+			return true
+		}
+	}
+	return false
+}
+
+// overLimit checks the rule's dedup_key, cooldown and rate limit (rules.Compiled.OverLimit)
+// after locking the rule's runs until tx ends, so that two evaluators cannot both take the last
+// slot.
+func (a *Rules) overLimit(ctx context.Context, tx *store.Store, r *rules.Compiled, dedupKey string, now time.Time) (string, error) {
+	if !r.HasLimits(dedupKey) {
+		return "", nil
+	}
+	if err := tx.LockRuleRuns(ctx, r.ID); err != nil {
+		return "", err
+	}
+	return r.OverLimit(ctx, tx, dedupKey, now)
+}
+
+// resume returns the unfinished actions of an event decided before. An execution whose run had
+// stopped at a failed action (the worker died before recording the end) is ended instead.
+func (a *Rules) resume(ctx context.Context, eventID string) (EventRun, error) {
+	run := EventRun{EventID: eventID}
+	execs, err := a.Store.ExecutionsForEvent(ctx, eventID)
+	if err != nil {
+		return run, err
+	}
+	var open []string
+	for _, x := range execs {
+		if x.Status == store.RuleExecutionRunning {
+			open = append(open, x.ID)
+		}
+	}
+	if len(open) == 0 {
+		return run, nil
+	}
+	outcomes, err := a.Store.Outcomes(ctx, open)
+	if err != nil {
+		return run, err
+	}
+	for _, x := range execs {
+		if x.Status != store.RuleExecutionRunning {
+			continue
+		}
+		r, err := a.Cache.Get(ctx, x.RuleID, x.RuleVersion)
+		if err != nil {
+			return run, err
+		}
+		er := ExecutionRun{ExecutionID: x.ID, RuleID: x.RuleID}
+		stopped := false
+		for _, o := range outcomes[x.ID] {
+			coe := o.ActionIndex < len(r.Def.Actions) && r.Def.Actions[o.ActionIndex].ContinueOnError
+			switch o.Status {
+			case store.OutcomeFailed:
+				stopped = stopped || !coe
+			case store.OutcomeSucceeded, store.OutcomeSkipped:
+			default:
+				er.Actions = append(er.Actions, ActionRef{Index: o.ActionIndex, ContinueOnError: coe})
+			}
+			if stopped {
+				break
+			}
+		}
+		if stopped || len(er.Actions) == 0 {
+			if err := a.Store.AbandonExecution(ctx, x.ID, nil, "", a.now()); err != nil {
+				return run, err
+			}
+			continue
+		}
+		run.Executions = append(run.Executions, er)
+	}
+	return run, nil
+}

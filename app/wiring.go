@@ -1,0 +1,110 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/pyairtable/automation-domain/activities"
+	"github.com/pyairtable/automation-domain/engine"
+	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/validation"
+)
+
+// wireModules connects the domains to each other: the workflow engine's notification step and
+// the rules engine's workflow and notification actions call the real modules through these
+// adapters (each domain declares the narrow interface it needs; this file is the only place that
+// knows both sides).
+func (d *Deps) wireModules() {
+	d.StepNotifier = stepNotifier{d.Notify}
+	d.RuleTargets.Workflows = ruleWorkflows{d.Workflows}
+	d.RuleTargets.Notifications = ruleNotifier{d.Notify}
+}
+
+// stepNotifier sends a workflow step's notification and waits for its outcome, so the step's
+// output says whether it was sent (the notification module retries delivery itself; a failed
+// notification fails the step without a second round of retries).
+type stepNotifier struct{ notify *notify.Service }
+
+func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
+	meta := map[string]any{"workflow_execution_id": req.ExecutionID, "workflow_step_id": req.StepID}
+	var (
+		sent notify.Notification
+		err  error
+	)
+	switch req.Channel {
+	case "sms":
+		sent, err = n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Body, TemplateID: req.TemplateID,
+			TemplateData: req.TemplateData, Metadata: meta, IdempotencyKey: "workflow:" + req.IdempotencyKey})
+	default:
+		sent, err = n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
+			TemplateID: req.TemplateID, TemplateData: req.TemplateData, Metadata: meta,
+			IdempotencyKey: "workflow:" + req.IdempotencyKey})
+	}
+	if err != nil {
+		return activities.StepNotificationResult{}, permanentIfInvalid(err)
+	}
+	done, err := n.notify.Await(ctx, sent.ID)
+	if err != nil {
+		return activities.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
+	}
+	res := activities.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
+	if done.Status == store.StatusFailed {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("notification %s failed for every recipient", done.ID), "NotificationFailed", nil)
+	}
+	return res, nil
+}
+
+// ruleWorkflows starts a rule's workflow action.
+type ruleWorkflows struct{ engine *engine.Service }
+
+func (w ruleWorkflows) Execute(ctx context.Context, req rules.WorkflowRequest) (string, error) {
+	cause := req.Cause
+	e, err := w.engine.Execute(ctx, engine.ExecuteRequest{
+		DefinitionID: req.DefinitionID, Input: req.Input, Priority: req.Priority,
+		IdempotencyKey: req.IdempotencyKey, TriggeredBy: "rule", Cause: &cause,
+	})
+	var engineErr *engine.Error
+	if errors.As(err, &engineErr) {
+		return "", rules.Permanent(err) // a disabled definition does not start by retrying
+	}
+	return e.ID, err
+}
+
+// ruleNotifier sends a rule's notification action; it returns once the notification is queued.
+type ruleNotifier struct{ notify *notify.Service }
+
+func (n ruleNotifier) SendEmail(ctx context.Context, req rules.EmailRequest) (string, error) {
+	cause := req.Cause
+	sent, err := n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
+		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
+	return sent.ID, permanentIfInvalid(err)
+}
+
+func (n ruleNotifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
+	cause := req.Cause
+	sent, err := n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Message, TemplateID: req.TemplateID,
+		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
+	return sent.ID, permanentIfInvalid(err)
+}
+
+// permanentIfInvalid marks the notification module's errors that a retry cannot fix (invalid
+// recipients, an unknown template, a channel that is not configured, a reused idempotency key
+// with another request) as permanent for both callers: rules (rules.Permanent) and workflow steps
+// (a non-retryable application error).
+func permanentIfInvalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	var problems validation.Problems
+	if errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
+		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", rules.Permanent(err))
+	}
+	return err
+}

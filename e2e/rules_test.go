@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyairtable/automation-domain/app"
+	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// seedWelcomeRule is the seed's "Welcome Email Automation" body, exactly as written there.
+const seedWelcomeRule = `{
+  "name": "Welcome Email Automation",
+  "trigger": {
+    "type": "event",
+    "event_type": "user.created"
+  },
+  "conditions": [
+    {
+      "type": "field_check",
+      "field": "user.email_verified",
+      "operator": "equals",
+      "value": true
+    }
+  ],
+  "actions": [
+    {
+      "type": "notification",
+      "notification_type": "email",
+      "template": "welcome_email",
+      "to": "{{user.email}}"
+    }
+  ]
+}`
+
+// TestAutomationRules drives the rules engine over HTTP on the embedded stack: the seed's rule,
+// validation, dry runs, priorities, stop_processing, loop prevention, limits, duplicates, rule
+// edits, every trigger type, history and the starter CLI. The workflow engine and notification
+// modules are recording stand-ins behind rules.Targets (they are wired for real after merging);
+// the webhook module is left out to show that its action type is refused.
+func TestAutomationRules(t *testing.T) {
+	modules := &recordingModules{}
+	var deps *app.Deps
+	s := startEmbeddedWired(t, testConfig(t, t.TempDir(), map[string]string{"RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000"}),
+		func(d *app.Deps) {
+			d.RuleTargets = rules.Targets{Workflows: modules, Notifications: modules}
+			deps = d
+		})
+	c := s.client(t)
+
+	// --- The seed's rule, exactly as written, is accepted.
+	welcome := createRule(t, c, seedWelcomeRule)
+	got := c.get("/api/v1/automation/rules/" + welcome).JSON(t)
+	if got["name"] != "Welcome Email Automation" || got["enabled"] != true || got["version"] != float64(1) ||
+		got["trigger"].(map[string]any)["event_type"] != "user.created" {
+		t.Errorf("stored seed rule: %v", got)
+	}
+
+	// --- Validation: every problem with its path; a module that is not wired is "not available".
+	r := c.post("/api/v1/automation/rules", `{"name": "bad", "trigger": {"type": "event", "event_type": "a"},
+		"condtions": [], "conditions": [{"type": "field_check", "field": "x", "operator": "resembles", "value": 1},
+		{"type": "expression", "expression": "x >"}], "actions": [{"type": "webhook", "event_type": "out"},
+		{"type": "notification", "to": "{{ user.email "}], "cooldown": "soon"}`)
+	if r.Status != 422 {
+		t.Fatalf("invalid rule: %d %s", r.Status, r.Body)
+	}
+	problems := map[string]string{}
+	for _, p := range r.JSON(t)["error"].(map[string]any)["details"].([]any) {
+		p := p.(map[string]any)
+		problems[p["field"].(string)] = p["message"].(string)
+	}
+	for _, field := range []string{"condtions", "cooldown"} {
+		if problems[field] == "" {
+			t.Errorf("no problem at %s: %v", field, problems)
+		}
+	}
+	r = c.post("/api/v1/automation/rules", `{"name": "bad", "trigger": {"type": "event", "event_type": "a"},
+		"conditions": [{"type": "field_check", "field": "x", "operator": "resembles", "value": 1},
+		{"type": "expression", "expression": "x >"}], "actions": [{"type": "webhook", "event_type": "out"},
+		{"type": "notification", "to": "{{ user.email "}]}`)
+	problems = map[string]string{}
+	for _, p := range r.JSON(t)["error"].(map[string]any)["details"].([]any) {
+		p := p.(map[string]any)
+		problems[p["field"].(string)] = p["message"].(string)
+	}
+	if r.Status != 422 || problems["conditions[0].operator"] == "" || problems["conditions[1].expression"] == "" ||
+		!strings.Contains(problems["actions[0].type"], "not available") || problems["actions[1].to"] == "" {
+		t.Errorf("invalid rule: %d %v", r.Status, problems)
+	}
+	if r := c.post("/api/v1/automation/rules", `{"name": `); r.Status != 400 {
+		t.Errorf("malformed JSON: %d", r.Status)
+	}
+	if r := c.get("/api/v1/automation/rules/nope"); r.Status != 404 {
+		t.Errorf("unknown rule: %d", r.Status)
+	}
+
+	// --- Dry run of the seed rule: conditions with actual values, the rendered email; no side effect.
+	var dry struct {
+		Matched    bool   `json:"matched"`
+		WouldRun   bool   `json:"would_run"`
+		Reason     string `json:"reason"`
+		Conditions []struct {
+			Path    string `json:"path"`
+			Actual  any    `json:"actual"`
+			Matched bool   `json:"matched"`
+		} `json:"conditions"`
+		Actions []struct {
+			Available bool `json:"available"`
+			Rendered  struct {
+				To             []string `json:"to"`
+				TemplateID     string   `json:"template_id"`
+				IdempotencyKey string   `json:"idempotency_key"`
+			} `json:"rendered"`
+		} `json:"actions"`
+	}
+	c.post("/api/v1/automation/rules/"+welcome+"/test", map[string]any{"event": map[string]any{
+		"data": map[string]any{"user": map[string]any{"email": "john@example.com", "email_verified": true}},
+	}}).Decode(t, &dry)
+	if !dry.Matched || !dry.WouldRun || len(dry.Conditions) != 1 || dry.Conditions[0].Actual != true ||
+		len(dry.Actions) != 1 || !dry.Actions[0].Available || dry.Actions[0].Rendered.TemplateID != "welcome_email" ||
+		len(dry.Actions[0].Rendered.To) != 1 || dry.Actions[0].Rendered.To[0] != "john@example.com" {
+		t.Errorf("dry run (verified): %+v", dry)
+	}
+	c.post("/api/v1/automation/rules/"+welcome+"/test", map[string]any{"type": "user.created",
+		"data": map[string]any{"user": map[string]any{"email": "jane@example.com", "email_verified": false}},
+	}).Decode(t, &dry)
+	if dry.Matched || dry.WouldRun || dry.Conditions[0].Actual != false || dry.Conditions[0].Matched ||
+		!strings.Contains(dry.Reason, "conditions[0]: user.email_verified equals true, actual false") {
+		t.Errorf("dry run (unverified): %+v", dry)
+	}
+	var inline map[string]any
+	c.post("/api/v1/automation/test", map[string]any{
+		"rule": map[string]any{"name": "inline", "trigger": map[string]any{"type": "event", "event_type": "order.*"},
+			"conditions": []any{map[string]any{"type": "expression", "expression": "order.total >= 100 && event.type == 'order.placed'"}},
+			"actions":    []any{map[string]any{"type": "webhook", "event_type": "order.big", "payload": map[string]any{"id": "{{ order.id }}"}}}},
+		"event": map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "o-1", "total": 150}}},
+	}).Decode(t, &inline)
+	act := inline["actions"].([]any)[0].(map[string]any)
+	if inline["matched"] != true || inline["would_run"] != false || act["available"] != false ||
+		act["rendered"].(map[string]any)["payload"].(map[string]any)["id"] != "o-1" ||
+		!strings.Contains(inline["reason"].(string), "not available") {
+		t.Errorf("inline dry run: %v", inline)
+	}
+	if len(modules.get()) != 0 {
+		t.Fatalf("a dry run called a module: %+v", modules.get())
+	}
+
+	// --- Events: the seed rule runs for a verified user, not for an unverified one.
+	verified := postEvent(t, c, map[string]any{"specversion": "1.0", "type": "user.created", "source": "signup",
+		"time": "2026-01-02T03:04:05Z", "data": map[string]any{"user": map[string]any{"email": "john@example.com", "email_verified": true}}})
+	x := executionFor(t, c, welcome, verified)
+	if x.Status != "succeeded" || !x.Matched || len(x.Actions) != 1 || x.Actions[0].Status != "succeeded" ||
+		x.Actions[0].IdempotencyKey != "automation:"+verified+":"+welcome+":0" {
+		t.Errorf("verified user's execution: %+v", x)
+	}
+	calls := modules.get()
+	if len(calls) != 1 || calls[0].Kind != "email" || calls[0].Target != "welcome_email" || calls[0].To[0] != "john@example.com" ||
+		calls[0].Key != x.Actions[0].IdempotencyKey || calls[0].Data["user"] == nil {
+		t.Errorf("notification module got %+v", calls)
+	}
+	unverified := postEvent(t, c, map[string]any{"type": "user.created",
+		"data": map[string]any{"user": map[string]any{"email": "jane@example.com", "email_verified": false}}})
+	x = executionFor(t, c, welcome, unverified)
+	if x.Status != "not_matched" || x.Matched || !strings.Contains(x.Reason, "conditions[0]: user.email_verified equals true, actual false") {
+		t.Errorf("unverified user's execution: %+v", x)
+	}
+	var detail ruleExecution
+	c.get("/api/v1/automation/executions/"+x.ID).Decode(t, &detail)
+	if len(detail.Conditions) != 1 || detail.Conditions[0].Actual != false || detail.Conditions[0].Path != "conditions[0]" {
+		t.Errorf("execution detail: %+v", detail)
+	}
+	ev := eventEvaluation(t, c, verified)
+	if ev["source"] != "signup" || ev["occurred_at"] != "2026-01-02T03:04:05Z" ||
+		ev["evaluation"].(map[string]any)["rules_fired"] != float64(1) || len(ev["executions"].([]any)) != 1 {
+		t.Errorf("event detail: %v", ev)
+	}
+
+	// --- The same event id twice is accepted once and runs once.
+	dupBody := map[string]any{"id": "signup-42", "type": "user.created",
+		"data": map[string]any{"user": map[string]any{"email": "dup@example.com", "email_verified": true}}}
+	first := c.post("/api/v1/events", dupBody).JSON(t)
+	second := c.post("/api/v1/events", dupBody).JSON(t)
+	if first["duplicate"] != false || second["duplicate"] != true || second["id"] != "signup-42" {
+		t.Errorf("duplicate event: %v / %v", first, second)
+	}
+	executionFor(t, c, welcome, "signup-42")
+	emails := 0
+	for _, call := range modules.get() {
+		if call.Kind == "email" && call.To[0] == "dup@example.com" {
+			emails++
+		}
+	}
+	if emails != 1 {
+		t.Errorf("the duplicate event sent %d emails", emails)
+	}
+
+	// --- Two matching rules run in priority order; stop_processing stops the lower one.
+	ruleBody := func(name string, priority int, stop bool) map[string]any {
+		return map[string]any{"name": name, "priority": priority, "stop_processing": stop,
+			"trigger": map[string]any{"type": "event", "event_type": "prio.t*"},
+			"actions": []any{map[string]any{"type": "emit_event", "event_type": "prio.done", "data": map[string]any{"by": name}}}}
+	}
+	low := createRule(t, c, ruleBody("low", 1, false))
+	high := createRule(t, c, ruleBody("high", 10, false))
+	both := postEvent(t, c, map[string]any{"type": "prio.test"})
+	xl, xh := executionFor(t, c, low, both), executionFor(t, c, high, both)
+	if xl.Status != "succeeded" || xh.Status != "succeeded" || !xh.Actions[0].StartedAt.Before(*xl.Actions[0].StartedAt) {
+		t.Errorf("priority order: high %+v low %+v", xh, xl)
+	}
+	if r := c.do("PUT", "/api/v1/automation/rules/"+high, ruleBody("high", 10, true)); r.Status != 200 || r.JSON(t)["version"] != float64(2) {
+		t.Fatalf("replace rule: %d %s", r.Status, r.Body)
+	}
+	stopped := postEvent(t, c, map[string]any{"type": "prio.test"})
+	xh, xl = executionFor(t, c, high, stopped), executionFor(t, c, low, stopped)
+	if xh.Status != "succeeded" || xh.RuleVersion != 2 || xl.Status != "skipped" || !strings.Contains(xl.Reason, `stop_processing: rule "high"`) {
+		t.Errorf("stop_processing: high %+v low %+v", xh, xl)
+	}
+	var versions struct {
+		Items []struct {
+			Version int `json:"version"`
+		} `json:"items"`
+	}
+	c.get("/api/v1/automation/rules/"+high+"/versions").Decode(t, &versions)
+	if len(versions.Items) != 2 || versions.Items[0].Version != 2 {
+		t.Errorf("versions %+v", versions)
+	}
+	// A disabled rule is not considered; enabled again, it is.
+	if r := c.post("/api/v1/automation/rules/"+high+"/disable", nil); r.Status != 200 || r.JSON(t)["enabled"] != false {
+		t.Errorf("disable: %d %s", r.Status, r.Body)
+	}
+	quiet := postEvent(t, c, map[string]any{"type": "prio.test"})
+	if x := executionFor(t, c, low, quiet); x.Status != "succeeded" {
+		t.Errorf("low rule with high disabled: %+v", x)
+	}
+	if xs := ruleExecutions(t, c, high); len(xs) != 2 {
+		t.Errorf("the disabled rule ran: %d executions", len(xs))
+	}
+	c.post("/api/v1/automation/rules/"+high+"/enable", nil)
+
+	// --- Loop prevention: a rule re-emitting the event that triggers it stops at depth 5.
+	loop := createRule(t, c, map[string]any{"name": "loop", "trigger": map[string]any{"type": "event", "event_type": "loop.ping"},
+		"actions": []any{map[string]any{"type": "emit_event", "event_type": "loop.ping"}}})
+	root := postEvent(t, c, map[string]any{"type": "loop.ping", "data": map[string]any{"n": 1}})
+	var chain struct {
+		Items []struct {
+			ID         string         `json:"id"`
+			Depth      int            `json:"depth"`
+			Evaluation map[string]any `json:"evaluation"`
+		} `json:"items"`
+	}
+	eventually(t, 60*time.Second, "the loop to reach the depth limit", func() bool {
+		c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
+		return len(chain.Items) == 7 && chain.Items[0].Evaluation != nil
+	})
+	time.Sleep(2 * time.Second) // nothing more may happen
+	c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
+	deepest := chain.Items[0]
+	if len(chain.Items) != 7 || deepest.Depth != 6 || deepest.Evaluation["status"] != "skipped" ||
+		!strings.Contains(deepest.Evaluation["reason"].(string), "causation depth 6 exceeds the limit of 5") {
+		t.Errorf("loop chain: %+v", chain.Items)
+	}
+	if xs := ruleExecutions(t, c, loop); len(xs) != 6 {
+		t.Errorf("the looping rule ran %d times, want 6 (depths 0-5)", len(xs))
+	}
+
+	// --- Cooldown, and a workflow action with an expression condition.
+	cool := createRule(t, c, map[string]any{"name": "cool", "cooldown": "1h",
+		"trigger":    map[string]any{"type": "event", "event_type": "order.placed"},
+		"conditions": []any{map[string]any{"type": "expression", "expression": "order.total > 100"}},
+		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "fulfil-{{ order.region }}", "priority": "high",
+			"input_data": map[string]any{"order_id": "{{ order.id }}", "total": "{{ order.total }}"}}}})
+	o1 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "A", "total": 150, "region": "eu"}}})
+	o2 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "B", "total": 250, "region": "eu"}}})
+	o3 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "C", "total": 50, "region": "eu"}}})
+	x1, x2, x3 := executionFor(t, c, cool, o1), executionFor(t, c, cool, o2), executionFor(t, c, cool, o3)
+	if x1.Status != "succeeded" || x2.Status != "skipped" || !strings.HasPrefix(x2.Reason, "cooldown:") || x3.Status != "not_matched" {
+		t.Errorf("cooldown: %+v / %+v / %+v", x1, x2, x3)
+	}
+	var wf *moduleCall
+	for _, call := range modules.get() {
+		if call.Kind == "workflow" {
+			wf = &call
+		}
+	}
+	if wf == nil || wf.Target != "fulfil-eu" || wf.Pri != "high" || wf.Data["order_id"] != "A" || wf.Data["total"] != json.Number("150") {
+		t.Errorf("workflow module got %+v", wf)
+	}
+
+	// --- A webhook trigger matches events recorded from its inbound webhook source.
+	gh := createRule(t, c, map[string]any{"name": "gh", "trigger": map[string]any{"type": "webhook", "source": "github", "event_type": "push"},
+		"actions": []any{map[string]any{"type": "emit_event", "event_type": "ci.requested", "data": map[string]any{"ref": "{{ ref }}"}}}})
+	if r := c.post("/api/v1/events", map[string]any{"type": "push", "source": "webhook/github"}); r.Status != 422 {
+		t.Errorf("a forged webhook source is accepted over the API: %d", r.Status)
+	}
+	inbound, _, err := deps.Events.Publish(context.Background(), store.Event{Type: "push", Source: rules.WebhookEventSource("github"),
+		Data: store.JSON(`{"ref": "refs/heads/main"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := executionFor(t, c, gh, inbound.ID); x.Status != "succeeded" || x.Actions[0].Rendered.Payload["ref"] != "refs/heads/main" {
+		t.Errorf("webhook trigger: %+v", x)
+	}
+	detail2 := eventEvaluation(t, c, inbound.ID)
+	if caused := detail2["caused_events"].([]any); len(caused) != 1 || caused[0].(map[string]any)["type"] != "ci.requested" {
+		t.Errorf("caused events: %v", detail2["caused_events"])
+	}
+
+	// --- A schedule trigger fires through its Temporal Schedule; disabling pauses it.
+	sched := createRule(t, c, map[string]any{"name": "tick", "trigger": map[string]any{"type": "schedule", "cron": "@every 2s"},
+		"actions": []any{map[string]any{"type": "emit_event", "event_type": "tick.done", "data": map[string]any{"at": "{{ scheduled_at }}"}}}})
+	eventually(t, 30*time.Second, "the schedule trigger to run", func() bool {
+		for _, x := range ruleExecutions(t, c, sched) {
+			if x.Status == "succeeded" {
+				return true
+			}
+		}
+		return false
+	})
+	c.post("/api/v1/automation/rules/"+sched+"/disable", nil)
+	desc, err := s.Temporal.ScheduleClient().GetHandle(context.Background(), rules.ScheduleID(sched)).Describe(context.Background())
+	if err != nil || !desc.Schedule.State.Paused {
+		t.Errorf("schedule of a disabled rule: %v %v", desc, err)
+	}
+	if r := c.post("/api/v1/automation/rules", map[string]any{"name": "bad cron", "trigger": map[string]any{"type": "schedule", "cron": "61 * * * *"},
+		"actions": []any{map[string]any{"type": "emit_event", "event_type": "x"}}}); r.Status != 422 {
+		t.Errorf("bad cron: %d %s", r.Status, r.Body)
+	}
+	if r := c.do("DELETE", "/api/v1/automation/rules/"+sched, nil); r.Status != 204 {
+		t.Errorf("delete: %d", r.Status)
+	}
+	if _, err := s.Temporal.ScheduleClient().GetHandle(context.Background(), rules.ScheduleID(sched)).Describe(context.Background()); err == nil {
+		t.Error("the schedule of a deleted rule is still there")
+	}
+	if r := c.get("/api/v1/automation/rules/" + sched); r.Status != 404 {
+		t.Errorf("deleted rule: %d", r.Status)
+	}
+	if xs := ruleExecutions(t, c, sched); len(xs) == 0 {
+		t.Error("a deleted rule's history is gone")
+	}
+
+	// --- Bad events.
+	for body, want := range map[string]int{
+		`{"data": {}}`:                     422,
+		`{"type": "a.b", "data": [1]}`:     422,
+		`{"type": "a.b", "time": "later"}`: 422,
+		`{"type": "automation.x"}`:         422,
+		`{"type": `:                        400,
+	} {
+		if r := c.post("/api/v1/events", body); r.Status != want {
+			t.Errorf("event %s: %d, want %d", body, r.Status, want)
+		}
+	}
+	if r := c.get("/api/v1/events/none"); r.Status != 404 {
+		t.Errorf("unknown event: %d", r.Status)
+	}
+	if r := c.get("/api/v1/automation/executions/none"); r.Status != 404 {
+		t.Errorf("unknown execution: %d", r.Status)
+	}
+
+	// --- Metrics.
+	metrics := string(c.get("/metrics").Body)
+	for _, want := range []string{`automation_rule_decisions_total{status="not_matched"}`, `automation_rule_decisions_total{status="skipped"}`,
+		`automation_action_attempts_total{status="succeeded",type="notification"}`, `automation_events_evaluated_total{status="skipped"}`,
+		`automation_event_to_decision_seconds_bucket`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// --- The starter CLI.
+	out, code := s.starter(t, "events", "send", "--type", "user.created", "--data",
+		`{"user": {"email": "cli@example.com", "email_verified": true}}`)
+	if code != 0 || !strings.Contains(out, "accepted event ") {
+		t.Errorf("starter events send: %d %s", code, out)
+	}
+	cliEvent := strings.TrimSpace(strings.TrimPrefix(out, "accepted event "))
+	if x := executionFor(t, c, welcome, cliEvent); x.Status != "succeeded" {
+		t.Errorf("the CLI's event: %+v", x)
+	}
+	out, code = s.starter(t, "rules", "list")
+	if code != 0 || !strings.Contains(out, "Welcome Email Automation") || !strings.Contains(out, "event user.created") {
+		t.Errorf("starter rules list: %d %s", code, out)
+	}
+	file := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(file, []byte(`{"type": "user.created", "data": {"user": {"email": "x@example.com", "email_verified": false}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = s.starter(t, "rules", "test", welcome, "-f", file)
+	if code != 0 || !strings.Contains(out, "would not run") || !strings.Contains(out, "actual false") ||
+		!strings.Contains(out, "x@example.com") {
+		t.Errorf("starter rules test: %d %s", code, out)
+	}
+	out, code = s.starter(t, "rules", "executions", welcome)
+	if code != 0 || !strings.Contains(out, "not_matched") || !strings.Contains(out, "succeeded") {
+		t.Errorf("starter rules executions: %d %s", code, out)
+	}
+}

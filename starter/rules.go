@@ -1,0 +1,251 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func rulesCmd(c *apiClient) *cobra.Command {
+	cmd := &cobra.Command{Use: "rules", Short: "Manage automation rules"}
+	cmd.AddCommand(rulesListCmd(c), rulesTestCmd(c), rulesExecutionsCmd(c))
+	return cmd
+}
+
+type ruleRow struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
+	Version int    `json:"version"`
+	Trigger struct {
+		Type      string `json:"type"`
+		EventType string `json:"event_type"`
+		Cron      string `json:"cron"`
+		Source    string `json:"source"`
+	} `json:"trigger"`
+	Priority  int       `json:"priority"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func rulesListCmd(c *apiClient) *cobra.Command {
+	var enabled, trigger string
+	var limit int
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List automation rules, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var items []ruleRow
+			cursor := ""
+			for {
+				var page struct {
+					Items      []ruleRow `json:"items"`
+					NextCursor string    `json:"next_cursor"`
+				}
+				path := "/api/v1/automation/rules" + query("enabled", enabled, "trigger_type", trigger,
+					"limit", strconv.Itoa(limit), "cursor", cursor)
+				if _, _, err := c.call("GET", path, nil, &page); err != nil {
+					return err
+				}
+				items = append(items, page.Items...)
+				if !all || page.NextCursor == "" {
+					break
+				}
+				cursor = page.NextCursor
+			}
+			if c.output == "json" {
+				raw, _ := json.Marshal(items)
+				c.printJSON(raw)
+				return nil
+			}
+			w := c.table()
+			fmt.Fprintln(w, "ID\tNAME\tTRIGGER\tPRIORITY\tENABLED\tVERSION\tUPDATED")
+			for _, r := range items {
+				trig := r.Trigger.Type + " " + r.Trigger.EventType + r.Trigger.Cron + r.Trigger.Source
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%t\t%d\t%s\n", r.ID, r.Name, strings.TrimSpace(trig), r.Priority,
+					r.Enabled, r.Version, r.UpdatedAt.Local().Format(time.DateTime))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&enabled, "enabled", "", "true or false")
+	cmd.Flags().StringVar(&trigger, "trigger-type", "", "event, schedule or webhook")
+	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
+	cmd.Flags().BoolVar(&all, "all", false, "follow next_cursor through every page")
+	return cmd
+}
+
+type conditionRow struct {
+	Path       string          `json:"path"`
+	Type       string          `json:"type"`
+	Field      string          `json:"field"`
+	Operator   string          `json:"operator"`
+	Expected   json.RawMessage `json:"expected"`
+	Expression string          `json:"expression"`
+	Actual     json.RawMessage `json:"actual"`
+	Missing    bool            `json:"missing"`
+	Matched    bool            `json:"matched"`
+	Error      string          `json:"error"`
+	Children   []conditionRow  `json:"children"`
+}
+
+func printConditions(w io.Writer, list []conditionRow, indent string) {
+	for _, r := range list {
+		mark := "✗"
+		if r.Matched {
+			mark = "✓"
+		}
+		what := r.Type
+		switch r.Type {
+		case "field_check":
+			what = fmt.Sprintf("%s %s %s", r.Field, r.Operator, r.Expected)
+		case "expression":
+			what = r.Expression
+		}
+		actual := "actual " + string(r.Actual)
+		if r.Missing {
+			actual = "missing"
+		}
+		if r.Type == "all" || r.Type == "any" || r.Type == "not" {
+			actual = ""
+		}
+		if r.Error != "" {
+			actual += " error: " + r.Error
+		}
+		fmt.Fprintf(w, "%s%s %s: %s  %s\n", indent, mark, r.Path, what, actual)
+		printConditions(w, r.Children, indent+"  ")
+	}
+}
+
+func rulesTestCmd(c *apiClient) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "test ID -f event.json",
+		Short: "Dry run: what the rule would do with the event (conditions, rendered actions); nothing is sent",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			var err error
+			if file == "-" {
+				raw, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				raw, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return fmt.Errorf("read the event: %w", err)
+			}
+			var event json.RawMessage
+			if err := json.Unmarshal(raw, &event); err != nil {
+				return fmt.Errorf("%s is not JSON: %w", file, err)
+			}
+			var res struct {
+				TriggerMatched bool           `json:"trigger_matched"`
+				Matched        bool           `json:"matched"`
+				WouldRun       bool           `json:"would_run"`
+				Reason         string         `json:"reason"`
+				Conditions     []conditionRow `json:"conditions"`
+				Actions        []struct {
+					Index     int             `json:"index"`
+					Type      string          `json:"type"`
+					Available bool            `json:"available"`
+					Rendered  json.RawMessage `json:"rendered"`
+					Error     string          `json:"error"`
+				} `json:"actions"`
+			}
+			out, _, err := c.call("POST", "/api/v1/automation/rules/"+args[0]+"/test", map[string]any{"event": event}, &res)
+			if err != nil || c.printJSON(out) {
+				return err
+			}
+			verdict := "would run"
+			if !res.WouldRun {
+				verdict = "would not run: " + res.Reason
+			}
+			fmt.Fprintf(c.out, "trigger matched: %t, conditions matched: %t — %s\n", res.TriggerMatched, res.Matched, verdict)
+			if len(res.Conditions) > 0 {
+				fmt.Fprintln(c.out, "conditions:")
+				printConditions(c.out, res.Conditions, "  ")
+			}
+			fmt.Fprintln(c.out, "actions (rendered, not sent):")
+			for _, a := range res.Actions {
+				if a.Error != "" {
+					fmt.Fprintf(c.out, "  [%d] %s: error: %s\n", a.Index, a.Type, a.Error)
+					continue
+				}
+				note := ""
+				if !a.Available {
+					note = " (not available in this deployment)"
+				}
+				fmt.Fprintf(c.out, "  [%d] %s%s: %s\n", a.Index, a.Type, note, a.Rendered)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the sample event, a JSON file (- for stdin)")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+type executionRow struct {
+	ID       string `json:"id"`
+	EventID  string `json:"event_id"`
+	RuleID   string `json:"rule_id"`
+	RuleName string `json:"rule_name"`
+	Status   string `json:"status"`
+	Reason   string `json:"reason"`
+	Actions  []struct {
+		Index  int    `json:"index"`
+		Type   string `json:"type"`
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	} `json:"actions"`
+	EvaluatedAt time.Time `json:"evaluated_at"`
+}
+
+func printExecutions(c *apiClient, list []executionRow) {
+	w := c.table()
+	fmt.Fprintln(w, "EXECUTION\tEVENT\tRULE\tSTATUS\tREASON\tACTIONS")
+	for _, x := range list {
+		var acts []string
+		for _, a := range x.Actions {
+			s := fmt.Sprintf("%d:%s=%s", a.Index, a.Type, a.Status)
+			if a.Error != "" {
+				s += " (" + a.Error + ")"
+			}
+			acts = append(acts, s)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.EventID, x.RuleName, x.Status, x.Reason, strings.Join(acts, ", "))
+	}
+	w.Flush()
+}
+
+func rulesExecutionsCmd(c *apiClient) *cobra.Command {
+	var status string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "executions ID",
+		Short: "A rule's executions: matched or not and why, actions with status",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var page struct {
+				Items []executionRow `json:"items"`
+			}
+			path := "/api/v1/automation/rules/" + args[0] + "/executions" + query("status", status, "limit", strconv.Itoa(limit))
+			raw, _, err := c.call("GET", path, nil, &page)
+			if err != nil || c.printJSON(raw) {
+				return err
+			}
+			printExecutions(c, page.Items)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "only executions with this status")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
+	return cmd
+}
