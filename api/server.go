@@ -19,6 +19,7 @@ import (
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
 // Options are the server's dependencies.
@@ -37,6 +38,8 @@ type Options struct {
 	Checks []Check
 	// Modes says how each part runs ("temporal": "embedded", …), for /info and the start-up log.
 	Modes map[string]string
+	// Webhooks is the webhook module behind /api/v1/webhooks.
+	Webhooks *webhooks.Service
 }
 
 // Server is the HTTP API.
@@ -50,6 +53,7 @@ type Server struct {
 	limiter  ratelimit.Limiter
 	metrics  *httpMetrics
 	spec     *openAPISpec
+	webhooks *webhooks.Service
 	started  time.Time
 	http     *http.Server
 }
@@ -75,7 +79,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, metrics: m, spec: spec, started: time.Now(),
+		limiter: o.Limiter, metrics: m, spec: spec, webhooks: o.Webhooks, started: time.Now(),
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -106,7 +110,7 @@ func (s *Server) routes() {
 	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
 	v1.GET("/workflows", s.listWorkflows)
 	v1.POST("/diagnostics/ping", s.ping)
-
+	s.webhookRoutes(e, v1)
 }
 
 // Handler exposes the routes (tests serve them with httptest).

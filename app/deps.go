@@ -29,6 +29,8 @@ import (
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/webhooks"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Deps are the connected dependencies shared by the API and the worker of one process.
@@ -46,6 +48,8 @@ type Deps struct {
 	Templates *templating.Engine
 	// Egress guards every outbound HTTP request against SSRF.
 	Egress *netguard.Policy
+	// Webhooks is the webhook module (endpoints, fan-out, inbound); subscribed to Events.
+	Webhooks *webhooks.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -126,6 +130,15 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
+	d.Webhooks, err = webhooks.New(webhooks.Options{
+		Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: d.Temporal, Events: d.Events,
+		Egress: d.Egress, ServiceSecret: cfg.WebhookSecretKey, Registry: d.Registry, Log: log,
+		TaskQueue: workflows.TaskQueue,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Events.Subscribe(d.Webhooks.Subscriber())
 	ok = true
 	return d, nil
 }

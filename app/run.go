@@ -90,6 +90,7 @@ func Run(ctx context.Context, o Options) error {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
+			Webhooks: deps.Webhooks,
 		})
 		if err != nil {
 			return err
@@ -138,6 +139,11 @@ func Run(ctx context.Context, o Options) error {
 		// Events stored but not handed off (a crash, Temporal down) are handed off again.
 		g.Go(func() error {
 			deps.Events.RunRedispatcher(gctx, 10*time.Second, 30*time.Second)
+			return nil
+		})
+		// Webhook deliveries whose dispatcher was not woken (or ended) are woken again.
+		g.Go(func() error {
+			deps.Webhooks.RunSweeper(gctx, 10*time.Second, 20*time.Second)
 			return nil
 		})
 	}

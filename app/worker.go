@@ -23,5 +23,10 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Ping)
 	w.RegisterActivity(&activities.Diagnostics{Store: d.Store, Identity: identity()})
 	w.RegisterActivity(&activities.Events{Bus: d.Events})
+	w.RegisterWorkflow(workflows.WebhookDispatcher)
+	w.RegisterActivity(&activities.Webhooks{
+		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
+		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
+	})
 	return w
 }
