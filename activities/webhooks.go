@@ -77,6 +77,8 @@ type sendJob struct {
 	res  webhooks.Response
 	at   time.Time
 	sent bool
+	// next is when it is retried (nil once it succeeded or failed for good).
+	next *time.Time
 }
 
 // DeliverWebhookBatch sends the endpoint's due deliveries (a local activity: the fast path has
@@ -110,11 +112,11 @@ func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput
 	if in.Limit > 0 {
 		limit = in.Limit
 	}
-	due, err := a.Store.DueWebhookDeliveries(ctx, e.ID, e.Ordered, now(), limit)
+	queued, err := a.Store.QueuedWebhookDeliveries(ctx, e.ID, e.Ordered, limit+1)
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
-	jobs, err := a.prepare(ctx, due)
+	jobs, err := dueJobs(queued, e.Ordered, limit, now())
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
@@ -133,22 +135,72 @@ func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput
 	if err := a.record(ctx, e, jobs, &out); err != nil {
 		return out, err
 	}
-	if !stop.pauseUntil.IsZero() {
-		out.PauseUntil = stop.pauseUntil
-	}
-	out.More = stop.budget || (len(due) == limit && stop.pauseUntil.IsZero() && out.Disable == "" && !(e.Ordered && stop.blocked))
-	if in.Limit > 0 {
-		out.More = false // a probe sends one, whatever is left
-	}
-	next, ok, err := a.Store.NextWebhookDueAt(ctx, e.ID, e.Ordered)
-	if err != nil {
-		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
-	}
-	if ok {
-		out.NextDueAt = next
-	}
+	out.PauseUntil = stop.pauseUntil
+	moreDue := len(jobs) == limit && len(queued) > limit && !after(queued[limit].NextAttemptAt, now())
+	out.More = in.Limit == 0 && out.Disable == "" && stop.pauseUntil.IsZero() && (stop.budget || (moreDue && !stop.blocked))
+	out.NextDueAt = nextDue(queued, jobs, e.Ordered)
 	return out, nil
 }
+
+// dueJobs picks the deliveries to send now from the queue (limit+1 rows): the due ones, or for an
+// ordered endpoint the due prefix (one not due yet blocks those behind it).
+func dueJobs(queued []store.QueuedWebhookDelivery, ordered bool, limit int, at time.Time) ([]*sendJob, error) {
+	jobs := make([]*sendJob, 0, min(len(queued), limit))
+	bodies := map[string][]byte{}
+	for _, q := range queued[:min(len(queued), limit)] {
+		if after(q.NextAttemptAt, at) {
+			if ordered {
+				break
+			}
+			continue
+		}
+		body, ok := bodies[q.MessageID]
+		if !ok {
+			var err error
+			if body, err = webhooks.Body(q.EventType, q.MessageCreatedAt, q.Payload); err != nil {
+				return nil, fmt.Errorf("delivery %s: %w", q.ID, err)
+			}
+			bodies[q.MessageID] = body
+		}
+		jobs = append(jobs, &sendJob{d: q.WebhookDelivery, body: body})
+	}
+	return jobs, nil
+}
+
+// nextDue is when the endpoint's next pending delivery may be sent after the batch (zero:
+// nothing pending): the earliest of the retries just scheduled and the queued rows not sent, or
+// for an ordered endpoint the time of the new head of its queue. Rows past the ones read are
+// due no earlier, and deliveries queued meanwhile come with a wake-up.
+func nextDue(queued []store.QueuedWebhookDelivery, jobs []*sendJob, ordered bool) time.Time {
+	sent := map[string]*sendJob{}
+	for _, j := range jobs {
+		if j.sent {
+			sent[j.d.ID] = j
+		}
+	}
+	var best time.Time
+	for _, q := range queued {
+		at := q.NextAttemptAt
+		if j, ok := sent[q.ID]; ok {
+			if at = j.next; at == nil {
+				continue // finished
+			}
+		}
+		t := time.Unix(1, 0).UTC() // pending without a time: due at once
+		if at != nil {
+			t = *at
+		}
+		if ordered {
+			return t
+		}
+		if best.IsZero() || t.Before(best) {
+			best = t
+		}
+	}
+	return best
+}
+
+func after(t *time.Time, ref time.Time) bool { return t != nil && t.After(ref) }
 
 // stopReason says why a batch stopped before its end.
 type stopReason struct {
@@ -259,38 +311,6 @@ func (a *Webhooks) final(e store.WebhookEndpoint, j *sendJob) bool {
 	return !ok
 }
 
-// prepare loads the messages of the due deliveries and builds their bodies.
-func (a *Webhooks) prepare(ctx context.Context, due []store.WebhookDelivery) ([]*sendJob, error) {
-	if len(due) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, 0, len(due))
-	for _, d := range due {
-		ids = append(ids, d.MessageID)
-	}
-	msgs, err := a.Store.WebhookMessagesByID(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	bodies := make(map[string][]byte, len(msgs))
-	jobs := make([]*sendJob, 0, len(due))
-	for _, d := range due {
-		body, ok := bodies[d.MessageID]
-		if !ok {
-			m, found := msgs[d.MessageID]
-			if !found {
-				return nil, fmt.Errorf("delivery %s: message %s is missing", d.ID, d.MessageID)
-			}
-			if body, err = webhooks.Body(m.EventType, m.CreatedAt, m.Payload); err != nil {
-				return nil, fmt.Errorf("delivery %s: %w", d.ID, err)
-			}
-			bodies[d.MessageID] = body
-		}
-		jobs = append(jobs, &sendJob{d: d, body: body})
-	}
-	return jobs, nil
-}
-
 // signingKeys are the endpoint's current key and, during a rotation's grace period, the old one.
 func (a *Webhooks) signingKeys(e store.WebhookEndpoint) ([][]byte, error) {
 	secret, err := a.Secrets.Open(e.Secret, e.ID)
@@ -355,6 +375,7 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 					}
 					next := j.at.Add(delay).UTC()
 					r.Status, r.Attempt.Outcome, r.NextAttemptAt = store.DeliveryPending, store.AttemptRetrying, &next
+					j.next = &next
 				}
 			}
 			if r.Attempt.Error == "" {
@@ -373,27 +394,35 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 	if !health.Healthy {
 		health.FailedAt = &at
 	}
-	applied, ep, err := a.Store.RecordWebhookAttempts(ctx, e.ID, results, health, at)
+	applied, err := a.Store.RecordWebhookAttempts(ctx, e, results, health, at)
 	if err != nil {
 		return fmt.Errorf("webhook batch %s: record: %w", e.ID, err)
 	}
 	a.observe(results, applied)
+	if gone {
+		out.Disable, out.DisableKind = "the endpoint answered 410 Gone", "gone"
+	}
 	if out.Succeeded > 0 {
 		out.FailedInARow = 0
-	} else {
-		out.FailedInARow += out.Failed
-		if t := a.Settings.CircuitThreshold; t > 0 && out.FailedInARow >= t {
-			out.OpenCircuit = true
-			a.Metrics.CircuitOpened.WithLabelValues(e.ID).Inc()
-		}
+		return nil
+	}
+	out.FailedInARow += out.Failed
+	if t := a.Settings.CircuitThreshold; t > 0 && out.FailedInARow >= t {
+		out.OpenCircuit = true
+		a.Metrics.CircuitOpened.WithLabelValues(e.ID).Inc()
+	}
+	if gone {
+		return nil
+	}
+	ep, err := a.Store.GetWebhookEndpointAny(ctx, e.ID)
+	if err != nil {
+		return fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
 	threshold := ep.DisableAfterFailures
 	if threshold == 0 {
 		threshold = a.Settings.DisableAfterFailures
 	}
 	switch {
-	case gone:
-		out.Disable, out.DisableKind = "the endpoint answered 410 Gone", "gone"
 	case ep.FailingSince != nil && at.Sub(*ep.FailingSince) >= a.Settings.DisableAfter:
 		out.Disable, out.DisableKind = fmt.Sprintf("every request failed since %s", ep.FailingSince.Format(time.RFC3339)), "failing"
 	case threshold > 0 && ep.ConsecutiveFailures >= threshold:

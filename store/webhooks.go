@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -353,47 +352,29 @@ func (s *Store) WebhookDeliveryAttempts(ctx context.Context, deliveryID string) 
 	return out, classify(err)
 }
 
-// DueWebhookDeliveries returns up to limit pending deliveries of an endpoint that may be sent at
-// now, in the order they must be sent. For an ordered endpoint that is a prefix of its queue (a
-// delivery not due yet blocks those behind it); otherwise the due ones, oldest due first.
-func (s *Store) DueWebhookDeliveries(ctx context.Context, endpointID string, ordered bool, now time.Time, limit int) ([]WebhookDelivery, error) {
-	var rows []WebhookDelivery
-	q := s.db.WithContext(ctx).Where("endpoint_id = ? AND status = ?", endpointID, DeliveryPending)
-	if ordered {
-		if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
-			return nil, classify(err)
-		}
-		for i, d := range rows {
-			if d.NextAttemptAt != nil && d.NextAttemptAt.After(now) {
-				return rows[:i], nil
-			}
-		}
-		return rows, nil
-	}
-	err := q.Where("next_attempt_at <= ?", now.UTC()).Order("next_attempt_at, id").Limit(limit).Find(&rows).Error
-	return rows, classify(err)
+// QueuedWebhookDelivery is a pending delivery with what its request is built from.
+type QueuedWebhookDelivery struct {
+	WebhookDelivery
+	Payload          JSON
+	MessageCreatedAt time.Time
 }
 
-// NextWebhookDueAt is when the endpoint's next pending delivery may be sent (the head of the
-// queue for an ordered endpoint); ok is false when nothing is pending.
-func (s *Store) NextWebhookDueAt(ctx context.Context, endpointID string, ordered bool) (at time.Time, ok bool, err error) {
-	var d WebhookDelivery
-	q := s.db.WithContext(ctx).Select("next_attempt_at").Where("endpoint_id = ? AND status = ?", endpointID, DeliveryPending)
+// QueuedWebhookDeliveries returns up to limit pending deliveries of an endpoint in the order
+// they are sent, with their messages: by due time for an ordered=false endpoint (due ones
+// first), by id (FIFO) for an ordered one. Callers ask for one more than they will send: the
+// row after the due ones tells whether more are due and when the next one is.
+func (s *Store) QueuedWebhookDeliveries(ctx context.Context, endpointID string, ordered bool, limit int) ([]QueuedWebhookDelivery, error) {
+	var rows []QueuedWebhookDelivery
+	order := "d.next_attempt_at, d.id"
 	if ordered {
-		q = q.Order("id")
-	} else {
-		q = q.Order("next_attempt_at")
+		order = "d.id"
 	}
-	if err := q.Limit(1).Take(&d).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return time.Time{}, false, nil
-		}
-		return time.Time{}, false, classify(err)
-	}
-	if d.NextAttemptAt == nil {
-		return time.Time{}, true, nil
-	}
-	return d.NextAttemptAt.UTC(), true, nil
+	err := s.db.WithContext(ctx).Table("webhook_deliveries AS d").
+		Select("d.*, m.payload AS payload, m.created_at AS message_created_at").
+		Joins("JOIN webhook_messages AS m ON m.id = d.message_id").
+		Where("d.endpoint_id = ? AND d.status = ?", endpointID, DeliveryPending).
+		Order(order).Limit(limit).Find(&rows).Error
+	return rows, classify(err)
 }
 
 // WebhookAttemptResult is one attempt to write with the delivery state it leads to.
@@ -417,54 +398,84 @@ type WebhookHealthChange struct {
 }
 
 // RecordWebhookAttempts writes a batch of attempts, moves their deliveries on and updates the
-// endpoint's health, in one transaction. It returns the ids of the deliveries it moved on
-// (those another sender had not moved meanwhile) and the endpoint as it is afterwards.
-func (s *Store) RecordWebhookAttempts(ctx context.Context, endpointID string, results []WebhookAttemptResult,
-	health WebhookHealthChange, at time.Time) (applied []string, ep WebhookEndpoint, err error) {
+// endpoint's health, in one transaction and a few statements whatever the batch size. It
+// returns the ids of the deliveries it moved on (those no other sender had moved meanwhile).
+// ep is the endpoint as the batch began: a healthy endpoint that stays healthy is not written.
+func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, results []WebhookAttemptResult,
+	health WebhookHealthChange, at time.Time) (applied []string, err error) {
+	ids := make([]string, len(results))
+	for i, r := range results {
+		ids[i] = r.Attempt.DeliveryID
+	}
 	err = s.Tx(ctx, func(tx *Store) error {
 		applied = applied[:0]
-		for i := range results {
-			r := &results[i]
-			a := r.Attempt
-			cols := map[string]any{
-				"status": r.Status, "attempts": a.Attempt, "next_attempt_at": r.NextAttemptAt,
-				"last_status_code": a.StatusCode, "last_error": a.Error, "updated_at": at,
-			}
-			if r.Status != DeliveryPending {
-				cols["completed_at"] = at
-			}
-			res := tx.db.Model(&WebhookDelivery{}).
-				Where("id = ? AND attempts = ? AND status = ?", a.DeliveryID, r.PrevAttempts, DeliveryPending).
-				Updates(cols)
-			if res.Error != nil {
-				return classify(res.Error)
-			}
-			if res.RowsAffected == 0 {
+		var current []WebhookDelivery
+		q := tx.db.Select("id", "attempts").Where("id IN ? AND status = ?", ids, DeliveryPending)
+		if tx.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Find(&current).Error; err != nil {
+			return classify(err)
+		}
+		attemptsNow := make(map[string]int, len(current))
+		for _, d := range current {
+			attemptsNow[d.ID] = d.Attempts
+		}
+		// Deliveries moving to the same state are updated by one statement.
+		type change struct {
+			status, lastError string
+			attempts, code    int
+			next              time.Time
+		}
+		groups := map[change][]string{}
+		var order []change
+		var attempts []WebhookAttempt
+		for _, r := range results {
+			if n, ok := attemptsNow[r.Attempt.DeliveryID]; !ok || n != r.PrevAttempts {
 				continue
 			}
-			if err := tx.db.Create(&a).Error; err != nil {
-				return classify(err)
+			c := change{status: r.Status, lastError: r.Attempt.Error, attempts: r.Attempt.Attempt, code: r.Attempt.StatusCode}
+			if r.NextAttemptAt != nil {
+				c.next = *r.NextAttemptAt
 			}
-			applied = append(applied, a.DeliveryID)
+			if groups[c] == nil {
+				order = append(order, c)
+			}
+			groups[c] = append(groups[c], r.Attempt.DeliveryID)
+			attempts = append(attempts, r.Attempt)
+			applied = append(applied, r.Attempt.DeliveryID)
 		}
-		q := tx.db.Model(&WebhookEndpoint{}).Where("id = ?", endpointID)
-		switch {
-		case health.Healthy:
-			if err := q.Where("failing_since IS NOT NULL OR consecutive_failures <> 0").
-				Updates(map[string]any{"failing_since": nil, "consecutive_failures": 0}).Error; err != nil {
+		for _, c := range order {
+			cols := map[string]any{"status": c.status, "attempts": c.attempts, "last_status_code": c.code,
+				"last_error": c.lastError, "updated_at": at, "next_attempt_at": nil}
+			if !c.next.IsZero() {
+				cols["next_attempt_at"] = c.next
+			}
+			if c.status != DeliveryPending {
+				cols["completed_at"] = at
+			}
+			if err := tx.db.Model(&WebhookDelivery{}).Where("id IN ?", groups[c]).Updates(cols).Error; err != nil {
 				return classify(err)
 			}
-		case health.FailedAt != nil:
-			if err := q.Updates(map[string]any{
+		}
+		if len(attempts) > 0 {
+			if err := tx.db.CreateInBatches(attempts, 200).Error; err != nil {
+				return classify(err)
+			}
+		}
+		q = tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID)
+		switch {
+		case health.Healthy && (ep.FailingSince != nil || ep.ConsecutiveFailures != 0):
+			return classify(q.Updates(map[string]any{"failing_since": nil, "consecutive_failures": 0}).Error)
+		case !health.Healthy && health.FailedAt != nil:
+			return classify(q.Updates(map[string]any{
 				"failing_since":        gorm.Expr("COALESCE(failing_since, ?)", *health.FailedAt),
 				"consecutive_failures": gorm.Expr("consecutive_failures + ?", health.FinalFailures),
-			}).Error; err != nil {
-				return classify(err)
-			}
+			}).Error)
 		}
-		return classify(tx.db.Where("id = ?", endpointID).Take(&ep).Error)
+		return nil
 	})
-	return applied, ep, err
+	return applied, err
 }
 
 // RequeueWebhookDelivery makes a finished delivery pending again, due at now, with a fresh

@@ -57,11 +57,18 @@ func WebhookDispatcher(ctx workflow.Context, in webhooks.DispatcherInput) error 
 		}
 	}
 
+	// Timers outlive a round: a wake-up does not cancel them, so a busy dispatcher whose
+	// deliveries all succeed makes no timer at all, and one waiting for a retry keeps one timer
+	// per due time. The idle timer ends the run after dispatcherIdle without work.
+	due := &timerSlot{}
+	idle := &timerSlot{}
+	lastWork := workflow.Now(ctx)
 	for {
 		drain()
 		now := workflow.Now(ctx)
 		if hold := later(st.CircuitOpenUntil, st.PausedUntil); hold.After(now) {
-			waitForWake(ctx, wake, hold.Sub(now))
+			due.set(ctx, hold)
+			waitForWake(ctx, wake, due)
 			continue
 		}
 		batch := activities.WebhookBatchInput{EndpointID: st.EndpointID, FailedInARow: st.FailedInARow}
@@ -95,21 +102,61 @@ func WebhookDispatcher(ctx workflow.Context, in webhooks.DispatcherInput) error 
 			drain()
 			return workflow.NewContinueAsNewError(ctx, WebhookDispatcher, st)
 		}
+		if res.Sent > 0 || res.More {
+			lastWork = workflow.Now(ctx)
+		}
 		if res.More {
 			continue
 		}
-		wait := dispatcherIdle
-		if !res.NextDueAt.IsZero() {
-			wait = res.NextDueAt.Sub(workflow.Now(ctx))
-		}
-		if wait <= 0 {
+		if res.NextDueAt.IsZero() {
+			due.clear()
+			if idle.fired() && workflow.Now(ctx).Sub(lastWork) >= dispatcherIdle {
+				if drain() {
+					continue
+				}
+				return nil // idle: the next message starts a new run
+			}
+			if idle.fired() || !idle.armed() {
+				idle.set(ctx, workflow.Now(ctx).Add(dispatcherIdle))
+			}
+			waitForWake(ctx, wake, idle)
 			continue
 		}
-		if woke := waitForWake(ctx, wake, wait); !woke && res.NextDueAt.IsZero() && !drain() {
-			return nil // idle: the next message starts a new run
+		if !res.NextDueAt.After(workflow.Now(ctx)) {
+			continue
 		}
+		due.set(ctx, res.NextDueAt)
+		waitForWake(ctx, wake, due)
 	}
 }
+
+// timerSlot is a durable timer kept across rounds of the dispatcher.
+type timerSlot struct {
+	at     time.Time
+	f      workflow.Future
+	cancel workflow.CancelFunc
+}
+
+// set makes the slot fire at `at`, keeping the running timer when it is for the same time.
+func (t *timerSlot) set(ctx workflow.Context, at time.Time) {
+	if t.f != nil && t.at.Equal(at) && !t.f.IsReady() {
+		return
+	}
+	t.clear()
+	tctx, cancel := workflow.WithCancel(ctx)
+	t.at, t.f, t.cancel = at, workflow.NewTimer(tctx, max(at.Sub(workflow.Now(ctx)), time.Millisecond)), cancel
+}
+
+// clear cancels a running timer.
+func (t *timerSlot) clear() {
+	if t.f != nil && !t.f.IsReady() {
+		t.cancel()
+	}
+	t.f, t.cancel = nil, nil
+}
+
+func (t *timerSlot) armed() bool { return t.f != nil }
+func (t *timerSlot) fired() bool { return t.f != nil && t.f.IsReady() }
 
 // disableEndpoint runs the disable activity with an event id fixed in the history, so that a
 // retried activity emits webhook.endpoint.disabled once.
@@ -126,17 +173,14 @@ func disableEndpoint(ctx workflow.Context, a *activities.Webhooks, endpointID st
 	return nil
 }
 
-// waitForWake sleeps up to d or until a wake signal is queued (left for drain to take), and
-// reports whether it was woken.
-func waitForWake(ctx workflow.Context, wake workflow.ReceiveChannel, d time.Duration) bool {
-	tctx, cancel := workflow.WithCancel(ctx)
-	defer cancel()
-	woke := false
+// waitForWake blocks until a wake signal is queued (left for drain to take) or the timer fires.
+func waitForWake(ctx workflow.Context, wake workflow.ReceiveChannel, t *timerSlot) {
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(wake, func(workflow.ReceiveChannel, bool) { woke = true })
-	sel.AddFuture(workflow.NewTimer(tctx, d), func(workflow.Future) {})
+	sel.AddReceive(wake, func(workflow.ReceiveChannel, bool) {})
+	if t.f != nil {
+		sel.AddFuture(t.f, func(workflow.Future) {})
+	}
 	sel.Select(ctx)
-	return woke
 }
 
 // circuitCooldown doubles the base cool-down with each trip in a row, up to

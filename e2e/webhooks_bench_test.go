@@ -1,0 +1,229 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkWebhookFanOut measures webhook fan-out on the embedded stack (everything in this
+// process: API, worker, Temporal on SQLite, the app's SQLite) to 10 local receivers:
+//
+//   - burst: messages posted to /webhooks/deliver by 16 clients as fast as the API takes them;
+//     deliveries/s counts receipts from the first post to the last receipt.
+//   - paced: 20 messages/s for 10 s; p50/p99 are from the start of the POST to the receipt.
+//
+// The 1-of-10-failing case makes one receiver answer 500 to everything: the other nine's rate
+// and latency are reported (healthy-deliveries/s), as the failing one must not slow them.
+func BenchmarkWebhookFanOut(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		failing int
+	}{{"10-healthy", 0}, {"1-of-10-failing", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				benchFanOut(b, tc.failing)
+			}
+		})
+	}
+}
+
+type benchReceiver struct {
+	mu       sync.Mutex
+	latency  []time.Duration
+	count    atomic.Int64
+	last     atomic.Int64 // unix nanos of the last receipt
+	failing  bool
+	requests atomic.Int64
+}
+
+func benchFanOut(b *testing.B, failing int) {
+	const (
+		endpoints   = 10
+		burstEvents = 1500
+		posters     = 16
+		pacedRate   = 20
+		pacedFor    = 10 * time.Second
+	)
+	base, key := benchStack(b, webhookEnv(map[string]string{
+		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
+	}))
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+	var (
+		sentAt  sync.Map // seq → time.Time of the POST
+		phase   atomic.Int64
+		rcs     = make([]*benchReceiver, endpoints)
+		servers = make([]string, endpoints)
+	)
+	for i := range endpoints {
+		rc := &benchReceiver{failing: i < failing}
+		rcs[i] = rc
+		srv := httptest.NewServer(latencyHandler(rc, &sentAt, &phase))
+		b.Cleanup(srv.Close)
+		servers[i] = srv.URL + "/hook"
+	}
+	for i, u := range servers {
+		status, body, err := rawPost(hc, base+"/api/v1/webhooks/endpoints", key, map[string]any{
+			"name": fmt.Sprintf("bench-%d", i), "url": u, "events": []string{"bench.*"},
+		})
+		if err != nil || status != 201 {
+			b.Fatalf("create endpoint: %d %s %v", status, body, err)
+		}
+	}
+	post := func(seq int) {
+		sentAt.Store(seq, time.Now())
+		status, body, err := rawPost(hc, base+"/api/v1/webhooks/deliver", key, map[string]any{
+			"event_type": "bench.happened", "payload": map[string]any{"seq": seq},
+		})
+		if err != nil || status != 202 {
+			b.Errorf("deliver %d: %d %s %v", seq, status, body, err)
+		}
+	}
+	healthy := endpoints - failing
+	waitFor := func(want int64, timeout time.Duration) {
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			var got int64
+			for _, rc := range rcs {
+				if !rc.failing {
+					got += rc.count.Load()
+				}
+			}
+			if got >= want {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.Fatalf("receivers did not get %d deliveries within %s", want, timeout)
+	}
+
+	// Warm up: every dispatcher started, connections open.
+	phase.Store(0)
+	for seq := range 5 {
+		post(1_000_000 + seq)
+	}
+	waitFor(int64(5*healthy), time.Minute)
+	reset := func(p int64) {
+		phase.Store(p)
+		for _, rc := range rcs {
+			rc.mu.Lock()
+			rc.latency = rc.latency[:0]
+			rc.mu.Unlock()
+			rc.count.Store(0)
+		}
+	}
+
+	// Burst.
+	reset(1)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seq := int(next.Add(1))
+				if seq > burstEvents {
+					return
+				}
+				post(seq)
+			}
+		}()
+	}
+	wg.Wait()
+	accepted := time.Since(start)
+	waitFor(int64(burstEvents*healthy), 5*time.Minute)
+	var lastNano int64
+	for _, rc := range rcs {
+		lastNano = max(lastNano, rc.last.Load())
+	}
+	burst := time.Unix(0, lastNano).Sub(start)
+	b.ReportMetric(float64(burstEvents*healthy)/burst.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(burstEvents)/accepted.Seconds(), "accepted-msgs/s")
+	bp50, bp99 := percentiles(rcs)
+	b.ReportMetric(bp50, "burst-p50-ms")
+	b.ReportMetric(bp99, "burst-p99-ms")
+
+	// Paced: 20 messages/s.
+	reset(2)
+	tick := time.NewTicker(time.Second / pacedRate)
+	n := int(pacedFor.Seconds()) * pacedRate
+	var pwg sync.WaitGroup
+	for seq := range n {
+		<-tick.C
+		pwg.Add(1)
+		go func() { defer pwg.Done(); post(2_000_000 + seq) }()
+	}
+	tick.Stop()
+	pwg.Wait()
+	waitFor(int64(n*healthy), 2*time.Minute)
+	p50, p99 := percentiles(rcs)
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p99, "p99-ms")
+	if failing > 0 {
+		var failed int64
+		for _, rc := range rcs {
+			if rc.failing {
+				failed += rc.requests.Load()
+			}
+		}
+		b.ReportMetric(float64(failed), "requests-to-failing")
+	}
+}
+
+// latencyHandler records, for each request of the current phase, the time since its message
+// was posted.
+func latencyHandler(rc *benchReceiver, sentAt *sync.Map, phase *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rc.failing {
+			rc.requests.Add(1)
+			w.WriteHeader(500)
+			return
+		}
+		var body struct {
+			Data struct {
+				Seq int `json:"seq"`
+			} `json:"data"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		now := time.Now()
+		w.WriteHeader(200)
+		p := phase.Load()
+		seq := body.Data.Seq
+		inPhase := map[int64]bool{0: seq >= 1_000_000 && seq < 2_000_000, 1: seq < 1_000_000, 2: seq >= 2_000_000}
+		if inPhase[p] {
+			if t, ok := sentAt.Load(seq); ok {
+				rc.mu.Lock()
+				rc.latency = append(rc.latency, now.Sub(t.(time.Time)))
+				rc.mu.Unlock()
+			}
+			rc.count.Add(1)
+			rc.last.Store(now.UnixNano())
+		}
+	})
+}
+
+func percentiles(rcs []*benchReceiver) (p50, p99 float64) {
+	var all []time.Duration
+	for _, rc := range rcs {
+		rc.mu.Lock()
+		all = append(all, rc.latency...)
+		rc.mu.Unlock()
+	}
+	if len(all) == 0 {
+		return 0, 0
+	}
+	slices.Sort(all)
+	at := func(q float64) float64 {
+		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
+	}
+	return at(0.50), at(0.99)
+}
