@@ -41,30 +41,35 @@ type receipt struct {
 // MessageID is the webhook-id of the request.
 func (r receipt) MessageID() string { return r.Header.Get("webhook-id") }
 
+// respondFunc answers the n-th request (from 1): it may set response headers on h and returns
+// the status and body.
+type respondFunc func(n int, r *http.Request, h http.Header) (int, string)
+
 // receiver is a real HTTP webhook receiver on loopback that records every request and answers
 // what respond says (200 when respond is nil).
 type receiver struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	got     []receipt
-	respond func(n int, r *http.Request, w http.ResponseWriter) int
+	respond respondFunc
 }
 
-func newReceiver(t testing.TB, respond func(n int, r *http.Request, w http.ResponseWriter) int) *receiver {
+func newReceiver(t testing.TB, respond respondFunc) *receiver {
 	rc := &receiver{respond: respond}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		n := len(rc.got) + 1
 		rc.mu.Unlock()
-		status := 200
+		status, text := 200, ""
 		if rc.respond != nil {
-			status = rc.respond(n, r, w)
+			status, text = rc.respond(n, r, w.Header())
 		}
 		rc.mu.Lock()
 		rc.got = append(rc.got, receipt{At: time.Now(), Header: r.Header.Clone(), Body: body, Status: status})
 		rc.mu.Unlock()
 		w.WriteHeader(status)
+		_, _ = w.Write([]byte(text))
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc
@@ -246,4 +251,17 @@ func rawPost(hc *http.Client, url, key string, body any) (int, []byte, error) {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, b, err
+}
+
+// dumpDispatcher logs the history of an endpoint's dispatcher (for failing tests).
+func dumpDispatcher(t *testing.T, s *stack, endpointID string) {
+	it := s.Temporal.GetWorkflowHistory(context.Background(), "webhook-endpoint-"+endpointID, "", false, 0)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Logf("history: %v", err)
+			return
+		}
+		t.Logf("HISTORY %d %s %s", e.EventId, e.EventType, e.String()[:min(len(e.String()), 3000)])
+	}
 }

@@ -5,6 +5,9 @@
 //	starter info
 //	starter ping [message]
 //	starter workflows list [--trigger-type schedule] [--all]
+//	starter webhooks endpoints list|create|show|enable|disable|delete|secret|recover
+//	starter webhooks deliver --event-type workflow.completed --payload '{"id": 1}'
+//	starter webhooks deliveries list|show|retry
 //
 // The API address comes from --api or AUTOMATION_API_URL (default http://localhost:8090); the
 // key from --api-key, AUTOMATION_API_KEY or INTERNAL_API_KEY, else the development key that
@@ -53,7 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.key, "api-key", "", "API key (AUTOMATION_API_KEY, INTERNAL_API_KEY)")
 	root.PersistentFlags().StringVar(&c.token, "token", os.Getenv("AUTOMATION_API_TOKEN"), "JWT bearer token instead of a key (AUTOMATION_API_TOKEN)")
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c))
+	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), webhooksCmd(c))
 	return root
 }
 
