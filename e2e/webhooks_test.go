@@ -95,7 +95,7 @@ func TestWebhookDelivery(t *testing.T) {
 			t.Fatalf("log: %+v", ds)
 		}
 		var detail deliveryDetail
-		c.get("/api/v1/webhooks/deliveries/" + ds[0].ID).Decode(t, &detail)
+		c.get("/api/v1/webhooks/deliveries/"+ds[0].ID).Decode(t, &detail)
 		if len(detail.Attempts) != 1 || detail.Attempts[0].StatusCode != 200 || detail.Attempts[0].Outcome != "succeeded" {
 			t.Errorf("attempts %+v", detail.Attempts)
 		}
@@ -131,7 +131,7 @@ func TestWebhookDelivery(t *testing.T) {
 		ds := deliveriesOf(t, c, "endpoint_id="+id)
 		var detail deliveryDetail
 		eventually(t, 10*time.Second, "the delivery to be logged as succeeded", func() bool {
-			c.get("/api/v1/webhooks/deliveries/" + ds[0].ID).Decode(t, &detail)
+			c.get("/api/v1/webhooks/deliveries/"+ds[0].ID).Decode(t, &detail)
 			return detail.Status == "succeeded"
 		})
 		if detail.AttemptCount != 4 || len(detail.Attempts) != 4 || detail.Attempts[0].Outcome != "retrying" ||
@@ -139,7 +139,7 @@ func TestWebhookDelivery(t *testing.T) {
 			t.Errorf("attempt log: %+v", detail)
 		}
 		var ep map[string]any
-		c.get("/api/v1/webhooks/endpoints/" + id).Decode(t, &ep)
+		c.get("/api/v1/webhooks/endpoints/"+id).Decode(t, &ep)
 		if ep["failing_since"] != nil || ep["enabled"] != true {
 			t.Errorf("a success did not clear the failure tracking: %v", ep)
 		}
@@ -154,7 +154,7 @@ func TestWebhookDelivery(t *testing.T) {
 		deliver(t, c, "gone.event", 1)
 		var ep map[string]any
 		eventually(t, 20*time.Second, "the endpoint to be disabled", func() bool {
-			c.get("/api/v1/webhooks/endpoints/" + id).Decode(t, &ep)
+			c.get("/api/v1/webhooks/endpoints/"+id).Decode(t, &ep)
 			return ep["enabled"] == false
 		})
 		if !strings.Contains(fmt.Sprint(ep["disabled_reason"]), "410") {
@@ -309,7 +309,7 @@ func TestWebhookDelivery(t *testing.T) {
 		deliver(t, c, "broken.b", 2)
 		var ep map[string]any
 		eventually(t, 20*time.Second, "the endpoint to be disabled", func() bool {
-			c.get("/api/v1/webhooks/endpoints/" + id).Decode(t, &ep)
+			c.get("/api/v1/webhooks/endpoints/"+id).Decode(t, &ep)
 			return ep["enabled"] == false
 		})
 		if rc.count() != 2 || !strings.Contains(fmt.Sprint(ep["disabled_reason"]), "2 deliveries in a row") {
@@ -333,7 +333,7 @@ func TestWebhookDelivery(t *testing.T) {
 			return len(ds) == 1
 		})
 		var detail deliveryDetail
-		c.get("/api/v1/webhooks/deliveries/" + ds[0].ID).Decode(t, &detail)
+		c.get("/api/v1/webhooks/deliveries/"+ds[0].ID).Decode(t, &detail)
 		if hits.Load() != 1 || detail.Attempts[0].StatusCode != 302 ||
 			detail.Attempts[0].ResponseHeaders["Location"] != "http://169.254.169.254/latest/meta-data/" {
 			t.Errorf("%d hits, attempt %+v", hits.Load(), detail.Attempts)
