@@ -77,14 +77,22 @@ func benchFanOut(b *testing.B, failing int) {
 			b.Fatalf("create endpoint: %d %s %v", status, body, err)
 		}
 	}
+	var (
+		postMu    sync.Mutex
+		postTimes []time.Duration
+	)
 	post := func(seq int) {
-		sentAt.Store(seq, time.Now())
+		start := time.Now()
+		sentAt.Store(seq, start)
 		status, body, err := rawPost(hc, base+"/api/v1/webhooks/deliver", key, map[string]any{
 			"event_type": "bench.happened", "payload": map[string]any{"seq": seq},
 		})
 		if err != nil || status != 202 {
 			b.Errorf("deliver %d: %d %s %v", seq, status, body, err)
 		}
+		postMu.Lock()
+		postTimes = append(postTimes, time.Since(start))
+		postMu.Unlock()
 	}
 	healthy := endpoints - failing
 	waitFor := func(want int64, timeout time.Duration) {
@@ -154,6 +162,9 @@ func benchFanOut(b *testing.B, failing int) {
 
 	// Paced: 20 messages/s.
 	reset(2)
+	postMu.Lock()
+	postTimes = postTimes[:0]
+	postMu.Unlock()
 	tick := time.NewTicker(time.Second / pacedRate)
 	n := int(pacedFor.Seconds()) * pacedRate
 	var pwg sync.WaitGroup
@@ -168,6 +179,10 @@ func benchFanOut(b *testing.B, failing int) {
 	p50, p99 := percentiles(rcs)
 	b.ReportMetric(p50, "p50-ms")
 	b.ReportMetric(p99, "p99-ms")
+	postMu.Lock()
+	slices.Sort(postTimes)
+	b.ReportMetric(float64(postTimes[len(postTimes)/2].Microseconds())/1000, "accept-p50-ms")
+	postMu.Unlock()
 	if failing > 0 {
 		var failed int64
 		for _, rc := range rcs {

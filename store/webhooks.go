@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -250,10 +251,13 @@ func (s *Store) FailPendingWebhookDeliveries(ctx context.Context, endpointID, re
 // --- messages and deliveries ---
 
 // CreateWebhookMessage stores a message and its deliveries in one transaction. When the
-// message's idempotency key or id is taken, nothing is written and created is false.
+// message's idempotency key or id is taken, nothing is written and created is false. It is on
+// the hot path of every fan-out, so the rows go in as one multi-row INSERT each.
 func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, deliveries []WebhookDelivery) (created bool, err error) {
 	err = s.Tx(ctx, func(tx *Store) error {
-		res := tx.db.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
+		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt)
 		if res.Error != nil {
 			return classify(res.Error)
 		}
@@ -261,12 +265,43 @@ func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, del
 			return nil
 		}
 		created = true
-		if len(deliveries) == 0 {
-			return nil
-		}
-		return classify(tx.db.CreateInBatches(deliveries, 200).Error)
+		return tx.insertRows("webhook_deliveries", deliveryColumns, len(deliveries), func(i int) []any {
+			d := &deliveries[i]
+			return []any{d.ID, d.MessageID, d.EndpointID, d.EventType, d.Status, d.Attempts, d.ScheduleBase,
+				d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt, d.CompletedAt}
+		})
 	})
 	return created, err
+}
+
+var (
+	deliveryColumns = []string{"id", "message_id", "endpoint_id", "event_type", "status", "attempts", "schedule_base",
+		"next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at", "completed_at"}
+	attemptColumns = []string{"id", "delivery_id", "endpoint_id", "attempt", "url", "started_at", "duration_ms",
+		"status_code", "response_headers", "response_body", "error", "outcome"}
+)
+
+// insertRows inserts n rows with one statement per 100 rows.
+func (s *Store) insertRows(table string, columns []string, n int, row func(i int) []any) error {
+	const chunk = 100
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES ")
+		args := make([]any, 0, (end-start)*len(columns))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+			args = append(args, row(i)...)
+		}
+		if err := s.db.Exec(b.String(), args...).Error; err != nil {
+			return classify(err)
+		}
+	}
+	return nil
 }
 
 // GetWebhookMessage returns one message.
@@ -409,17 +444,28 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 	}
 	err = s.Tx(ctx, func(tx *Store) error {
 		applied = applied[:0]
-		var current []WebhookDelivery
-		q := tx.db.Select("id", "attempts").Where("id IN ? AND status = ?", ids, DeliveryPending)
+		lock := ""
 		if tx.dialect == Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+			lock = " FOR UPDATE"
 		}
-		if err := q.Find(&current).Error; err != nil {
+		rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+lock,
+			ids, DeliveryPending).Rows()
+		if err != nil {
 			return classify(err)
 		}
-		attemptsNow := make(map[string]int, len(current))
-		for _, d := range current {
-			attemptsNow[d.ID] = d.Attempts
+		attemptsNow := make(map[string]int, len(ids))
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			attemptsNow[id] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
 		}
 		// Deliveries moving to the same state are updated by one statement.
 		type change struct {
@@ -458,12 +504,14 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 				return classify(err)
 			}
 		}
-		if len(attempts) > 0 {
-			if err := tx.db.CreateInBatches(attempts, 200).Error; err != nil {
-				return classify(err)
-			}
+		if err := tx.insertRows("webhook_attempts", attemptColumns, len(attempts), func(i int) []any {
+			a := &attempts[i]
+			return []any{a.ID, a.DeliveryID, a.EndpointID, a.Attempt, a.URL, a.StartedAt, a.DurationMS,
+				a.StatusCode, a.ResponseHeaders, a.ResponseBody, a.Error, a.Outcome}
+		}); err != nil {
+			return err
 		}
-		q = tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID)
+		q := tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID)
 		switch {
 		case health.Healthy && (ep.FailingSince != nil || ep.ConsecutiveFailures != 0):
 			return classify(q.Updates(map[string]any{"failing_since": nil, "consecutive_failures": 0}).Error)
