@@ -28,6 +28,7 @@ func (s *Server) webhookRoutes(root *echo.Echo, v1 *echo.Group) {
 	g.POST("/endpoints/:id/secret/rotate", s.rotateWebhookSecret)
 	g.POST("/endpoints/:id/recover", s.recoverWebhookEndpoint)
 	g.POST("/deliver", s.deliverWebhook)
+	g.GET("/messages/:id", s.getWebhookMessage)
 	g.GET("/deliveries", s.listWebhookDeliveries)
 	g.GET("/deliveries/:id", s.getWebhookDelivery)
 	g.POST("/deliveries/:id/retry", s.retryWebhookDelivery)
@@ -215,6 +216,15 @@ func (s *Server) deliverWebhook(c echo.Context) error {
 		return webhookError(err, "message", "")
 	}
 	return c.JSON(http.StatusAccepted, m)
+}
+
+// getWebhookMessage: GET /api/v1/webhooks/messages/{id} with the state of each delivery.
+func (s *Server) getWebhookMessage(c echo.Context) error {
+	m, err := s.webhooks.GetMessage(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return webhookError(err, "message", c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, m)
 }
 
 // listWebhookDeliveries: GET /api/v1/webhooks/deliveries?endpoint_id=&message_id=&event_type=

@@ -74,6 +74,16 @@ func TestWebhookDelivery(t *testing.T) {
 		if got.MessageID() != msg || b.Type != "order.created" || string(b.Data) != `{"order":42,"total":"9.99"}` || got.Header.Get("X-Tenant") != "acme" {
 			t.Errorf("receiver got id %s type %s data %s tenant %q", got.MessageID(), b.Type, b.Data, got.Header.Get("X-Tenant"))
 		}
+		var status struct {
+			Deliveries []struct {
+				EndpointID string `json:"endpoint_id"`
+				Status     string `json:"status"`
+			} `json:"deliveries"`
+		}
+		eventually(t, 10*time.Second, "the message to show its delivery succeeded", func() bool {
+			c.get("/api/v1/webhooks/messages/" + msg).Decode(t, &status)
+			return len(status.Deliveries) == 1 && status.Deliveries[0].EndpointID == id && status.Deliveries[0].Status == "succeeded"
+		})
 		time.Sleep(300 * time.Millisecond)
 		if other.count() != 0 {
 			t.Error("an endpoint whose filter does not match got the message")

@@ -192,6 +192,18 @@ func (s *Service) duplicate(ctx context.Context, m store.WebhookMessage) (Messag
 	return out, nil
 }
 
+// GetMessage returns a message with the current state of each of its deliveries (callers that
+// sent it with Deliver can follow it to the end).
+func (s *Service) GetMessage(ctx context.Context, id string) (Message, error) {
+	m, err := s.store.GetWebhookMessage(ctx, id)
+	if err != nil {
+		return Message{}, err
+	}
+	out, _, err := s.describe(ctx, m)
+	out.Duplicate = false
+	return out, err
+}
+
 // describe returns a stored message as a duplicate, with the endpoints that still have it pending.
 func (s *Service) describe(ctx context.Context, m store.WebhookMessage) (Message, []string, error) {
 	ds, err := s.store.MessageWebhookDeliveries(ctx, m.ID)
