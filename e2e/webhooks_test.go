@@ -81,7 +81,7 @@ func TestWebhookDelivery(t *testing.T) {
 			} `json:"deliveries"`
 		}
 		eventually(t, 10*time.Second, "the message to show its delivery succeeded", func() bool {
-			c.get("/api/v1/webhooks/messages/" + msg).Decode(t, &status)
+			c.get("/api/v1/webhooks/messages/"+msg).Decode(t, &status)
 			return len(status.Deliveries) == 1 && status.Deliveries[0].EndpointID == id && status.Deliveries[0].Status == "succeeded"
 		})
 		time.Sleep(300 * time.Millisecond)
