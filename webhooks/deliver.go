@@ -339,7 +339,7 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (Delivery, error
 		}
 		return Delivery{}, err
 	}
-	if err := s.waker.Wake(ctx, d.EndpointID); err != nil {
+	if err := s.waker.wakeAll(ctx, []string{d.EndpointID}); err != nil {
 		s.log.WarnContext(ctx, "retry queued; its dispatcher waits for the sweeper", "delivery_id", id, "error", err)
 	}
 	d, err = s.store.GetWebhookDelivery(ctx, id)

@@ -241,7 +241,9 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 	}
 	// The dispatcher re-reads the endpoint on every batch; a wake makes a change take effect now
 	// (and starts a dispatcher for pending deliveries after a re-enable).
-	if err := s.signalDispatcher(ctx, id, Wake{Reset: enabling || in.URL != nil}); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, wakeWait)
+	defer cancel()
+	if err := s.signalDispatcher(wctx, id, Wake{Reset: enabling || in.URL != nil}); err != nil {
 		s.log.WarnContext(ctx, "endpoint updated but its dispatcher was not woken; the sweeper will", "endpoint_id", id, "error", err)
 	}
 	return s.GetEndpoint(ctx, id)
@@ -252,7 +254,9 @@ func (s *Service) DeleteEndpoint(ctx context.Context, id string) error {
 	if err := s.store.DeleteWebhookEndpoint(ctx, id, s.now()); err != nil {
 		return err
 	}
-	if err := s.signalDispatcher(ctx, id, Wake{}); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, wakeWait)
+	defer cancel()
+	if err := s.signalDispatcher(wctx, id, Wake{}); err != nil {
 		s.log.WarnContext(ctx, "endpoint deleted but its dispatcher was not told", "endpoint_id", id, "error", err)
 	}
 	return nil
@@ -356,7 +360,7 @@ func (s *Service) Recover(ctx context.Context, id string, since, until time.Time
 		return 0, fmt.Errorf("recover endpoint %s: %w", id, err)
 	}
 	if n > 0 {
-		if err := s.waker.Wake(ctx, id); err != nil {
+		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
 			s.log.WarnContext(ctx, "recovered deliveries wait for the sweeper", "endpoint_id", id, "error", err)
 		}
 	}

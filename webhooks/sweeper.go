@@ -16,7 +16,7 @@ func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	}
 	woken := 0
 	for _, id := range ids {
-		if err := s.waker.Wake(ctx, id); err != nil {
+		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
 			return woken, err
 		}
 		woken++

@@ -124,8 +124,18 @@ func (w *waker) run(endpointID string, line *wakeLine) {
 	}
 }
 
+// wakeWait bounds how long a request waits for its wake-ups: when Temporal is slow or down the
+// message is stored already (durable), the signal goes on in the background and the sweeper
+// wakes whatever it missed.
+const wakeWait = 3 * time.Second
+
 // wakeAll wakes several endpoints at once and returns the first error.
 func (w *waker) wakeAll(ctx context.Context, endpointIDs []string) error {
+	ctx, cancel := context.WithTimeout(ctx, wakeWait)
+	defer cancel()
+	if len(endpointIDs) == 0 {
+		return nil
+	}
 	if len(endpointIDs) == 1 {
 		return w.Wake(ctx, endpointIDs[0])
 	}
