@@ -130,14 +130,15 @@ func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput
 	if e.Ordered {
 		stop = a.sendInOrder(ctx, e, jobs, req)
 	} else {
-		stop = a.sendConcurrently(ctx, e, jobs, req)
+		stop = a.sendConcurrently(ctx, e, jobs, req, in.FailedInARow)
 	}
 	if err := a.record(ctx, e, jobs, &out); err != nil {
 		return out, err
 	}
 	out.PauseUntil = stop.pauseUntil
 	moreDue := len(jobs) == limit && len(queued) > limit && !after(queued[limit].NextAttemptAt, now())
-	out.More = in.Limit == 0 && out.Disable == "" && stop.pauseUntil.IsZero() && (stop.budget || (moreDue && !stop.blocked))
+	out.More = in.Limit == 0 && out.Disable == "" && !out.OpenCircuit && stop.pauseUntil.IsZero() &&
+		(stop.budget || (moreDue && !stop.blocked))
 	out.NextDueAt = nextDue(queued, jobs, e.Ordered)
 	return out, nil
 }
@@ -236,20 +237,26 @@ func (a *Webhooks) sendInOrder(ctx context.Context, e store.WebhookEndpoint, job
 }
 
 // sendConcurrently sends up to WebhookConcurrency at a time; it starts no more once the rate
-// limit or a receiver says to wait, or the endpoint is gone.
-func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob, req func(*sendJob) webhooks.Request) stopReason {
+// limit or a receiver says to wait, the endpoint is gone, or the failures in a row (counting
+// failedInARow from before) reach the circuit breaker's threshold: a dead or hanging endpoint
+// costs a few requests, not a batch.
+func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob,
+	req func(*sendJob) webhooks.Request, failedInARow int) stopReason {
 	start := time.Now()
 	var (
-		mu   sync.Mutex
-		stop stopReason
-		gone bool
-		wg   sync.WaitGroup
+		mu                  sync.Mutex
+		stop                stopReason
+		gone                bool
+		failures, successes int
+		wg                  sync.WaitGroup
 	)
+	threshold := a.Settings.CircuitThreshold
 	slots := make(chan struct{}, WebhookConcurrency)
 	for _, j := range jobs {
 		slots <- struct{}{}
 		mu.Lock()
-		halt := gone || !stop.pauseUntil.IsZero()
+		tripped := threshold > 0 && successes == 0 && failures > 0 && failedInARow+failures >= threshold
+		halt := gone || tripped || !stop.pauseUntil.IsZero()
 		mu.Unlock()
 		if halt {
 			<-slots
@@ -279,6 +286,11 @@ func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint
 			defer mu.Unlock()
 			if v.Gone {
 				gone = true
+			}
+			if v.Success {
+				successes++
+			} else {
+				failures++
 			}
 			if v.Pause > 0 {
 				if until := now().Add(v.Pause); until.After(stop.pauseUntil) {

@@ -266,6 +266,17 @@ func TestBatchOpensTheCircuit(t *testing.T) {
 	if !res.OpenCircuit || res.FailedInARow != 5 || res.CircuitCooldown != 30*time.Second {
 		t.Fatalf("5 failures with threshold 3: %+v", res)
 	}
+	// A dead endpoint with a long queue trips the breaker within the batch: it gets a handful of
+	// requests (the threshold plus those already in flight), not the whole batch.
+	dead := newHook(t, 503)
+	e2 := f.endpoint(webhooks.EndpointInput{URL: dead.URL})
+	for range 60 {
+		f.send("a.b", `1`, e2.ID)
+	}
+	if res := f.batch(e2.ID, activities.WebhookBatchInput{}); !res.OpenCircuit || res.Sent > 3+activities.WebhookConcurrency || res.More {
+		t.Errorf("60 queued for a dead endpoint: %+v", res)
+	}
+
 	// Through an open circuit the dispatcher sends one probe, however many are due.
 	for range 3 {
 		f.send("a.b", `2`)

@@ -19,31 +19,41 @@ import (
 //     deliveries/s counts receipts from the first post to the last receipt.
 //   - paced: 20 messages/s for 10 s; p50/p99 are from the start of the POST to the receipt.
 //
-// The 1-of-10-failing case makes one receiver answer 500 to everything: the other nine's rate
-// and latency are reported (healthy-deliveries/s), as the failing one must not slow them.
+// In the 1-of-10 cases one receiver answers 500 to everything, or never answers within its
+// 1 s timeout; deliveries/s and the latencies are then the other nine's, which the bad one must
+// not slow.
 func BenchmarkWebhookFanOut(b *testing.B) {
 	for _, tc := range []struct {
-		name    string
-		failing int
-	}{{"10-healthy", 0}, {"1-of-10-failing", 1}} {
+		name string
+		bad  badReceiver
+	}{{"10-healthy", none}, {"1-of-10-failing", failing}, {"1-of-10-timing-out", hanging}} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
-				benchFanOut(b, tc.failing)
+				benchFanOut(b, tc.bad)
 			}
 		})
 	}
 }
+
+// badReceiver says how the first receiver misbehaves.
+type badReceiver int
+
+const (
+	none    badReceiver = iota
+	failing             // answers 500
+	hanging             // answers after 2 s, past the endpoint's 1 s timeout
+)
 
 type benchReceiver struct {
 	mu       sync.Mutex
 	latency  []time.Duration
 	count    atomic.Int64
 	last     atomic.Int64 // unix nanos of the last receipt
-	failing  bool
+	bad      badReceiver
 	requests atomic.Int64
 }
 
-func benchFanOut(b *testing.B, failing int) {
+func benchFanOut(b *testing.B, bad badReceiver) {
 	const (
 		endpoints   = 10
 		burstEvents = 1500
@@ -62,8 +72,15 @@ func benchFanOut(b *testing.B, failing int) {
 		rcs     = make([]*benchReceiver, endpoints)
 		servers = make([]string, endpoints)
 	)
+	failing := 0
+	if bad != none {
+		failing = 1
+	}
 	for i := range endpoints {
-		rc := &benchReceiver{failing: i < failing}
+		rc := &benchReceiver{}
+		if i < failing {
+			rc.bad = bad
+		}
 		rcs[i] = rc
 		srv := httptest.NewServer(latencyHandler(rc, &sentAt, &phase))
 		b.Cleanup(srv.Close)
@@ -71,7 +88,7 @@ func benchFanOut(b *testing.B, failing int) {
 	}
 	for i, u := range servers {
 		status, body, err := rawPost(hc, base+"/api/v1/webhooks/endpoints", key, map[string]any{
-			"name": fmt.Sprintf("bench-%d", i), "url": u, "events": []string{"bench.*"},
+			"name": fmt.Sprintf("bench-%d", i), "url": u, "events": []string{"bench.*"}, "timeout_seconds": 1,
 		})
 		if err != nil || status != 201 {
 			b.Fatalf("create endpoint: %d %s %v", status, body, err)
@@ -100,7 +117,7 @@ func benchFanOut(b *testing.B, failing int) {
 		for time.Now().Before(deadline) {
 			var got int64
 			for _, rc := range rcs {
-				if !rc.failing {
+				if rc.bad == none {
 					got += rc.count.Load()
 				}
 			}
@@ -186,11 +203,11 @@ func benchFanOut(b *testing.B, failing int) {
 	if failing > 0 {
 		var failed int64
 		for _, rc := range rcs {
-			if rc.failing {
+			if rc.bad != none {
 				failed += rc.requests.Load()
 			}
 		}
-		b.ReportMetric(float64(failed), "requests-to-failing")
+		b.ReportMetric(float64(failed), "requests-to-bad")
 	}
 }
 
@@ -198,9 +215,17 @@ func benchFanOut(b *testing.B, failing int) {
 // was posted.
 func latencyHandler(rc *benchReceiver, sentAt *sync.Map, phase *atomic.Int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rc.failing {
+		switch rc.bad {
+		case failing:
 			rc.requests.Add(1)
 			w.WriteHeader(500)
+			return
+		case hanging:
+			rc.requests.Add(1)
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
 			return
 		}
 		var body struct {
