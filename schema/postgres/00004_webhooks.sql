@@ -63,6 +63,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_at, id)
     WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_fifo_idx ON webhook_deliveries (endpoint_id, id)
+    WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
 CREATE INDEX webhook_deliveries_type_idx ON webhook_deliveries (event_type, id DESC);
 CREATE INDEX webhook_deliveries_status_idx ON webhook_deliveries (status, id DESC);
