@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/activities"
@@ -249,5 +250,16 @@ func TestCircuitCooldownDoublesUpToTheCap(t *testing.T) {
 	}
 	if got := circuitCooldown(time.Hour, 3); got != time.Hour {
 		t.Errorf("a base above the cap: %s", got)
+	}
+}
+
+// A dispatcher history recorded on the embedded stack (an ordered endpoint: a 500, a 429 with
+// Retry-After, successes, then 410 and the disable) still replays: a change to the workflow that
+// would break running dispatchers fails here (guard it with workflow.GetVersion).
+func TestDispatcherReplaysARecordedHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(WebhookDispatcher)
+	if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/webhook_dispatcher_history.json"); err != nil {
+		t.Fatal(err)
 	}
 }
