@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -287,7 +288,8 @@ func (s *Service) Receive(ctx context.Context, name string, header http.Header, 
 		}
 	}
 	data := json.RawMessage(body)
-	if !json.Valid(body) {
+	// Bodies that are not JSON (or carry \u0000, which Postgres' JSONB refuses) are kept as text.
+	if !json.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
 		data = json.RawMessage(store.MustJSON(map[string]string{"raw": string(body), "content_type": header.Get("Content-Type")}))
 	}
 	e, _, err := s.events.Publish(ctx, store.Event{ID: eventID, Type: eventType, Source: "webhook:" + src.Name,

@@ -96,7 +96,7 @@ func (s *Sender) Send(ctx context.Context, r Request) Response {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, MaxResponseBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, drainLimit))
-	out := Response{StatusCode: res.StatusCode, Body: strings.ToValidUTF8(string(body), "\uFFFD"),
+	out := Response{StatusCode: res.StatusCode, Body: printable(body),
 		Duration: s.now().Sub(start), Header: map[string]string{}}
 	for _, h := range keptHeaders {
 		if v := res.Header.Get(h); v != "" {
@@ -105,6 +105,12 @@ func (s *Sender) Send(ctx context.Context, r Request) Response {
 	}
 	out.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), s.now())
 	return out
+}
+
+// printable makes a response body storable as text: valid UTF-8 without NUL bytes (which
+// Postgres refuses in TEXT).
+func printable(b []byte) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func describeTransportError(err error, timeout time.Duration) string {

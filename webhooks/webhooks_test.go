@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -271,6 +272,8 @@ func TestSender(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		case "/slow":
 			time.Sleep(300 * time.Millisecond)
+		case "/binary":
+			_, _ = w.Write([]byte{'o', 'k', 0, 0xff, 0xfe})
 		}
 	}))
 	defer srv.Close()
@@ -293,6 +296,10 @@ func TestSender(t *testing.T) {
 		t.Errorf("the official library refuses what the receiver got: %v", err)
 	}
 
+	req.URL = srv.URL + "/binary"
+	if res := s.Send(context.Background(), req); strings.ContainsRune(res.Body, 0) || !utf8.ValidString(res.Body) || !strings.HasPrefix(res.Body, "ok") {
+		t.Errorf("a binary body is kept as %q", res.Body)
+	}
 	req.URL = srv.URL + "/redirect"
 	if res := s.Send(context.Background(), req); res.StatusCode != 302 || Judge(res).Success {
 		t.Errorf("redirect: %+v", res)
