@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -109,6 +110,19 @@ func boolParam(c echo.Context, name string, problems *validation.Problems) *bool
 		return nil
 	}
 	return &b
+}
+
+// timeParam reads an optional RFC 3339 query parameter (zero when absent).
+func timeParam(c echo.Context, name string, problems *validation.Problems) time.Time {
+	raw := c.QueryParam(name)
+	if raw == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		problems.Add(name, "must be an RFC 3339 time such as 2025-01-02T15:04:05Z, got %q", raw)
+	}
+	return t
 }
 
 // Page is the envelope of every list response.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -89,18 +88,6 @@ func (s *Server) listExecutions(c echo.Context) error {
 		out[i] = s.executionResponse(e)
 	}
 	return c.JSON(http.StatusOK, newPage(out, next))
-}
-
-func timeParam(c echo.Context, name string, problems *validation.Problems) time.Time {
-	raw := c.QueryParam(name)
-	if raw == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, raw)
-	if err != nil {
-		problems.Add(name, "must be an RFC 3339 time (2006-01-02T15:04:05Z), got %q", raw)
-	}
-	return t
 }
 
 type executionDetailResponse struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/workflows"
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
 // Options are the server's dependencies.
@@ -55,6 +56,8 @@ type Options struct {
 	Templates *templating.Engine
 	// RuleTargets say which rule action types are available (see rules.Targets).
 	RuleTargets rules.Targets
+	// Webhooks is the webhook module behind /api/v1/webhooks.
+	Webhooks *webhooks.Service
 }
 
 // Server is the HTTP API.
@@ -70,6 +73,7 @@ type Server struct {
 	engine   *engine.Service
 	metrics  *httpMetrics
 	spec     *openAPISpec
+	webhooks *webhooks.Service
 	started  time.Time
 	http     *http.Server
 
@@ -116,8 +120,8 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, metrics: m, spec: spec,
-		started: time.Now(), events: o.Events, templates: o.Templates,
+		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, metrics: m,
+		spec: spec, started: time.Now(), events: o.Events, templates: o.Templates,
 		schedules: &rules.Schedules{Temporal: o.Temporal, TaskQueue: workflows.TaskQueue},
 	}
 	e := echo.New()
@@ -193,6 +197,7 @@ func (s *Server) routes() {
 	v1.POST("/automation/test", s.testInlineRule)
 	v1.GET("/automation/rules/:id/executions", s.listRuleExecutions)
 	v1.GET("/automation/executions/:id", s.getRuleExecution)
+	s.webhookRoutes(e, v1)
 }
 
 // Handler exposes the routes (tests serve them with httptest).

@@ -33,6 +33,7 @@ import (
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/webhooks"
 	"github.com/pyairtable/automation-domain/workflows"
 )
 
@@ -63,6 +64,8 @@ type Deps struct {
 	// RuleTargets are the modules that rule actions of type workflow, notification and webhook
 	// call (see rules.Targets); a nil one makes its action type unavailable (422 on rule writes).
 	RuleTargets rules.Targets
+	// Webhooks is the webhook module (endpoints, fan-out, inbound); subscribed to Events.
+	Webhooks *webhooks.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -150,6 +153,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, err
 	}
+	d.Webhooks, err = webhooks.New(webhooks.Options{
+		Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: d.Temporal, Events: d.Events,
+		Egress: d.Egress, ServiceSecret: cfg.WebhookSecretKey, Registry: d.Registry, Log: log,
+		TaskQueue: workflows.TaskQueue,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.Workflows = engine.New(engine.Options{
 		Store: st, Temporal: d.Temporal, Templates: d.Templates, Log: log,
 		// Read at call time: the notification and webhook modules are wired after Open.
@@ -158,7 +169,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		},
 	})
 	d.wireModules()
-	// Every stored event is signalled into the rules engine's evaluator workflows.
+	// Every stored event fans out to the webhook endpoints subscribed to its type and is
+	// signalled into the rules engine's evaluator workflows.
+	d.Events.Subscribe(d.Webhooks.Subscriber())
 	d.Events.Subscribe(&rules.Dispatcher{Temporal: d.Temporal, TaskQueue: workflows.TaskQueue, Partitions: cfg.RulesPartitions})
 	ok = true
 	return d, nil

@@ -99,6 +99,7 @@ func Run(ctx context.Context, o Options) error {
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
 			Notify: deps.Notify, Workflows: deps.Workflows,
 			Events: deps.Events, Templates: deps.Templates, RuleTargets: deps.RuleTargets,
+			Webhooks: deps.Webhooks,
 		})
 		if err != nil {
 			return err
@@ -170,6 +171,11 @@ func Run(ctx context.Context, o Options) error {
 		// The rules engine's Schedules (schedule triggers, event retention).
 		g.Go(func() error {
 			deps.ensureRuleSchedules(gctx)
+			return nil
+		})
+		// Webhook deliveries whose dispatcher was not woken (or ended) are woken again.
+		g.Go(func() error {
+			deps.Webhooks.RunSweeper(gctx, 10*time.Second, 20*time.Second)
 			return nil
 		})
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -13,16 +14,19 @@ import (
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
-// wireModules connects the domains to each other: the workflow engine's notification step and
-// the rules engine's workflow and notification actions call the real modules through these
-// adapters (each domain declares the narrow interface it needs; this file is the only place that
+// wireModules connects the domains to each other: the workflow engine's notification and
+// webhook steps and the rules engine's workflow, notification and webhook actions call the real
+// modules through these adapters (each domain declares the narrow interface it needs; this file is the only place that
 // knows both sides).
 func (d *Deps) wireModules() {
 	d.StepNotifier = stepNotifier{d.Notify}
+	d.StepWebhooks = webhookSender{d.Webhooks}
 	d.RuleTargets.Workflows = ruleWorkflows{d.Workflows}
 	d.RuleTargets.Notifications = ruleNotifier{d.Notify}
+	d.RuleTargets.Webhooks = webhookSender{d.Webhooks}
 }
 
 // stepNotifier sends a workflow step's notification and waits for its outcome, so the step's
@@ -105,6 +109,50 @@ func permanentIfInvalid(err error) error {
 	if errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
 		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", rules.Permanent(err))
+	}
+	return err
+}
+
+// webhookSender queues a workflow step's or a rule action's webhook message: it returns once the
+// message is stored with a delivery per endpoint (the webhook module retries each delivery).
+type webhookSender struct{ webhooks *webhooks.Service }
+
+func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepWebhook) (activities.StepWebhookResult, error) {
+	payload, err := json.Marshal(req.Payload)
+	if err != nil {
+		return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(
+			"webhook payload is not JSON: "+err.Error(), "WebhookRefused", nil)
+	}
+	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
+		EventType: req.EventType, Payload: payload, EndpointIDs: req.EndpointIDs,
+		IdempotencyKey: "workflow:" + req.IdempotencyKey, Source: "workflow",
+	})
+	if err != nil {
+		return activities.StepWebhookResult{}, webhookPermanent(err)
+	}
+	res := activities.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
+	for _, d := range m.Deliveries {
+		res.DeliveryIDs = append(res.DeliveryIDs, d.ID)
+	}
+	return res, nil
+}
+
+func (w webhookSender) Deliver(ctx context.Context, eventType string, payload json.RawMessage, key string) (string, error) {
+	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
+		EventType: eventType, Payload: payload, IdempotencyKey: key, Source: "rule",
+	})
+	if err != nil {
+		return "", webhookPermanent(err)
+	}
+	return m.ID, nil
+}
+
+// webhookPermanent marks the webhook module's refusals (invalid request, payload too large,
+// unknown endpoint) as permanent for both callers.
+func webhookPermanent(err error) error {
+	var problems validation.Problems
+	if errors.As(err, &problems) || errors.Is(err, webhooks.ErrPayloadTooLarge) || errors.Is(err, store.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", rules.Permanent(err))
 	}
 	return err
 }

@@ -55,6 +55,12 @@ func NewWorker(d *Deps) worker.Worker {
 	})
 
 	registerRules(w, d)
+
+	w.RegisterWorkflow(workflows.WebhookDispatcher)
+	w.RegisterActivity(&activities.Webhooks{
+		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
+		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
+	})
 	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms}}
 }
 

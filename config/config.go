@@ -103,6 +103,15 @@ type Config struct {
 	WebhookAllowedCIDRs []string `env:"WEBHOOK_ALLOWED_CIDRS" envSeparator:","`
 	// WebhookHTTPSOnly refuses http:// destinations for outbound HTTP.
 	WebhookHTTPSOnly bool `env:"WEBHOOK_HTTPS_ONLY" envDefault:"false"`
+	// Webhook delivery defaults; an endpoint may override the schedule, attempts, timeout and
+	// failure count. The schedule is the delays before each retry (Standard Webhooks').
+	WebhookRetrySchedule        []time.Duration `env:"WEBHOOK_RETRY_SCHEDULE" envSeparator:"," envDefault:"5s,5m,30m,2h,5h,10h,10h"`
+	WebhookTimeout              time.Duration   `env:"WEBHOOK_TIMEOUT" envDefault:"15s"`
+	WebhookDisableAfter         time.Duration   `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h"`
+	WebhookDisableAfterFailures int             `env:"WEBHOOK_DISABLE_AFTER_FAILURES" envDefault:"0"`
+	WebhookCircuitThreshold     int             `env:"WEBHOOK_CIRCUIT_THRESHOLD" envDefault:"10"`
+	WebhookCircuitCooldown      time.Duration   `env:"WEBHOOK_CIRCUIT_COOLDOWN" envDefault:"30s"`
+	WebhookSecretRotationGrace  time.Duration   `env:"WEBHOOK_SECRET_ROTATION_GRACE" envDefault:"24h"`
 
 	// MaxBodyBytes caps every request body (413 above it).
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
@@ -247,6 +256,7 @@ func (c *Config) normalize() error {
 	if _, err := netguard.ParsePrefixes(c.WebhookAllowedCIDRs); err != nil {
 		bad("WEBHOOK_ALLOWED_CIDRS", "%v", err)
 	}
+	c.checkWebhooks(bad)
 	if c.PublicURL == "" {
 		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
 	}
@@ -460,4 +470,41 @@ func randomToken(n int) (string, error) {
 func (c *Config) EgressPolicy() *netguard.Policy {
 	allowed, _ := netguard.ParsePrefixes(c.WebhookAllowedCIDRs) // checked by LoadFrom
 	return &netguard.Policy{Allowed: allowed, HTTPSOnly: c.WebhookHTTPSOnly}
+}
+
+// Bounds of the webhook delivery settings.
+const (
+	MaxWebhookRetrySteps = 50
+	MaxWebhookRetryDelay = 7 * 24 * time.Hour
+	MaxWebhookTimeout    = 60 * time.Second
+)
+
+func (c *Config) checkWebhooks(bad func(name, format string, args ...any)) {
+	if len(c.WebhookRetrySchedule) == 0 || len(c.WebhookRetrySchedule) > MaxWebhookRetrySteps {
+		bad("WEBHOOK_RETRY_SCHEDULE", "must list 1 to %d delays, e.g. 5s,5m,30m", MaxWebhookRetrySteps)
+	}
+	for _, d := range c.WebhookRetrySchedule {
+		if d < 0 || d > MaxWebhookRetryDelay {
+			bad("WEBHOOK_RETRY_SCHEDULE", "delays must be from 0 to %s, got %s", MaxWebhookRetryDelay, d)
+			break
+		}
+	}
+	if c.WebhookTimeout < time.Second || c.WebhookTimeout > MaxWebhookTimeout {
+		bad("WEBHOOK_TIMEOUT", "must be from 1s to %s, got %s", MaxWebhookTimeout, c.WebhookTimeout)
+	}
+	if c.WebhookDisableAfter < time.Minute {
+		bad("WEBHOOK_DISABLE_AFTER", "must be at least 1m, got %s", c.WebhookDisableAfter)
+	}
+	if c.WebhookDisableAfterFailures < 0 {
+		bad("WEBHOOK_DISABLE_AFTER_FAILURES", "must not be negative (0 turns it off)")
+	}
+	if c.WebhookCircuitThreshold < 0 {
+		bad("WEBHOOK_CIRCUIT_THRESHOLD", "must not be negative (0 turns the circuit breaker off)")
+	}
+	if c.WebhookCircuitCooldown < time.Second {
+		bad("WEBHOOK_CIRCUIT_COOLDOWN", "must be at least 1s, got %s", c.WebhookCircuitCooldown)
+	}
+	if c.WebhookSecretRotationGrace < 0 || c.WebhookSecretRotationGrace > 30*24*time.Hour {
+		bad("WEBHOOK_SECRET_ROTATION_GRACE", "must be from 0 to 720h, got %s", c.WebhookSecretRotationGrace)
+	}
 }

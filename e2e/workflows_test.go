@@ -29,10 +29,10 @@ func TestWorkflowEngine(t *testing.T) {
 	got := problems(t, c.post("/api/v1/workflows", `{"name": "", "trigger_type": "manual", "steps": [
 		{"id": "a", "type": "data_transform", "config": {"jq": "]["}},
 		{"id": "a", "type": "http_request", "config": {"url": "{{ steps.b.output }}"}},
-		{"id": "n", "type": "webhook", "config": {"event_type": "x.y", "payload": {}}}]}`))
+		{"id": "n", "type": "teleport", "config": {}}]}`))
 	for field, msg := range map[string]string{
 		"name": "required", "steps[0].config.jq": "jq", "steps[1].id": "unique",
-		"steps[1].config.url": `"b", which does not exist`, "steps[2].type": "not available",
+		"steps[1].config.url": `"b", which does not exist`, "steps[2].type": "must be one of",
 	} {
 		if !strings.Contains(got[field], msg) {
 			t.Errorf("422 %s: %q, want %q (all: %v)", field, got[field], msg, got)

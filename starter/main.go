@@ -13,6 +13,9 @@
 //	starter events send --type user.created --data '{"user": {...}}'
 //	starter events list|show ID
 //	starter rules list | rules test ID -f event.json | rules executions ID
+//	starter webhooks endpoints list|create|show|enable|disable|delete|secret|recover
+//	starter webhooks deliver --event-type workflow.completed --payload '{"id": 1}'
+//	starter webhooks deliveries list|show|retry
 //
 // The API address comes from --api or AUTOMATION_API_URL (default http://localhost:8090); the
 // key from --api-key, AUTOMATION_API_KEY or INTERNAL_API_KEY, else the development key that
@@ -62,7 +65,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.token, "token", os.Getenv("AUTOMATION_API_TOKEN"), "JWT bearer token instead of a key (AUTOMATION_API_TOKEN)")
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(healthCmd(c), infoCmd(c), pingCmd(c), workflowsCmd(c), executionsCmd(c),
-		notificationsCmd(c), eventsCmd(c), rulesCmd(c))
+		notificationsCmd(c), webhooksCmd(c), eventsCmd(c), rulesCmd(c))
 	return root
 }
 

@@ -1,0 +1,648 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// WebhookEndpoint is a registered receiver of outbound webhooks (schema 00004). Secret and
+// PreviousSecret are encrypted by package webhooks before they reach this struct.
+type WebhookEndpoint struct {
+	ID          string
+	Name        string
+	Description string
+	URL         string
+	// EventTypes are the filters ("workflow.completed", "workflow.*", "*"), a JSON array.
+	EventTypes JSON
+	// Headers are sent with every request, a JSON object of strings.
+	Headers        JSON
+	Enabled        bool
+	DisabledReason string
+	DisabledAt     *time.Time
+	// RateLimitPerSecond caps requests to the endpoint (0: none).
+	RateLimitPerSecond int
+	// Ordered endpoints get their messages one at a time, in order.
+	Ordered bool
+	// MaxAttempts bounds the requests per delivery (0: one more than the retry schedule has steps).
+	MaxAttempts int
+	// RetryScheduleMS are the delays before each retry, a JSON array of milliseconds ([]: default).
+	RetryScheduleMS JSON `gorm:"column:retry_schedule_ms"`
+	TimeoutMS       int  `gorm:"column:timeout_ms"`
+	// DisableAfterFailures disables the endpoint after that many deliveries in a row failed for
+	// good (0: the service default).
+	DisableAfterFailures    int
+	Secret                  string
+	PreviousSecret          string
+	PreviousSecretExpiresAt *time.Time
+	// FailingSince is the first failed attempt since the last success (nil while healthy).
+	FailingSince *time.Time
+	// ConsecutiveFailures counts deliveries that failed for good since the last success.
+	ConsecutiveFailures int
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	DeletedAt           *time.Time
+}
+
+// TableName implements gorm's tabler.
+func (WebhookEndpoint) TableName() string { return "webhook_endpoints" }
+
+// WebhookMessage is one thing to send: a POST to /webhooks/deliver or a domain event.
+type WebhookMessage struct {
+	ID        string
+	EventType string
+	// Payload is the exact JSON the sender gave (a TEXT column: the bytes signed are the bytes kept).
+	Payload        JSON
+	IdempotencyKey *string
+	// Source says where it came from: "api", "event" or a caller's name.
+	Source    string
+	CreatedAt time.Time
+}
+
+// TableName implements gorm's tabler.
+func (WebhookMessage) TableName() string { return "webhook_messages" }
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	DeliveryFailed    = "failed"
+)
+
+// WebhookDelivery is a message on its way to one endpoint.
+type WebhookDelivery struct {
+	ID         string
+	MessageID  string
+	EndpointID string
+	EventType  string
+	Status     string
+	// Attempts counts every request made; ScheduleBase is Attempts at the last manual retry or
+	// recovery (the retry schedule restarts from there).
+	Attempts       int
+	ScheduleBase   int
+	NextAttemptAt  *time.Time
+	LastStatusCode int
+	LastError      string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	CompletedAt    *time.Time
+}
+
+// TableName implements gorm's tabler.
+func (WebhookDelivery) TableName() string { return "webhook_deliveries" }
+
+// Attempt outcomes.
+const (
+	AttemptSucceeded = "succeeded"
+	AttemptRetrying  = "retrying"
+	AttemptFailed    = "failed"
+)
+
+// WebhookAttempt is one HTTP request of a delivery.
+type WebhookAttempt struct {
+	ID              string
+	DeliveryID      string
+	EndpointID      string
+	Attempt         int
+	URL             string
+	StartedAt       time.Time
+	DurationMS      float64 `gorm:"column:duration_ms"`
+	StatusCode      int
+	ResponseHeaders JSON
+	ResponseBody    string
+	Error           string
+	Outcome         string
+}
+
+// TableName implements gorm's tabler.
+func (WebhookAttempt) TableName() string { return "webhook_attempts" }
+
+// WebhookSource is a sender of inbound webhooks and how to verify it.
+type WebhookSource struct {
+	ID               string
+	Name             string
+	Description      string
+	Scheme           string
+	Secret           string
+	SignatureHeader  string
+	IDHeader         string `gorm:"column:id_header"`
+	EventTypeHeader  string
+	EventTypePath    string
+	DefaultEventType string
+	ToleranceSeconds int
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// TableName implements gorm's tabler.
+func (WebhookSource) TableName() string { return "webhook_sources" }
+
+// WebhookInboundSeen records an accepted inbound webhook id.
+type WebhookInboundSeen struct {
+	SourceID  string
+	WebhookID string
+	EventID   string
+	SeenAt    time.Time
+}
+
+// TableName implements gorm's tabler.
+func (WebhookInboundSeen) TableName() string { return "webhook_inbound_seen" }
+
+// --- endpoints ---
+
+// CreateWebhookEndpoint inserts e.
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
+	return classify(s.db.WithContext(ctx).Create(e).Error)
+}
+
+// GetWebhookEndpoint returns a live (not deleted) endpoint.
+func (s *Store) GetWebhookEndpoint(ctx context.Context, id string) (WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	err := s.db.WithContext(ctx).Where("id = ? AND deleted_at IS NULL", id).Take(&e).Error
+	return e, classify(err)
+}
+
+// GetWebhookEndpointAny returns an endpoint even when it was deleted.
+func (s *Store) GetWebhookEndpointAny(ctx context.Context, id string) (WebhookEndpoint, error) {
+	var e WebhookEndpoint
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&e).Error
+	return e, classify(err)
+}
+
+// WebhookEndpointFilter narrows ListWebhookEndpoints; zero fields do not filter.
+type WebhookEndpointFilter struct {
+	Enabled *bool
+}
+
+// ListWebhookEndpoints returns live endpoints, newest first.
+func (s *Store) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter, p Page) ([]WebhookEndpoint, string, error) {
+	q := s.db.WithContext(ctx).Model(&WebhookEndpoint{}).Where("deleted_at IS NULL")
+	if f.Enabled != nil {
+		q = q.Where("enabled = ?", *f.Enabled)
+	}
+	return List(q, p, func(e WebhookEndpoint) string { return e.ID })
+}
+
+// EnabledWebhookEndpoints returns every live, enabled endpoint (the fan-out candidates).
+func (s *Store) EnabledWebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
+	var out []WebhookEndpoint
+	err := s.db.WithContext(ctx).Where("deleted_at IS NULL AND enabled = ?", true).Order("id").Find(&out).Error
+	return out, classify(err)
+}
+
+// UpdateWebhookEndpoint writes the given columns of a live endpoint.
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, id string, columns map[string]any) error {
+	res := s.db.WithContext(ctx).Model(&WebhookEndpoint{}).Where("id = ? AND deleted_at IS NULL", id).Updates(columns)
+	if res.Error != nil {
+		return classify(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteWebhookEndpoint marks an endpoint deleted and fails its pending deliveries.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string, at time.Time) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		res := tx.db.Model(&WebhookEndpoint{}).Where("id = ? AND deleted_at IS NULL", id).
+			Updates(map[string]any{"deleted_at": at, "enabled": false, "updated_at": at})
+		if res.Error != nil {
+			return classify(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		_, err := tx.FailPendingWebhookDeliveries(ctx, id, "the endpoint was deleted", at)
+		return err
+	})
+}
+
+// DisableWebhookEndpoint disables an enabled endpoint and fails its pending deliveries. changed
+// is false when it was disabled or deleted already.
+func (s *Store) DisableWebhookEndpoint(ctx context.Context, id, reason string, at time.Time) (changed bool, err error) {
+	err = s.Tx(ctx, func(tx *Store) error {
+		res := tx.db.Model(&WebhookEndpoint{}).Where("id = ? AND deleted_at IS NULL AND enabled = ?", id, true).
+			Updates(map[string]any{"enabled": false, "disabled_reason": reason, "disabled_at": at, "updated_at": at})
+		if res.Error != nil {
+			return classify(res.Error)
+		}
+		changed = res.RowsAffected == 1
+		_, err := tx.FailPendingWebhookDeliveries(ctx, id, "the endpoint is disabled: "+reason, at)
+		return err
+	})
+	return changed, err
+}
+
+// FailPendingWebhookDeliveries ends every pending delivery of an endpoint as failed.
+func (s *Store) FailPendingWebhookDeliveries(ctx context.Context, endpointID, reason string, at time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Model(&WebhookDelivery{}).
+		Where("endpoint_id = ? AND status = ?", endpointID, DeliveryPending).
+		Updates(map[string]any{
+			"status": DeliveryFailed, "last_error": reason, "next_attempt_at": nil,
+			"completed_at": at, "updated_at": at,
+		})
+	return res.RowsAffected, classify(res.Error)
+}
+
+// --- messages and deliveries ---
+
+// CreateWebhookMessage stores a message and its deliveries in one transaction. When the
+// message's idempotency key or id is taken, nothing is written and created is false. It is on
+// the hot path of every fan-out, so the rows go in as one multi-row INSERT each.
+func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, deliveries []WebhookDelivery) (created bool, err error) {
+	err = s.Tx(ctx, func(tx *Store) error {
+		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt)
+		if res.Error != nil {
+			return classify(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		created = true
+		return tx.insertRows("webhook_deliveries", deliveryColumns, len(deliveries), func(i int) []any {
+			d := &deliveries[i]
+			return []any{d.ID, d.MessageID, d.EndpointID, d.EventType, d.Status, d.Attempts, d.ScheduleBase,
+				d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt, d.CompletedAt}
+		})
+	})
+	return created, err
+}
+
+var (
+	deliveryColumns = []string{"id", "message_id", "endpoint_id", "event_type", "status", "attempts", "schedule_base",
+		"next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at", "completed_at"}
+	attemptColumns = []string{"id", "delivery_id", "endpoint_id", "attempt", "url", "started_at", "duration_ms",
+		"status_code", "response_headers", "response_body", "error", "outcome"}
+)
+
+// insertRows inserts n rows with one statement per 100 rows.
+func (s *Store) insertRows(table string, columns []string, n int, row func(i int) []any) error {
+	const chunk = 100
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES ")
+		args := make([]any, 0, (end-start)*len(columns))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+			args = append(args, row(i)...)
+		}
+		if err := s.db.Exec(b.String(), args...).Error; err != nil {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// GetWebhookMessage returns one message.
+func (s *Store) GetWebhookMessage(ctx context.Context, id string) (WebhookMessage, error) {
+	var m WebhookMessage
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&m).Error
+	return m, classify(err)
+}
+
+// WebhookMessageByKey returns the message created with an idempotency key.
+func (s *Store) WebhookMessageByKey(ctx context.Context, key string) (WebhookMessage, error) {
+	var m WebhookMessage
+	err := s.db.WithContext(ctx).Where("idempotency_key = ?", key).Take(&m).Error
+	return m, classify(err)
+}
+
+// WebhookMessagesByID returns the messages with these ids, keyed by id.
+func (s *Store) WebhookMessagesByID(ctx context.Context, ids []string) (map[string]WebhookMessage, error) {
+	var rows []WebhookMessage
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, classify(err)
+	}
+	out := make(map[string]WebhookMessage, len(rows))
+	for _, m := range rows {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
+// MessageWebhookDeliveries returns every delivery of a message.
+func (s *Store) MessageWebhookDeliveries(ctx context.Context, messageID string) ([]WebhookDelivery, error) {
+	var out []WebhookDelivery
+	err := s.db.WithContext(ctx).Where("message_id = ?", messageID).Order("id").Find(&out).Error
+	return out, classify(err)
+}
+
+// GetWebhookDelivery returns one delivery.
+func (s *Store) GetWebhookDelivery(ctx context.Context, id string) (WebhookDelivery, error) {
+	var d WebhookDelivery
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&d).Error
+	return d, classify(err)
+}
+
+// WebhookDeliveryFilter narrows ListWebhookDeliveries; zero fields do not filter. Since and
+// Until bound the creation time.
+type WebhookDeliveryFilter struct {
+	EndpointID string
+	MessageID  string
+	EventType  string
+	Status     string
+	Since      time.Time
+	Until      time.Time
+}
+
+// ListWebhookDeliveries returns deliveries, newest first.
+func (s *Store) ListWebhookDeliveries(ctx context.Context, f WebhookDeliveryFilter, p Page) ([]WebhookDelivery, string, error) {
+	q := s.db.WithContext(ctx).Model(&WebhookDelivery{})
+	if f.EndpointID != "" {
+		q = q.Where("endpoint_id = ?", f.EndpointID)
+	}
+	if f.MessageID != "" {
+		q = q.Where("message_id = ?", f.MessageID)
+	}
+	if f.EventType != "" {
+		q = q.Where("event_type = ?", f.EventType)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("created_at >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("created_at < ?", f.Until.UTC())
+	}
+	return List(q, p, func(d WebhookDelivery) string { return d.ID })
+}
+
+// WebhookDeliveryAttempts returns the attempts of a delivery in order.
+func (s *Store) WebhookDeliveryAttempts(ctx context.Context, deliveryID string) ([]WebhookAttempt, error) {
+	var out []WebhookAttempt
+	err := s.db.WithContext(ctx).Where("delivery_id = ?", deliveryID).Order("attempt, started_at").Find(&out).Error
+	return out, classify(err)
+}
+
+// QueuedWebhookDelivery is a pending delivery with what its request is built from.
+type QueuedWebhookDelivery struct {
+	WebhookDelivery
+	Payload          JSON
+	MessageCreatedAt time.Time
+}
+
+// QueuedWebhookDeliveries returns up to limit pending deliveries of an endpoint in the order
+// they are sent, with their messages: by due time for an ordered=false endpoint (due ones
+// first), by id (FIFO) for an ordered one. Callers ask for one more than they will send: the
+// row after the due ones tells whether more are due and when the next one is.
+func (s *Store) QueuedWebhookDeliveries(ctx context.Context, endpointID string, ordered bool, limit int) ([]QueuedWebhookDelivery, error) {
+	var rows []QueuedWebhookDelivery
+	order := "d.next_attempt_at, d.id"
+	if ordered {
+		order = "d.id"
+	}
+	err := s.db.WithContext(ctx).Table("webhook_deliveries AS d").
+		Select("d.*, m.payload AS payload, m.created_at AS message_created_at").
+		Joins("JOIN webhook_messages AS m ON m.id = d.message_id").
+		Where("d.endpoint_id = ? AND d.status = ?", endpointID, DeliveryPending).
+		Order(order).Limit(limit).Find(&rows).Error
+	return rows, classify(err)
+}
+
+// WebhookAttemptResult is one attempt to write with the delivery state it leads to.
+type WebhookAttemptResult struct {
+	Attempt WebhookAttempt
+	// PrevAttempts is the delivery's attempt count the sender started from: the write is skipped
+	// when another sender has moved the delivery on meanwhile.
+	PrevAttempts  int
+	Status        string
+	NextAttemptAt *time.Time
+}
+
+// WebhookHealthChange updates an endpoint's failure tracking after a batch.
+type WebhookHealthChange struct {
+	// Healthy resets the tracking (a request succeeded).
+	Healthy bool
+	// FailedAt starts FailingSince when it is not set (a request failed).
+	FailedAt *time.Time
+	// FinalFailures is added to ConsecutiveFailures.
+	FinalFailures int
+}
+
+// RecordWebhookAttempts writes a batch of attempts, moves their deliveries on and updates the
+// endpoint's health, in one transaction and a few statements whatever the batch size. It
+// returns the ids of the deliveries it moved on (those no other sender had moved meanwhile).
+// ep is the endpoint as the batch began: a healthy endpoint that stays healthy is not written.
+func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, results []WebhookAttemptResult,
+	health WebhookHealthChange, at time.Time) (applied []string, err error) {
+	ids := make([]string, len(results))
+	for i, r := range results {
+		ids[i] = r.Attempt.DeliveryID
+	}
+	err = s.Tx(ctx, func(tx *Store) error {
+		applied = applied[:0]
+		lock := ""
+		if tx.dialect == Postgres {
+			lock = " FOR UPDATE"
+		}
+		rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+lock,
+			ids, DeliveryPending).Rows()
+		if err != nil {
+			return classify(err)
+		}
+		attemptsNow := make(map[string]int, len(ids))
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			attemptsNow[id] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		// Deliveries moving to the same state are updated by one statement.
+		type change struct {
+			status, lastError string
+			attempts, code    int
+			next              time.Time
+		}
+		groups := map[change][]string{}
+		var order []change
+		var attempts []WebhookAttempt
+		for _, r := range results {
+			if n, ok := attemptsNow[r.Attempt.DeliveryID]; !ok || n != r.PrevAttempts {
+				continue
+			}
+			c := change{status: r.Status, lastError: r.Attempt.Error, attempts: r.Attempt.Attempt, code: r.Attempt.StatusCode}
+			if r.NextAttemptAt != nil {
+				c.next = *r.NextAttemptAt
+			}
+			if groups[c] == nil {
+				order = append(order, c)
+			}
+			groups[c] = append(groups[c], r.Attempt.DeliveryID)
+			attempts = append(attempts, r.Attempt)
+			applied = append(applied, r.Attempt.DeliveryID)
+		}
+		for _, c := range order {
+			cols := map[string]any{"status": c.status, "attempts": c.attempts, "last_status_code": c.code,
+				"last_error": c.lastError, "updated_at": at, "next_attempt_at": nil}
+			if !c.next.IsZero() {
+				cols["next_attempt_at"] = c.next
+			}
+			if c.status != DeliveryPending {
+				cols["completed_at"] = at
+			}
+			if err := tx.db.Model(&WebhookDelivery{}).Where("id IN ?", groups[c]).Updates(cols).Error; err != nil {
+				return classify(err)
+			}
+		}
+		if err := tx.insertRows("webhook_attempts", attemptColumns, len(attempts), func(i int) []any {
+			a := &attempts[i]
+			return []any{a.ID, a.DeliveryID, a.EndpointID, a.Attempt, a.URL, a.StartedAt, a.DurationMS,
+				a.StatusCode, a.ResponseHeaders, a.ResponseBody, a.Error, a.Outcome}
+		}); err != nil {
+			return err
+		}
+		q := tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID)
+		switch {
+		case health.Healthy && (ep.FailingSince != nil || ep.ConsecutiveFailures != 0):
+			return classify(q.Updates(map[string]any{"failing_since": nil, "consecutive_failures": 0}).Error)
+		case !health.Healthy && health.FailedAt != nil:
+			return classify(q.Updates(map[string]any{
+				"failing_since":        gorm.Expr("COALESCE(failing_since, ?)", *health.FailedAt),
+				"consecutive_failures": gorm.Expr("consecutive_failures + ?", health.FinalFailures),
+			}).Error)
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// RequeueWebhookDelivery makes a finished delivery pending again, due at now, with a fresh
+// retry schedule. It returns ErrConflict when the delivery is pending already.
+func (s *Store) RequeueWebhookDelivery(ctx context.Context, id string, now time.Time) error {
+	res := s.db.WithContext(ctx).Model(&WebhookDelivery{}).Where("id = ? AND status <> ?", id, DeliveryPending).
+		Updates(map[string]any{
+			"status": DeliveryPending, "next_attempt_at": now, "schedule_base": gorm.Expr("attempts"),
+			"completed_at": nil, "updated_at": now,
+		})
+	if res.Error != nil {
+		return classify(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.GetWebhookDelivery(ctx, id); err != nil {
+			return err
+		}
+		return ErrConflict
+	}
+	return nil
+}
+
+// RecoverWebhookDeliveries makes every failed delivery of an endpoint created in [since, until)
+// pending again (until zero: no upper bound) and returns how many.
+func (s *Store) RecoverWebhookDeliveries(ctx context.Context, endpointID string, since, until, now time.Time) (int64, error) {
+	q := s.db.WithContext(ctx).Model(&WebhookDelivery{}).
+		Where("endpoint_id = ? AND status = ? AND created_at >= ?", endpointID, DeliveryFailed, since.UTC())
+	if !until.IsZero() {
+		q = q.Where("created_at < ?", until.UTC())
+	}
+	res := q.Updates(map[string]any{
+		"status": DeliveryPending, "next_attempt_at": now, "schedule_base": gorm.Expr("attempts"),
+		"completed_at": nil, "updated_at": now,
+	})
+	return res.RowsAffected, classify(res.Error)
+}
+
+// OverdueWebhookEndpoints returns the endpoints with a pending delivery due before dueBefore:
+// their dispatchers should have sent it by now (a lost wake-up, a dispatcher that ended).
+func (s *Store) OverdueWebhookEndpoints(ctx context.Context, dueBefore time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&WebhookDelivery{}).
+		Where("status = ? AND next_attempt_at < ?", DeliveryPending, dueBefore.UTC()).
+		Distinct("endpoint_id").Limit(limit).Pluck("endpoint_id", &ids).Error
+	return ids, classify(err)
+}
+
+// PendingWebhookEndpoints returns the endpoints with a pending delivery of a message.
+func (s *Store) PendingWebhookEndpoints(ctx context.Context, messageID string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&WebhookDelivery{}).
+		Where("message_id = ? AND status = ?", messageID, DeliveryPending).
+		Order("endpoint_id").Pluck("endpoint_id", &ids).Error
+	return ids, classify(err)
+}
+
+// --- inbound sources ---
+
+// CreateWebhookSource inserts src (ErrConflict when the name is taken).
+func (s *Store) CreateWebhookSource(ctx context.Context, src *WebhookSource) error {
+	return classify(s.db.WithContext(ctx).Create(src).Error)
+}
+
+// GetWebhookSource returns a source by id or by name.
+func (s *Store) GetWebhookSource(ctx context.Context, idOrName string) (WebhookSource, error) {
+	var src WebhookSource
+	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Take(&src).Error
+	return src, classify(err)
+}
+
+// ListWebhookSources returns sources, newest first.
+func (s *Store) ListWebhookSources(ctx context.Context, p Page) ([]WebhookSource, string, error) {
+	return List(s.db.WithContext(ctx).Model(&WebhookSource{}), p, func(src WebhookSource) string { return src.ID })
+}
+
+// DeleteWebhookSource removes a source and what it has seen.
+func (s *Store) DeleteWebhookSource(ctx context.Context, id string) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		if err := tx.db.Where("source_id = ?", id).Delete(&WebhookInboundSeen{}).Error; err != nil {
+			return classify(err)
+		}
+		res := tx.db.Where("id = ?", id).Delete(&WebhookSource{})
+		if res.Error != nil {
+			return classify(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// MarkWebhookSeen records an inbound webhook id; it returns ErrConflict when the id was seen.
+func (s *Store) MarkWebhookSeen(ctx context.Context, seen WebhookInboundSeen) error {
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&seen)
+	if res.Error != nil {
+		return classify(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// ForgetWebhookSeen removes a seen id (its event could not be recorded after all).
+func (s *Store) ForgetWebhookSeen(ctx context.Context, sourceID, webhookID string) error {
+	return classify(s.db.WithContext(ctx).Where("source_id = ? AND webhook_id = ?", sourceID, webhookID).
+		Delete(&WebhookInboundSeen{}).Error)
+}
+
+// PruneWebhookSeen forgets ids seen before cutoff and returns how many.
+func (s *Store) PruneWebhookSeen(ctx context.Context, cutoff time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("seen_at < ?", cutoff.UTC()).Delete(&WebhookInboundSeen{})
+	return res.RowsAffected, classify(res.Error)
+}
+
+// GetWebhookSeen returns a seen inbound webhook id.
+func (s *Store) GetWebhookSeen(ctx context.Context, sourceID, webhookID string) (WebhookInboundSeen, error) {
+	var seen WebhookInboundSeen
+	err := s.db.WithContext(ctx).Where("source_id = ? AND webhook_id = ?", sourceID, webhookID).Take(&seen).Error
+	return seen, classify(err)
+}

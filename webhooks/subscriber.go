@@ -1,0 +1,52 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/store"
+)
+
+// Subscriber returns the events.Subscriber that fans every domain event out to the endpoints
+// whose filter matches its type. The message takes the event's id, so the webhook-id a receiver
+// sees is the event id and an event handed off twice is sent once.
+func (s *Service) Subscriber() events.Subscriber { return eventSubscriber{s} }
+
+type eventSubscriber struct{ s *Service }
+
+func (eventSubscriber) Name() string { return "webhooks" }
+
+// Deliver implements events.Subscriber: it returns only once the deliveries are stored and
+// their dispatchers woken, so that a failure leaves the event to the bus's redispatch loop.
+func (es eventSubscriber) Deliver(ctx context.Context, e store.Event) error {
+	s := es.s
+	var wake []string
+	if existing, err := s.store.GetWebhookMessage(ctx, e.ID); err == nil {
+		if _, wake, err = s.describe(ctx, existing); err != nil {
+			return err
+		}
+	} else {
+		endpoints, err := s.matching(ctx, e.Type)
+		if err != nil || len(endpoints) == 0 {
+			return err
+		}
+		payload := json.RawMessage(e.Data)
+		if len(payload) == 0 || !json.Valid(payload) {
+			payload = json.RawMessage("{}")
+		}
+		m := store.WebhookMessage{ID: e.ID, EventType: e.Type, Payload: store.JSON(payload), Source: "event",
+			CreatedAt: e.OccurredAt.UTC()}
+		if m.CreatedAt.IsZero() {
+			m.CreatedAt = s.now()
+		}
+		if _, wake, err = s.storeMessage(ctx, m, endpoints); err != nil {
+			return err
+		}
+	}
+	if err := s.waker.wakeAll(ctx, wake); err != nil {
+		return fmt.Errorf("fan out event %s: %w", e.ID, err)
+	}
+	return nil
+}

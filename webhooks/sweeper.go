@@ -1,0 +1,48 @@
+package webhooks
+
+import (
+	"context"
+	"time"
+)
+
+// Sweep wakes the dispatchers of endpoints with a delivery due more than grace ago: a wake-up
+// that was lost (Temporal unreachable when the message came, a crash between storing and
+// signalling) or a dispatcher that ended. It also forgets inbound webhook ids older than
+// SeenRetention. It returns how many endpoints it woke.
+func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
+	ids, err := s.store.OverdueWebhookEndpoints(ctx, s.now().Add(-grace), 1000)
+	if err != nil {
+		return 0, err
+	}
+	woken := 0
+	for _, id := range ids {
+		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
+			return woken, err
+		}
+		woken++
+	}
+	if _, err := s.store.PruneWebhookSeen(ctx, s.now().Add(-SeenRetention)); err != nil {
+		return woken, err
+	}
+	return woken, nil
+}
+
+// RunSweeper calls Sweep every interval until ctx ends (worker processes run it).
+func (s *Service) RunSweeper(ctx context.Context, interval, grace time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.Sweep(ctx, grace)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("webhook sweep", "error", err)
+			}
+			if n > 0 {
+				s.log.Info("woke webhook dispatchers with overdue deliveries", "endpoints", n)
+			}
+		}
+	}
+}
