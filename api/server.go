@@ -24,8 +24,8 @@ import (
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
-	"github.com/pyairtable/automation-domain/workflows"
 	"github.com/pyairtable/automation-domain/webhooks"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Options are the server's dependencies.
