@@ -16,6 +16,9 @@ import (
 type StepInput struct {
 	Meta RunMeta         `json:"meta"`
 	Step definition.Step `json:"step"`
+	// Cause is the event whose handling started the execution (nil for manual, scheduled and
+	// API runs): what the step makes happen elsewhere continues its chain.
+	Cause *EventCause `json:"cause,omitempty"`
 }
 
 // StepResult is a step's outcome: completed with its output, or skipped by its condition.
@@ -144,7 +147,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		res, err := a.Notifier.SendStepNotification(ctx, StepNotification{
 			Channel: c.Channel, To: to, Subject: c.Subject, Body: c.Body, TemplateID: c.TemplateID,
 			TemplateData: c.TemplateData, IdempotencyKey: in.Meta.ExecutionID + "/" + s.ID,
-			ExecutionID: in.Meta.ExecutionID, StepID: s.ID,
+			ExecutionID: in.Meta.ExecutionID, StepID: s.ID, Cause: in.Cause,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("notification: %w", err)

@@ -36,14 +36,20 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 		sent notify.Notification
 		err  error
 	)
+	// The execution's cause (a rule's triggering event) is the notification's cause too, so its
+	// notification.* events continue the chain like the execution's workflow.* event does.
+	var cause *store.Event
+	if c := req.Cause; c != nil {
+		cause = &store.Event{ID: c.EventID, CorrelationID: c.CorrelationID, Depth: c.Depth}
+	}
 	switch req.Channel {
 	case "sms":
 		sent, err = n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Body, TemplateID: req.TemplateID,
-			TemplateData: req.TemplateData, Metadata: meta, IdempotencyKey: "workflow:" + req.IdempotencyKey})
+			TemplateData: req.TemplateData, Metadata: meta, IdempotencyKey: "workflow:" + req.IdempotencyKey, Cause: cause})
 	default:
 		sent, err = n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
 			TemplateID: req.TemplateID, TemplateData: req.TemplateData, Metadata: meta,
-			IdempotencyKey: "workflow:" + req.IdempotencyKey})
+			IdempotencyKey: "workflow:" + req.IdempotencyKey, Cause: cause})
 	}
 	if err != nil {
 		return activities.StepNotificationResult{}, permanentIfInvalid(err)
