@@ -52,7 +52,10 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 			IdempotencyKey: "workflow:" + req.IdempotencyKey, Cause: cause})
 	}
 	if err != nil {
-		return activities.StepNotificationResult{}, permanentIfInvalid(err)
+		if refused(err) {
+			return activities.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
+		}
+		return activities.StepNotificationResult{}, err
 	}
 	done, err := n.notify.Await(ctx, sent.ID)
 	if err != nil {
@@ -89,28 +92,31 @@ func (n ruleNotifier) SendEmail(ctx context.Context, req rules.EmailRequest) (st
 	cause := req.Cause
 	sent, err := n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
 		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
-	return sent.ID, permanentIfInvalid(err)
+	return sent.ID, permanentIfRefused(err)
 }
 
 func (n ruleNotifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
 	cause := req.Cause
 	sent, err := n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Message, TemplateID: req.TemplateID,
 		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
-	return sent.ID, permanentIfInvalid(err)
+	return sent.ID, permanentIfRefused(err)
 }
 
-// permanentIfInvalid marks the notification module's errors that a retry cannot fix (invalid
-// recipients, an unknown template, a channel that is not configured, a reused idempotency key
-// with another request) as permanent for both callers: rules (rules.Permanent) and workflow steps
-// (a non-retryable application error).
-func permanentIfInvalid(err error) error {
-	if err == nil {
-		return nil
-	}
+// refused reports whether the notification module refused a request for a reason a retry
+// cannot fix: invalid recipients, a template that does not render, an unknown template, a channel
+// that is not configured, a reused idempotency key with another request.
+func refused(err error) bool {
 	var problems validation.Problems
-	if errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
-		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", rules.Permanent(err))
+	return errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
+		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch)
+}
+
+// permanentIfRefused marks a refusal as permanent for the rules engine (the action fails at once,
+// its history showing the module's message as it is; a Temporal application error here would
+// print the message twice with its type).
+func permanentIfRefused(err error) error {
+	if err != nil && refused(err) {
+		return rules.Permanent(err)
 	}
 	return err
 }
