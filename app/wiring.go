@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -57,16 +58,42 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 		}
 		return activities.StepNotificationResult{}, err
 	}
-	done, err := n.notify.Await(ctx, sent.ID)
+	done, err := n.await(ctx, sent.ID)
 	if err != nil {
 		return activities.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
 	}
 	res := activities.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
 	if done.Status == store.StatusFailed {
-		return res, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("notification %s failed for every recipient", done.ID), "NotificationFailed", nil)
+		msg := fmt.Sprintf("notification %s failed for every recipient", done.ID)
+		if len(done.Deliveries) > 0 && done.Deliveries[0].Error != "" {
+			msg += fmt.Sprintf(" (%s: %s)", done.Deliveries[0].Recipient, done.Deliveries[0].Error)
+		}
+		return res, temporal.NewNonRetryableApplicationError(msg, "NotificationFailed", nil)
 	}
 	return res, nil
+}
+
+// await waits for the notification's outcome while the step's attempt has time left. The
+// notification module may hold a notification far longer than a step's timeout (one minute by
+// default): the per-recipient throttle, send_at and the backoff between SMTP 4xx retries queue
+// it, never drop it. Timing out would fail the attempt, and after the last one the execution,
+// although the message still goes out; so a notification that is not final shortly before the
+// attempt's deadline completes the step with its current status (queued or sending) instead. It
+// is durably in the notification module's hands, which reports its outcome as notification.sent
+// or notification.failed.
+func (n stepNotifier) await(ctx context.Context, id string) (notify.Notification, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return n.notify.Await(ctx, id)
+	}
+	margin := min(5*time.Second, time.Until(deadline)/4)
+	wctx, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
+	defer cancel()
+	done, err := n.notify.Await(wctx, id)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return n.notify.Get(ctx, id)
+	}
+	return done, err
 }
 
 // ruleWorkflows starts a rule's workflow action.

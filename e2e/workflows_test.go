@@ -24,6 +24,7 @@ func TestWorkflowEngine(t *testing.T) {
 	s := startEmbedded(t, testConfig(t, t.TempDir(), map[string]string{
 		"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1", "RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000",
 		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false",
+		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "3s",
 	}))
 	c := s.client(t)
 	rcv := newRecorder(t)
@@ -103,6 +104,39 @@ func TestWorkflowEngine(t *testing.T) {
 		strings.TrimSpace(got[0].Parts["text/plain"]) != "q3.csv: 2 rows, total 42" ||
 		got[0].Header.Get("Message-Id") != "<"+note.Deliveries[0].ProviderMessageID+">" {
 		t.Errorf("ops@example.com received %+v", got)
+	}
+
+	// A notification the module still holds when the step's attempt runs out of time (an SMTP
+	// 451, then a 3 s backoff, against a 2 s step timeout) completes the step with its current
+	// status, and the module sends it later; one that fails for good fails the step with the
+	// server's answer.
+	mail.SetResponder(func(rcpt string, n int) error {
+		switch {
+		case strings.HasPrefix(rcpt, "slow@") && n == 1:
+			return smtptest.Temporary()
+		case strings.HasPrefix(rcpt, "nobody@"):
+			return smtptest.Permanent()
+		}
+		return nil
+	})
+	mailer := createWorkflow(t, c, `{"name": "mailer", "trigger_type": "manual", "steps": [
+		{"id": "mail", "type": "notification", "timeout": "2s",
+		 "config": {"channel": "email", "to": "{{ input.to }}", "subject": "hello", "body": "hello {{ input.to }}"}}]}`)
+	slow := waitFinished(t, c, execute(t, c, mailer, map[string]any{"input_data": map[string]any{"to": "slow@example.com"}}), 30*time.Second)
+	slowOut, _ := slow.step(t, "mail").Output.(map[string]any)
+	slowIDs, _ := slowOut["ids"].([]any)
+	if slow.Status != "completed" || slow.step(t, "mail").Attempts != 1 || len(slowIDs) != 1 ||
+		(slowOut["status"] != "queued" && slowOut["status"] != "sending") {
+		t.Fatalf("a notification still retrying when the step's time ran out: %+v", slow)
+	}
+	if later := c.waitNotification(slowIDs[0].(string), 30*time.Second, "sent", "failed"); later.Status != "sent" ||
+		later.Deliveries[0].AttemptCount != 2 || len(messagesTo(mail, "slow@example.com")) != 1 {
+		t.Errorf("the held notification: %+v", later)
+	}
+	bounced := waitFinished(t, c, execute(t, c, mailer, map[string]any{"input_data": map[string]any{"to": "nobody@example.com"}}), 30*time.Second)
+	if st := bounced.step(t, "mail"); bounced.Status != "failed" || st.Status != "failed" || st.Attempts != 1 ||
+		!contains(st.Error, "failed for every recipient (nobody@example.com: ", "550") {
+		t.Errorf("a bounced notification: %s %q; step %+v", bounced.Status, bounced.Error, st)
 	}
 
 	// Operators find runs by definition in Temporal (custom search attribute upserted by the

@@ -485,10 +485,35 @@ func TestNotificationStepCarriesTheExecutionsCause(t *testing.T) {
 	}
 }
 
-type recordingNotifier struct{ got []activities.StepNotification }
+// A notification the module refuses or fails for good fails the step at once, whatever the
+// step's retry policy: the module's non-retryable error keeps its kind through the step.
+func TestNotificationStepFailureIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	n := &recordingNotifier{err: temporal.NewNonRetryableApplicationError("notification n-1 failed for every recipient", "NotificationFailed", nil)}
+	f.acts.Notifier = n
+	env, e := f.run(`{"name": "w", "trigger_type": "manual", "steps": [
+		{"id": "notify", "type": "notification", "retry": {"max_attempts": 5, "initial_interval": "1s"},
+		 "config": {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b"}}]}`, nil, nil)
+	if env.GetWorkflowError() == nil {
+		t.Fatal("the execution succeeded")
+	}
+	st := f.steps(e.ID)["notify"]
+	if len(n.got) != 1 || st.Status != store.StepFailed || st.Attempts != 1 ||
+		st.Error != "notification: notification n-1 failed for every recipient" {
+		t.Errorf("%d calls; step %+v", len(n.got), st)
+	}
+}
+
+type recordingNotifier struct {
+	got []activities.StepNotification
+	err error
+}
 
 func (r *recordingNotifier) SendStepNotification(_ context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
 	r.got = append(r.got, req)
+	if r.err != nil {
+		return activities.StepNotificationResult{}, r.err
+	}
 	return activities.StepNotificationResult{IDs: []string{"n-1"}, Status: "queued"}, nil
 }
 
