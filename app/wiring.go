@@ -106,8 +106,12 @@ func (w ruleWorkflows) Execute(ctx context.Context, req rules.WorkflowRequest) (
 		IdempotencyKey: req.IdempotencyKey, TriggeredBy: "rule", Cause: &cause,
 	})
 	var engineErr *engine.Error
-	if errors.As(err, &engineErr) {
+	switch {
+	case errors.As(err, &engineErr):
 		return "", rules.Permanent(err) // a disabled definition does not start by retrying
+	case errors.Is(err, store.ErrNotFound):
+		// The store's bare "not found" would leave the rule's history without the id.
+		return "", rules.Permanentf("workflow definition %q does not exist (or was deleted): %w", req.DefinitionID, err)
 	}
 	return e.ID, err
 }

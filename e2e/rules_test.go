@@ -359,6 +359,14 @@ func TestAutomationRules(t *testing.T) {
 		t.Errorf("the cooldown let %d executions start", len(runs))
 	}
 
+	// A workflow action naming a definition that does not exist fails at once, saying which.
+	ghost := createRule(t, c, map[string]any{"name": "ghost", "trigger": map[string]any{"type": "event", "event_type": "order.cancelled"},
+		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "no-such-definition"}}})
+	if x := executionFor(t, c, ghost, postEvent(t, c, map[string]any{"type": "order.cancelled"})); x.Status != "failed" ||
+		x.Actions[0].Attempts != 1 || !strings.Contains(x.Actions[0].Error, `workflow definition "no-such-definition" does not exist`) {
+		t.Errorf("workflow action on an unknown definition: %+v", x)
+	}
+
 	// --- Loop prevention across modules: a rule that runs a definition whenever that definition
 	// completes. Each execution's workflow.completed continues the chain of the event that
 	// started it, so the chain stops at the depth limit: the manual run (depth 0) and one run
