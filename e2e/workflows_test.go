@@ -308,9 +308,15 @@ func TestWorkflowEngine(t *testing.T) {
 	if r := c.post("/api/v1/workflows/"+sched+"/pause", nil); r.Status != 200 || r.JSON(t)["paused"] != true {
 		t.Fatalf("pause: %d %s", r.Status, r.Body)
 	}
-	time.Sleep(1500 * time.Millisecond) // a run already due may still start
+	// A run the schedule started before the pause may still be on its way to the receiver: wait
+	// until the schedule has none running (however slow the machine), then nothing may arrive.
+	schedule := s.Temporal.ScheduleClient().GetHandle(context.Background(), "workflow-schedule-"+sched)
+	eventually(t, 30*time.Second, "the scheduled runs started before the pause to finish", func() bool {
+		desc, err := schedule.Describe(context.Background())
+		return err == nil && desc.Schedule.State.Paused && len(desc.Info.RunningWorkflows) == 0
+	})
 	paused := rcv.count("/tick")
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // an absence: three intervals of the schedule without a run
 	if n := rcv.count("/tick"); n != paused {
 		t.Errorf("the paused schedule ran %d more times", n-paused)
 	}
