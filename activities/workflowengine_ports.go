@@ -29,6 +29,18 @@ type StepNotification struct {
 	// ExecutionID and StepID say where the notification comes from (for the delivery record).
 	ExecutionID string `json:"execution_id"`
 	StepID      string `json:"step_id"`
+	// Cause is the event whose handling started the execution, if any: the notification's
+	// events must continue its chain, or a rule reacting to notification.sent by running a
+	// workflow that notifies again would loop without ever reaching the depth limit.
+	Cause *EventCause `json:"cause,omitempty"`
+}
+
+// EventCause is the part of an event a caused event needs (see events.Caused): the interpreter
+// carries it for executions started while handling an event (an automation rule's action).
+type EventCause struct {
+	EventID       string `json:"event_id"`
+	CorrelationID string `json:"correlation_id"`
+	Depth         int    `json:"depth"`
 }
 
 // StepNotificationResult is what a notification step outputs.

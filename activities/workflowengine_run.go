@@ -3,10 +3,12 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/store"
@@ -16,6 +18,9 @@ import (
 type StepInput struct {
 	Meta RunMeta         `json:"meta"`
 	Step definition.Step `json:"step"`
+	// Cause is the event whose handling started the execution (nil for manual, scheduled and
+	// API runs): what the step makes happen elsewhere continues its chain.
+	Cause *EventCause `json:"cause,omitempty"`
 }
 
 // StepResult is a step's outcome: completed with its output, or skipped by its condition.
@@ -144,10 +149,10 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		res, err := a.Notifier.SendStepNotification(ctx, StepNotification{
 			Channel: c.Channel, To: to, Subject: c.Subject, Body: c.Body, TemplateID: c.TemplateID,
 			TemplateData: c.TemplateData, IdempotencyKey: in.Meta.ExecutionID + "/" + s.ID,
-			ExecutionID: in.Meta.ExecutionID, StepID: s.ID,
+			ExecutionID: in.Meta.ExecutionID, StepID: s.ID, Cause: in.Cause,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("notification: %w", err)
+			return nil, moduleError("notification", err)
 		}
 		return res, nil
 	case definition.TypeWebhook:
@@ -168,6 +173,23 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return res, nil
 	}
 	return nil, permanent("step type %q does not run as an activity", s.Type)
+}
+
+// moduleError prefixes the error of a module a step called with the step's kind. Temporal
+// takes an error's type and retryability only from the error an activity returns itself (it does
+// not unwrap), so a module's *temporal.ApplicationError is rebuilt with the prefix instead of
+// wrapped: a notification refused or failed for good must not be retried as the step's policy
+// says (each retry would only wait for the same failed outcome again).
+func moduleError(kind string, err error) error {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	msg := kind + ": " + app.Message()
+	if app.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError(msg, app.Type(), app.Unwrap())
+	}
+	return temporal.NewApplicationErrorWithCause(msg, app.Type(), app.Unwrap())
 }
 
 func recipients(v any) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -40,28 +41,63 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 		sent notify.Notification
 		err  error
 	)
+	// The execution's cause (a rule's triggering event) is the notification's cause too, so its
+	// notification.* events continue the chain like the execution's workflow.* event does.
+	var cause *store.Event
+	if c := req.Cause; c != nil {
+		cause = &store.Event{ID: c.EventID, CorrelationID: c.CorrelationID, Depth: c.Depth}
+	}
 	switch req.Channel {
 	case "sms":
 		sent, err = n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Body, TemplateID: req.TemplateID,
-			TemplateData: req.TemplateData, Metadata: meta, IdempotencyKey: "workflow:" + req.IdempotencyKey})
+			TemplateData: req.TemplateData, Metadata: meta, IdempotencyKey: "workflow:" + req.IdempotencyKey, Cause: cause})
 	default:
 		sent, err = n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
 			TemplateID: req.TemplateID, TemplateData: req.TemplateData, Metadata: meta,
-			IdempotencyKey: "workflow:" + req.IdempotencyKey})
+			IdempotencyKey: "workflow:" + req.IdempotencyKey, Cause: cause})
 	}
 	if err != nil {
-		return activities.StepNotificationResult{}, permanentIfInvalid(err)
+		if refused(err) {
+			return activities.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
+		}
+		return activities.StepNotificationResult{}, err
 	}
-	done, err := n.notify.Await(ctx, sent.ID)
+	done, err := n.await(ctx, sent.ID)
 	if err != nil {
 		return activities.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
 	}
 	res := activities.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
 	if done.Status == store.StatusFailed {
-		return res, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("notification %s failed for every recipient", done.ID), "NotificationFailed", nil)
+		msg := fmt.Sprintf("notification %s failed for every recipient", done.ID)
+		if len(done.Deliveries) > 0 && done.Deliveries[0].Error != "" {
+			msg += fmt.Sprintf(" (%s: %s)", done.Deliveries[0].Recipient, done.Deliveries[0].Error)
+		}
+		return res, temporal.NewNonRetryableApplicationError(msg, "NotificationFailed", nil)
 	}
 	return res, nil
+}
+
+// await waits for the notification's outcome while the step's attempt has time left. The
+// notification module may hold a notification far longer than a step's timeout (one minute by
+// default): the per-recipient throttle, send_at and the backoff between SMTP 4xx retries queue
+// it, never drop it. Timing out would fail the attempt, and after the last one the execution,
+// although the message still goes out; so a notification that is not final shortly before the
+// attempt's deadline completes the step with its current status (queued or sending) instead. It
+// is durably in the notification module's hands, which reports its outcome as notification.sent
+// or notification.failed.
+func (n stepNotifier) await(ctx context.Context, id string) (notify.Notification, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return n.notify.Await(ctx, id)
+	}
+	margin := min(5*time.Second, time.Until(deadline)/4)
+	wctx, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
+	defer cancel()
+	done, err := n.notify.Await(wctx, id)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return n.notify.Get(ctx, id)
+	}
+	return done, err
 }
 
 // ruleWorkflows starts a rule's workflow action.
@@ -74,8 +110,12 @@ func (w ruleWorkflows) Execute(ctx context.Context, req rules.WorkflowRequest) (
 		IdempotencyKey: req.IdempotencyKey, TriggeredBy: "rule", Cause: &cause,
 	})
 	var engineErr *engine.Error
-	if errors.As(err, &engineErr) {
+	switch {
+	case errors.As(err, &engineErr):
 		return "", rules.Permanent(err) // a disabled definition does not start by retrying
+	case errors.Is(err, store.ErrNotFound):
+		// The store's bare "not found" would leave the rule's history without the id.
+		return "", rules.Permanentf("workflow definition %q does not exist (or was deleted): %w", req.DefinitionID, err)
 	}
 	return e.ID, err
 }
@@ -87,28 +127,31 @@ func (n ruleNotifier) SendEmail(ctx context.Context, req rules.EmailRequest) (st
 	cause := req.Cause
 	sent, err := n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
 		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
-	return sent.ID, permanentIfInvalid(err)
+	return sent.ID, permanentIfRefused(err)
 }
 
 func (n ruleNotifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
 	cause := req.Cause
 	sent, err := n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Message, TemplateID: req.TemplateID,
 		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
-	return sent.ID, permanentIfInvalid(err)
+	return sent.ID, permanentIfRefused(err)
 }
 
-// permanentIfInvalid marks the notification module's errors that a retry cannot fix (invalid
-// recipients, an unknown template, a channel that is not configured, a reused idempotency key
-// with another request) as permanent for both callers: rules (rules.Permanent) and workflow steps
-// (a non-retryable application error).
-func permanentIfInvalid(err error) error {
-	if err == nil {
-		return nil
-	}
+// refused reports whether the notification module refused a request for a reason a retry
+// cannot fix: invalid recipients, a template that does not render, an unknown template, a channel
+// that is not configured, a reused idempotency key with another request.
+func refused(err error) bool {
 	var problems validation.Problems
-	if errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
-		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", rules.Permanent(err))
+	return errors.As(err, &problems) || errors.Is(err, notify.ErrTemplateNotFound) ||
+		errors.Is(err, notify.ErrChannelNotConfigured) || errors.Is(err, notify.ErrIdempotencyMismatch)
+}
+
+// permanentIfRefused marks a refusal as permanent for the rules engine (the action fails at once,
+// its history showing the module's message as it is; a Temporal application error here would
+// print the message twice with its type).
+func permanentIfRefused(err error) error {
+	if err != nil && refused(err) {
+		return rules.Permanent(err)
 	}
 	return err
 }

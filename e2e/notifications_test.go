@@ -63,7 +63,7 @@ func TestNotificationsEmail(t *testing.T) {
 	}
 	var queued notificationReply
 	r.Decode(t, &queued)
-	if queued.Status != "queued" || len(queued.Deliveries) != 1 || queued.Deliveries[0].Status != "queued" || queued.TemplateVersion != 1 {
+	if queued.Status != "queued" || len(queued.Deliveries) != 1 || queued.Deliveries[0].Status != "queued" || queued.TemplateVersion != 2 {
 		t.Errorf("queued: %+v", queued)
 	}
 	welcome := c.waitNotification(queued.ID, 30*time.Second, "sent")

@@ -17,15 +17,15 @@ import (
 	"github.com/pyairtable/automation-domain/app"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/devserver"
+	"github.com/pyairtable/automation-domain/internal/smtptest"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/logging"
-	"github.com/pyairtable/automation-domain/rules"
 )
 
 // startEmbeddedWired is startEmbedded with app.Options.Wire: wire sees the opened dependencies
-// before the API and the worker are built (the rules tests plug recording stand-ins for the
-// workflow, notification and webhook modules into Deps.RuleTargets, and keep Deps to publish
-// events the way the other modules do).
+// (the real modules, wired by the app) before the API and the worker are built. The rules test
+// keeps Deps to publish an event the way the webhook module will (an inbound webhook's source
+// cannot be forged over the API); it substitutes nothing.
 func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) *stack {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,7 +34,7 @@ func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) 
 	}
 	cfg.PublicURL = "http://" + l.Addr().String()
 	logs := &logBuffer{}
-	log := logging.New(io.MultiWriter(logs, tbWriter{t}), false, cfg.LogLevel)
+	log := logging.New(io.MultiWriter(logs, testWriter{t}), false, cfg.LogLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -84,15 +84,6 @@ func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) 
 	return s
 }
 
-// tbWriter sends the stack's log to the test or benchmark log.
-type tbWriter struct{ t testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // benchConfig is testConfig for benchmarks.
 func benchConfig(b *testing.B, env map[string]string) *config.Config {
 	b.Helper()
@@ -108,58 +99,6 @@ func benchConfig(b *testing.B, env map[string]string) *config.Config {
 		b.Fatal(err)
 	}
 	return cfg
-}
-
-// moduleCall is one call a rule action made into a module.
-type moduleCall struct {
-	Kind   string // workflow, email, sms, webhook
-	Key    string
-	Target string // definition id, template id or event type
-	To     []string
-	Data   map[string]any
-	Pri    string
-}
-
-// recordingModules stand in for the workflow engine and notification modules, which are built
-// in other issues and wired by the lead after merging: they record what rule actions ask them,
-// and answer like the real ones (the same idempotency key gives the same id).
-type recordingModules struct {
-	mu    sync.Mutex
-	calls []moduleCall
-	ids   map[string]string
-}
-
-func (m *recordingModules) record(c moduleCall) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ids == nil {
-		m.ids = map[string]string{}
-	}
-	if id, ok := m.ids[c.Key]; ok {
-		return id, nil
-	}
-	id := fmt.Sprintf("%s-%d", c.Kind, len(m.ids)+1)
-	m.ids[c.Key] = id
-	m.calls = append(m.calls, c)
-	return id, nil
-}
-
-func (m *recordingModules) Execute(_ context.Context, r rules.WorkflowRequest) (string, error) {
-	return m.record(moduleCall{Kind: "workflow", Key: r.IdempotencyKey, Target: r.DefinitionID, Data: r.Input, Pri: r.Priority})
-}
-
-func (m *recordingModules) SendEmail(_ context.Context, r rules.EmailRequest) (string, error) {
-	return m.record(moduleCall{Kind: "email", Key: r.IdempotencyKey, Target: r.TemplateID, To: r.To, Data: r.TemplateData})
-}
-
-func (m *recordingModules) SendSMS(_ context.Context, r rules.SMSRequest) (string, error) {
-	return m.record(moduleCall{Kind: "sms", Key: r.IdempotencyKey, Target: r.TemplateID, To: r.To, Data: r.TemplateData})
-}
-
-func (m *recordingModules) get() []moduleCall {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]moduleCall(nil), m.calls...)
 }
 
 // ruleExecution is the API's execution view, as far as the tests read it.
@@ -250,4 +189,67 @@ func eventEvaluation(t *testing.T, c *call, eventID string) map[string]any {
 		return detail["evaluation"] != nil
 	})
 	return detail
+}
+
+// actionResult decodes what an action's module answered (notification_id, execution_id, …).
+func actionResult(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("action result %s: %v", raw, err)
+	}
+	return m
+}
+
+// chainEvent is an event of a causation chain as GET /api/v1/events lists it.
+type chainEvent struct {
+	ID            string         `json:"id"`
+	Type          string         `json:"type"`
+	Subject       string         `json:"subject"`
+	Data          map[string]any `json:"data"`
+	CausationID   string         `json:"causation_id"`
+	CorrelationID string         `json:"correlation_id"`
+	Depth         int            `json:"depth"`
+	Evaluation    map[string]any `json:"evaluation"`
+}
+
+// eventChain lists the events of the causation chain that began with correlationID, newest
+// first.
+func eventChain(t *testing.T, c *call, correlationID string) []chainEvent {
+	t.Helper()
+	var page struct {
+		Items []chainEvent `json:"items"`
+	}
+	c.get("/api/v1/events?limit=200&correlation_id="+correlationID).Decode(t, &page)
+	return page.Items
+}
+
+// causedBy waits for the event of type typ and subject caused by event causeID (in the chain of
+// correlationID) and returns it.
+func causedBy(t *testing.T, c *call, correlationID, causeID, typ, subject string) chainEvent {
+	t.Helper()
+	var found chainEvent
+	eventually(t, 30*time.Second, typ+" caused by "+causeID, func() bool {
+		for _, e := range eventChain(t, c, correlationID) {
+			if e.Type == typ && e.Subject == subject && e.CausationID == causeID {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// messagesTo returns the messages the SMTP server accepted for addr.
+func messagesTo(mail *smtptest.Server, addr string) []smtptest.Message {
+	var out []smtptest.Message
+	for _, m := range mail.Messages() {
+		for _, to := range m.To {
+			if strings.EqualFold(to, addr) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }

@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pyairtable/automation-domain/app"
+	"github.com/pyairtable/automation-domain/internal/smtptest"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 )
@@ -39,19 +40,20 @@ const seedWelcomeRule = `{
   ]
 }`
 
-// TestAutomationRules drives the rules engine over HTTP on the embedded stack: the seed's rule,
-// validation, dry runs, priorities, stop_processing, loop prevention, limits, duplicates, rule
-// edits, every trigger type, history and the starter CLI. The workflow engine and notification
-// modules are recording stand-ins behind rules.Targets (they are wired for real after merging);
-// the webhook module is left out to show that its action type is refused.
+// TestAutomationRules drives the rules engine over HTTP on the embedded stack with the real
+// modules it calls: the seed's rule delivering its email to a real SMTP server, validation, dry
+// runs, priorities, stop_processing, loop prevention (within the rules engine, and across the
+// rule → workflow → workflow.completed hop), limits, duplicates, rule edits, workflow actions
+// running real definitions, every trigger type, history and the starter CLI. The webhook module
+// is not merged yet: its action type is refused.
 func TestAutomationRules(t *testing.T) {
-	modules := &recordingModules{}
+	mail := smtptest.Start(t)
 	var deps *app.Deps
-	s := startEmbeddedWired(t, testConfig(t, t.TempDir(), map[string]string{"RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000"}),
-		func(d *app.Deps) {
-			d.RuleTargets = rules.Targets{Workflows: modules, Notifications: modules}
-			deps = d
-		})
+	s := startEmbeddedWired(t, testConfig(t, t.TempDir(), map[string]string{
+		"RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000",
+		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false",
+		"SMTP_FROM": "Automation <noreply@example.com>",
+	}), func(d *app.Deps) { deps = d }) // deps publishes an inbound webhook's event below
 	c := s.client(t)
 
 	// --- The seed's rule, exactly as written, is accepted.
@@ -147,28 +149,52 @@ func TestAutomationRules(t *testing.T) {
 		!strings.Contains(inline["reason"].(string), "not available") {
 		t.Errorf("inline dry run: %v", inline)
 	}
-	if len(modules.get()) != 0 {
-		t.Fatalf("a dry run called a module: %+v", modules.get())
+	if n := c.get("/api/v1/notifications").JSON(t)["items"].([]any); len(n) != 0 || len(mail.Messages()) != 0 {
+		t.Fatalf("a dry run sent something: %d notifications, %d emails", len(n), len(mail.Messages()))
 	}
 
-	// --- Events: the seed rule runs for a verified user, not for an unverified one.
+	// --- Events: the seed rule emails the rendered welcome_email to a verified user (a real
+	// SMTP server receives it), and nothing to an unverified one.
 	verified := postEvent(t, c, map[string]any{"specversion": "1.0", "type": "user.created", "source": "signup",
-		"time": "2026-01-02T03:04:05Z", "data": map[string]any{"user": map[string]any{"email": "john@example.com", "email_verified": true}}})
+		"time": "2026-01-02T03:04:05Z", "data": map[string]any{"user": map[string]any{
+			"name": "John <Doe>", "email": "john@example.com", "email_verified": true}}})
 	x := executionFor(t, c, welcome, verified)
 	if x.Status != "succeeded" || !x.Matched || len(x.Actions) != 1 || x.Actions[0].Status != "succeeded" ||
 		x.Actions[0].IdempotencyKey != "automation:"+verified+":"+welcome+":0" {
-		t.Errorf("verified user's execution: %+v", x)
+		t.Fatalf("verified user's execution: %+v", x)
 	}
-	calls := modules.get()
-	if len(calls) != 1 || calls[0].Kind != "email" || calls[0].Target != "welcome_email" || calls[0].To[0] != "john@example.com" ||
-		calls[0].Key != x.Actions[0].IdempotencyKey || calls[0].Data["user"] == nil {
-		t.Errorf("notification module got %+v", calls)
+	welcomeID, _ := actionResult(t, x.Actions[0].Result)["notification_id"].(string)
+	sent := c.waitNotification(welcomeID, 30*time.Second, "sent", "failed")
+	if sent.Status != "sent" || sent.TemplateID != "welcome_email" || len(sent.Deliveries) != 1 ||
+		sent.Deliveries[0].Recipient != "john@example.com" || sent.Deliveries[0].AttemptCount != 1 {
+		t.Errorf("the rule's notification: %+v", sent)
+	}
+	johns := messagesTo(mail, "john@example.com")
+	if len(johns) != 1 {
+		t.Fatalf("john received %d emails", len(johns))
+	}
+	if m := johns[0]; m.Subject() != "Welcome, John <Doe>!" ||
+		!strings.Contains(m.Parts["text/plain"], "Hi John <Doe>,") || !strings.Contains(m.Parts["text/html"], "<p>Hi John &lt;Doe&gt;,</p>") ||
+		m.Header.Get("Message-Id") != "<"+sent.Deliveries[0].ProviderMessageID+">" {
+		t.Errorf("received: subject %q, parts %q", m.Subject(), m.Parts)
+	}
+	// The notification's own event continues the rule's chain: caused by the user.created event,
+	// one level deeper.
+	if ns := causedBy(t, c, verified, verified, "notification.sent", welcomeID); ns.Depth != 1 || ns.CorrelationID != verified ||
+		ns.Data["recipient"] != "john@example.com" {
+		t.Errorf("notification.sent of the rule's email: %+v", ns)
 	}
 	unverified := postEvent(t, c, map[string]any{"type": "user.created",
 		"data": map[string]any{"user": map[string]any{"email": "jane@example.com", "email_verified": false}}})
 	x = executionFor(t, c, welcome, unverified)
-	if x.Status != "not_matched" || x.Matched || !strings.Contains(x.Reason, "conditions[0]: user.email_verified equals true, actual false") {
+	if x.Status != "not_matched" || x.Matched || !strings.Contains(x.Reason, "conditions[0]: user.email_verified equals true, actual false") ||
+		len(x.Actions) != 0 {
 		t.Errorf("unverified user's execution: %+v", x)
+	}
+	// The decision is final and ran no action, so nothing can be on its way to jane.
+	if n := c.get("/api/v1/notifications?recipient=jane@example.com").JSON(t)["items"].([]any); len(n) != 0 ||
+		mail.RcptCount("jane@example.com") != 0 {
+		t.Errorf("the unverified user was notified: %v", n)
 	}
 	var detail ruleExecution
 	c.get("/api/v1/automation/executions/"+x.ID).Decode(t, &detail)
@@ -181,6 +207,17 @@ func TestAutomationRules(t *testing.T) {
 		t.Errorf("event detail: %v", ev)
 	}
 
+	// A notification the module refuses (its template lacks a variable) fails the action at once,
+	// and the history shows the module's message.
+	refusing := createRule(t, c, map[string]any{"name": "refused", "trigger": map[string]any{"type": "event", "event_type": "user.invited"},
+		"actions": []any{map[string]any{"type": "notification", "template": "welcome_email", "to": "{{ email }}",
+			"template_data": map[string]any{"app_name": "X"}}}})
+	x = executionFor(t, c, refusing, postEvent(t, c, map[string]any{"type": "user.invited", "data": map[string]any{"email": "inv@example.com"}}))
+	if x.Status != "failed" || len(x.Actions) != 1 || x.Actions[0].Status != "failed" || x.Actions[0].Attempts != 1 ||
+		!strings.Contains(x.Actions[0].Error, `undefined variable "user_name"`) || strings.Contains(x.Actions[0].Error, "retryable") {
+		t.Errorf("refused notification: %+v", x)
+	}
+
 	// --- The same event id twice is accepted once and runs once.
 	dupBody := map[string]any{"id": "signup-42", "type": "user.created",
 		"data": map[string]any{"user": map[string]any{"email": "dup@example.com", "email_verified": true}}}
@@ -189,15 +226,11 @@ func TestAutomationRules(t *testing.T) {
 	if first["duplicate"] != false || second["duplicate"] != true || second["id"] != "signup-42" {
 		t.Errorf("duplicate event: %v / %v", first, second)
 	}
-	executionFor(t, c, welcome, "signup-42")
-	emails := 0
-	for _, call := range modules.get() {
-		if call.Kind == "email" && call.To[0] == "dup@example.com" {
-			emails++
-		}
-	}
-	if emails != 1 {
-		t.Errorf("the duplicate event sent %d emails", emails)
+	dupX := executionFor(t, c, welcome, "signup-42")
+	c.waitNotification(actionResult(t, dupX.Actions[0].Result)["notification_id"].(string), 30*time.Second, "sent")
+	if n := c.get("/api/v1/notifications?recipient=dup@example.com").JSON(t)["items"].([]any); len(n) != 1 ||
+		mail.RcptCount("dup@example.com") != 1 {
+		t.Errorf("the duplicate event sent %d notifications, %d emails", len(n), mail.RcptCount("dup@example.com"))
 	}
 
 	// --- Two matching rules run in priority order; stop_processing stops the lower one.
@@ -254,11 +287,20 @@ func TestAutomationRules(t *testing.T) {
 			Evaluation map[string]any `json:"evaluation"`
 		} `json:"items"`
 	}
+	// The chain is closed once the depth-6 event has been recorded as skipped and every run of
+	// the rule has finished: a skipped event runs no rule, so nothing more can join the chain.
 	eventually(t, 60*time.Second, "the loop to reach the depth limit", func() bool {
 		c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
-		return len(chain.Items) == 7 && chain.Items[0].Evaluation != nil
+		if len(chain.Items) < 7 || chain.Items[0].Evaluation == nil {
+			return false
+		}
+		for _, x := range ruleExecutions(t, c, loop) {
+			if x.Status == "running" {
+				return false
+			}
+		}
+		return true
 	})
-	time.Sleep(2 * time.Second) // nothing more may happen
 	c.get("/api/v1/events?correlation_id="+root).Decode(t, &chain)
 	deepest := chain.Items[0]
 	if len(chain.Items) != 7 || deepest.Depth != 6 || deepest.Evaluation["status"] != "skipped" ||
@@ -269,27 +311,132 @@ func TestAutomationRules(t *testing.T) {
 		t.Errorf("the looping rule ran %d times, want 6 (depths 0-5)", len(xs))
 	}
 
-	// --- Cooldown, and a workflow action with an expression condition.
+	// --- Cooldown, and a workflow action (with an expression condition) that runs a real
+	// definition: its completion is visible through the API, and both its workflow.completed
+	// event and its notification step's notification.sent continue the order event's chain.
+	fulfil := createWorkflow(t, c, `{"name": "fulfil order", "trigger_type": "event", "steps": [
+		{"id": "total", "type": "data_transform", "config": {"mapping": {"order": "input.order_id", "doubled": "input.total * 2"}}},
+		{"id": "confirm", "type": "notification", "config": {"channel": "email", "to": "orders@example.com",
+		 "subject": "Order {{ steps.total.output.order }}", "body": "Twice the total: {{ steps.total.output.doubled }}"}}]}`)
 	cool := createRule(t, c, map[string]any{"name": "cool", "cooldown": "1h",
 		"trigger":    map[string]any{"type": "event", "event_type": "order.placed"},
 		"conditions": []any{map[string]any{"type": "expression", "expression": "order.total > 100"}},
-		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "fulfil-{{ order.region }}", "priority": "high",
+		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "{{ order.flow }}", "priority": "high",
 			"input_data": map[string]any{"order_id": "{{ order.id }}", "total": "{{ order.total }}"}}}})
-	o1 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "A", "total": 150, "region": "eu"}}})
-	o2 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "B", "total": 250, "region": "eu"}}})
-	o3 := postEvent(t, c, map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": "C", "total": 50, "region": "eu"}}})
+	order := func(id string, total int) map[string]any {
+		return map[string]any{"type": "order.placed", "data": map[string]any{"order": map[string]any{"id": id, "total": total, "flow": fulfil}}}
+	}
+	o1, o2, o3 := postEvent(t, c, order("A", 150)), postEvent(t, c, order("B", 250)), postEvent(t, c, order("C", 50))
 	x1, x2, x3 := executionFor(t, c, cool, o1), executionFor(t, c, cool, o2), executionFor(t, c, cool, o3)
 	if x1.Status != "succeeded" || x2.Status != "skipped" || !strings.HasPrefix(x2.Reason, "cooldown:") || x3.Status != "not_matched" {
-		t.Errorf("cooldown: %+v / %+v / %+v", x1, x2, x3)
+		t.Fatalf("cooldown: %+v / %+v / %+v", x1, x2, x3)
 	}
-	var wf *moduleCall
-	for _, call := range modules.get() {
-		if call.Kind == "workflow" {
-			wf = &call
+	runID, _ := actionResult(t, x1.Actions[0].Result)["execution_id"].(string)
+	run := waitFinished(t, c, runID, 60*time.Second)
+	if run.Status != "completed" || run.WorkflowID != fulfil || run.TriggeredBy != "rule" || run.Priority != "high" {
+		t.Errorf("the rule's workflow execution: %+v", run)
+	}
+	if out, _ := run.step(t, "total").Output.(map[string]any); out["order"] != "A" || out["doubled"] != 300.0 {
+		t.Errorf("the rule's input_data reached the definition as %v", out)
+	}
+	confirm, _ := run.step(t, "confirm").Output.(map[string]any)
+	confirmIDs, _ := confirm["ids"].([]any)
+	if confirm["status"] != "sent" || len(confirmIDs) != 1 {
+		t.Fatalf("confirm step output %v", confirm)
+	}
+	// The step waited for the notification's outcome: the SMTP server has the message already.
+	if got := messagesTo(mail, "orders@example.com"); len(got) != 1 || got[0].Subject() != "Order A" ||
+		!strings.Contains(got[0].Parts["text/plain"], "Twice the total: 300") {
+		t.Errorf("order emails: %+v", got)
+	}
+	if wc := causedBy(t, c, o1, o1, "workflow.completed", fulfil); wc.Depth != 1 || wc.Data["execution_id"] != runID {
+		t.Errorf("workflow.completed of the rule's execution: %+v", wc)
+	}
+	if ns := causedBy(t, c, o1, o1, "notification.sent", confirmIDs[0].(string)); ns.Depth != 1 {
+		t.Errorf("notification.sent of the rule's workflow: %+v", ns)
+	}
+	if runs := c.get("/api/v1/executions?workflow_id=" + fulfil).JSON(t)["items"].([]any); len(runs) != 1 {
+		t.Errorf("the cooldown let %d executions start", len(runs))
+	}
+
+	// A workflow action naming a definition that does not exist fails at once, saying which.
+	ghost := createRule(t, c, map[string]any{"name": "ghost", "trigger": map[string]any{"type": "event", "event_type": "order.cancelled"},
+		"actions": []any{map[string]any{"type": "workflow", "workflow_id": "no-such-definition"}}})
+	if x := executionFor(t, c, ghost, postEvent(t, c, map[string]any{"type": "order.cancelled"})); x.Status != "failed" ||
+		x.Actions[0].Attempts != 1 || !strings.Contains(x.Actions[0].Error, `workflow definition "no-such-definition" does not exist`) {
+		t.Errorf("workflow action on an unknown definition: %+v", x)
+	}
+
+	// --- Loop prevention across modules: a rule that runs a definition whenever that definition
+	// completes. Each execution's workflow.completed continues the chain of the event that
+	// started it, so the chain stops at the depth limit: the manual run (depth 0) and one run
+	// per evaluated depth 0-5, seven in all; the eighth workflow.completed (depth 6) is skipped.
+	pingPong := createWorkflow(t, c, `{"name": "ping-pong", "trigger_type": "manual", "steps": [
+		{"id": "note", "type": "data_transform", "config": {"mapping": {"depth": "input.depth"}}}]}`)
+	relay := createRule(t, c, map[string]any{"name": "relay", "trigger": map[string]any{"type": "event", "event_type": "workflow.completed"},
+		"conditions": []any{map[string]any{"type": "field_check", "field": "workflow_id", "operator": "equals", "value": pingPong}},
+		"actions":    []any{map[string]any{"type": "workflow", "workflow_id": pingPong, "input_data": map[string]any{"depth": "{{ event.depth }}"}}}})
+	firstPing := execute(t, c, pingPong, map[string]any{"input_data": map[string]any{"depth": -1}})
+	pingRoot := "wfexec-" + firstPing + "-completed" // the interpreter's id for the outcome event
+	var pings []chainEvent
+	eventually(t, 120*time.Second, "the workflow loop to reach the depth limit", func() bool {
+		pings = eventChain(t, c, pingRoot)
+		if len(pings) < 7 || pings[0].Evaluation == nil {
+			return false
+		}
+		relays := 0
+		for _, x := range ruleExecutions(t, c, relay) {
+			if x.Status == "running" {
+				return false
+			}
+			if x.Matched {
+				relays++
+			}
+		}
+		return relays >= 6
+	})
+	pings = eventChain(t, c, pingRoot)
+	if len(pings) != 7 || pings[0].Depth != 6 || pings[0].Evaluation["status"] != "skipped" ||
+		!strings.Contains(fmt.Sprint(pings[0].Evaluation["reason"]), "causation depth 6 exceeds the limit of 5") {
+		t.Errorf("workflow loop chain: %+v", pings)
+	}
+	for i, e := range pings {
+		if e.Type != "workflow.completed" || e.Depth != 6-i || e.Subject != pingPong ||
+			(i < len(pings)-1 && e.CausationID != pings[i+1].ID) {
+			t.Errorf("chain event %d: %+v", i, e)
 		}
 	}
-	if wf == nil || wf.Target != "fulfil-eu" || wf.Pri != "high" || wf.Data["order_id"] != "A" || wf.Data["total"] != json.Number("150") {
-		t.Errorf("workflow module got %+v", wf)
+	var pingRuns struct {
+		Items []struct {
+			ID          string `json:"id"`
+			Status      string `json:"status"`
+			TriggeredBy string `json:"triggered_by"`
+		} `json:"items"`
+	}
+	c.get("/api/v1/executions?limit=200&workflow_id="+pingPong).Decode(t, &pingRuns)
+	byRule := 0
+	for _, r := range pingRuns.Items {
+		if r.Status != "completed" {
+			t.Errorf("ping-pong execution %s is %s", r.ID, r.Status)
+		}
+		if r.TriggeredBy == "rule" {
+			byRule++
+		}
+	}
+	if len(pingRuns.Items) != 7 || byRule != 6 {
+		t.Errorf("the workflow loop ran %d executions (%d by the rule), want 7 (6)", len(pingRuns.Items), byRule)
+	}
+	relayed := 0
+	for _, x := range ruleExecutions(t, c, relay) {
+		if x.Matched {
+			relayed++
+			if x.Status != "succeeded" {
+				t.Errorf("relay execution %+v", x)
+			}
+		}
+	}
+	if relayed != 6 {
+		t.Errorf("the relay rule fired %d times, want 6 (depths 0-5)", relayed)
 	}
 
 	// --- A webhook trigger matches events recorded from its inbound webhook source.

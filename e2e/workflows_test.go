@@ -10,14 +10,21 @@ import (
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/pyairtable/automation-domain/internal/smtptest"
 )
 
 // TestWorkflowEngine drives the workflow engine over HTTP on the embedded stack: definitions
 // with validation and versions, the seed's Data Processing Workflow, a DAG, retries, conditions,
-// signals, cancel/terminate/retry, idempotency, schedules, search attributes and the CLI.
+// signals, cancel/terminate/retry, idempotency, schedules, search attributes and the CLI. The
+// seed workflow's notify step sends its email through the notification module to a real SMTP
+// server.
 func TestWorkflowEngine(t *testing.T) {
+	mail := smtptest.Start(t)
 	s := startEmbedded(t, testConfig(t, t.TempDir(), map[string]string{
 		"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1", "RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000",
+		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false",
+		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "3s",
 	}))
 	c := s.client(t)
 	rcv := newRecorder(t)
@@ -42,21 +49,23 @@ func TestWorkflowEngine(t *testing.T) {
 		t.Errorf("unknown workflow: %d", r.Status)
 	}
 
-	// The seed's Data Processing Workflow, with real configs; its notify step posts to a
-	// receiver (the notification step type needs the notifications module).
+	// The seed's Data Processing Workflow, with real configs; its notify step emails the result
+	// through the notification module (subject and body rendered from the input and the
+	// validate step's output) and waits for the outcome.
 	seed := `{"name": "Data Processing Workflow", "description": "Process uploaded data files", "trigger_type": "manual",
 		"steps": [
 			{"id": "validate", "type": "data_transform", "config": {
 				"assert": [{"that": "len(input.records) > 0", "message": "the file has no records"}],
 				"jq": "{rows: (.input.records | length), total: ([.input.records[].amount] | add), file: .input.file}"}},
-			{"id": "notify", "type": "http_request", "config": {"method": "POST", "url": "` + rcv.URL + `/processed",
-				"headers": {"X-Rows": "{{ steps.validate.output.rows }}"},
-				"body": {"text": "{{ input.file }}: {{ steps.validate.output.rows }} rows, total {{ steps.validate.output.total }}"}}}
+			{"id": "notify", "type": "notification", "config": {"channel": "email", "to": "{{ input.notify }}",
+				"subject": "{{ input.file }} processed: {{ steps.validate.output.rows }} rows",
+				"body": "{{ input.file }}: {{ steps.validate.output.rows }} rows, total {{ steps.validate.output.total }}"}}
 		]}`
 	wfID := createWorkflow(t, c, seed)
 	r := c.post("/api/v1/workflows/"+wfID+"/execute", map[string]any{
-		"input_data": map[string]any{"file": "q3.csv", "records": []any{map[string]any{"amount": 10}, map[string]any{"amount": 32}}},
-		"priority":   "high",
+		"input_data": map[string]any{"file": "q3.csv", "notify": "ops@example.com",
+			"records": []any{map[string]any{"amount": 10}, map[string]any{"amount": 32}}},
+		"priority": "high",
 	})
 	if r.Status != 202 {
 		t.Fatalf("execute: %d %s", r.Status, r.Body)
@@ -72,11 +81,62 @@ func TestWorkflowEngine(t *testing.T) {
 	if v := e.step(t, "validate"); v.Status != "completed" || v.Attempts != 1 || v.Output.(map[string]any)["total"] != 42.0 {
 		t.Errorf("validate %+v", v)
 	}
-	if body := rcv.body("/processed", 0); body != `{"text":"q3.csv: 2 rows, total 42"}` {
-		t.Errorf("notify sent %s", body)
+	n := e.step(t, "notify")
+	notified, _ := n.Output.(map[string]any)
+	ids, _ := notified["ids"].([]any)
+	if n.Status != "completed" || n.Attempts != 1 || n.StartedAt == nil || n.FinishedAt == nil || notified["status"] != "sent" || len(ids) != 1 {
+		t.Fatalf("notify %+v", n)
 	}
-	if n := e.step(t, "notify"); n.Status != "completed" || n.StartedAt == nil || n.FinishedAt == nil {
-		t.Errorf("notify %+v", n)
+	// The step waited for the outcome: the message is at the SMTP server, and the notification
+	// records where it came from.
+	note := c.notification(ids[0].(string))
+	if note.Status != "sent" || len(note.Deliveries) != 1 || note.Deliveries[0].Recipient != "ops@example.com" {
+		t.Errorf("the step's notification %+v", note)
+	}
+	var meta struct {
+		Metadata map[string]any `json:"metadata"`
+	}
+	c.get("/api/v1/notifications/"+note.ID).Decode(t, &meta)
+	if meta.Metadata["workflow_execution_id"] != e.ID || meta.Metadata["workflow_step_id"] != "notify" {
+		t.Errorf("notification metadata %v", meta.Metadata)
+	}
+	if got := messagesTo(mail, "ops@example.com"); len(got) != 1 || got[0].Subject() != "q3.csv processed: 2 rows" ||
+		strings.TrimSpace(got[0].Parts["text/plain"]) != "q3.csv: 2 rows, total 42" ||
+		got[0].Header.Get("Message-Id") != "<"+note.Deliveries[0].ProviderMessageID+">" {
+		t.Errorf("ops@example.com received %+v", got)
+	}
+
+	// A notification the module still holds when the step's attempt runs out of time (an SMTP
+	// 451, then a 3 s backoff, against a 2 s step timeout) completes the step with its current
+	// status, and the module sends it later; one that fails for good fails the step with the
+	// server's answer.
+	mail.SetResponder(func(rcpt string, n int) error {
+		switch {
+		case strings.HasPrefix(rcpt, "slow@") && n == 1:
+			return smtptest.Temporary()
+		case strings.HasPrefix(rcpt, "nobody@"):
+			return smtptest.Permanent()
+		}
+		return nil
+	})
+	mailer := createWorkflow(t, c, `{"name": "mailer", "trigger_type": "manual", "steps": [
+		{"id": "mail", "type": "notification", "timeout": "2s",
+		 "config": {"channel": "email", "to": "{{ input.to }}", "subject": "hello", "body": "hello {{ input.to }}"}}]}`)
+	slow := waitFinished(t, c, execute(t, c, mailer, map[string]any{"input_data": map[string]any{"to": "slow@example.com"}}), 30*time.Second)
+	slowOut, _ := slow.step(t, "mail").Output.(map[string]any)
+	slowIDs, _ := slowOut["ids"].([]any)
+	if slow.Status != "completed" || slow.step(t, "mail").Attempts != 1 || len(slowIDs) != 1 ||
+		(slowOut["status"] != "queued" && slowOut["status"] != "sending") {
+		t.Fatalf("a notification still retrying when the step's time ran out: %+v", slow)
+	}
+	if later := c.waitNotification(slowIDs[0].(string), 30*time.Second, "sent", "failed"); later.Status != "sent" ||
+		later.Deliveries[0].AttemptCount != 2 || len(messagesTo(mail, "slow@example.com")) != 1 {
+		t.Errorf("the held notification: %+v", later)
+	}
+	bounced := waitFinished(t, c, execute(t, c, mailer, map[string]any{"input_data": map[string]any{"to": "nobody@example.com"}}), 30*time.Second)
+	if st := bounced.step(t, "mail"); bounced.Status != "failed" || st.Status != "failed" || st.Attempts != 1 ||
+		!contains(st.Error, "failed for every recipient (nobody@example.com: ", "550") {
+		t.Errorf("a bounced notification: %s %q; step %+v", bounced.Status, bounced.Error, st)
 	}
 
 	// Operators find runs by definition in Temporal (custom search attribute upserted by the
@@ -248,9 +308,15 @@ func TestWorkflowEngine(t *testing.T) {
 	if r := c.post("/api/v1/workflows/"+sched+"/pause", nil); r.Status != 200 || r.JSON(t)["paused"] != true {
 		t.Fatalf("pause: %d %s", r.Status, r.Body)
 	}
-	time.Sleep(1500 * time.Millisecond) // a run already due may still start
+	// A run the schedule started before the pause may still be on its way to the receiver: wait
+	// until the schedule has none running (however slow the machine), then nothing may arrive.
+	schedule := s.Temporal.ScheduleClient().GetHandle(context.Background(), "workflow-schedule-"+sched)
+	eventually(t, 30*time.Second, "the scheduled runs started before the pause to finish", func() bool {
+		desc, err := schedule.Describe(context.Background())
+		return err == nil && desc.Schedule.State.Paused && len(desc.Info.RunningWorkflows) == 0
+	})
 	paused := rcv.count("/tick")
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // an absence: three intervals of the schedule without a run
 	if n := rcv.count("/tick"); n != paused {
 		t.Errorf("the paused schedule ran %d more times", n-paused)
 	}

@@ -50,12 +50,26 @@ func (s *Store) SchemaVersion(ctx context.Context) (current, latest int64, err e
 }
 
 func (s *Store) migrationProvider() (*goose.Provider, error) {
+	files, err := fs.Sub(schema.FS, string(s.dialect))
+	if err != nil {
+		return nil, err
+	}
+	return s.provider(files)
+}
+
+// provider is a goose provider over the migration files in files.
+func (s *Store) provider(files fs.FS) (*goose.Provider, error) {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return nil, err
 	}
 	dialect := goose.DialectSQLite3
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	// Migration numbers are reserved per domain (00004 webhooks, 00005 rules, …) and the
+	// domains are merged in whatever order they are finished: a database that already has
+	// 00005 and 00006 must still take 00004 when it arrives, instead of refusing to start
+	// ("missing migrations"). The domains' migrations touch their own tables, so applying a
+	// lower number later is safe.
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true)}
 	if s.dialect == Postgres {
 		dialect = goose.DialectPostgres
 		locker, err := lock.NewPostgresSessionLocker()
@@ -63,10 +77,6 @@ func (s *Store) migrationProvider() (*goose.Provider, error) {
 			return nil, err
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	files, err := fs.Sub(schema.FS, string(s.dialect))
-	if err != nil {
-		return nil, err
 	}
 	p, err := goose.NewProvider(dialect, sqlDB, files, opts...)
 	if err != nil {

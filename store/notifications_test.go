@@ -25,9 +25,10 @@ func TestSeededTemplatesAndVersions(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		tpl, v, err := s.GetNotificationTemplate(ctx, "welcome_email", 0)
-		if err != nil || tpl.Channel != "email" || v.Version != 1 || v.Subject == "" || v.HTMLBody == "" {
+		if err != nil || tpl.Channel != "email" || v.Version != 2 || v.Subject == "" || v.HTMLBody == "" {
 			t.Fatalf("seeded welcome_email: %+v %+v %v", tpl, v, err)
 		}
+		checkWelcomeEmail(t, s, v)
 		if _, _, err := s.GetNotificationTemplate(ctx, "verification_sms", 0); err != nil {
 			t.Fatalf("seeded verification_sms: %v", err)
 		}

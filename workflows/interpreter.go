@@ -46,12 +46,10 @@ type RunInput struct {
 	Cause *EventCause `json:"cause,omitempty"`
 }
 
-// EventCause is the part of an event a caused event needs (see events.Caused).
-type EventCause struct {
-	EventID       string `json:"event_id"`
-	CorrelationID string `json:"correlation_id"`
-	Depth         int    `json:"depth"`
-}
+// EventCause is the part of an event a caused event needs (see events.Caused). It is
+// activities.EventCause, so that activity steps can hand it on (a notification step's
+// notification.* events continue the chain too).
+type EventCause = activities.EventCause
 
 // RunResult is an execution's outcome: every step's output by step id.
 type RunResult struct {
@@ -346,7 +344,9 @@ func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 		MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts),
 	}
 	r.mark(ctx, s.ID, store.StepRunning)
-	in := activities.StepInput{Meta: r.meta, Step: s}
+	// The cause travels with the step (omitted when there is none, so the input of runs without
+	// one is unchanged): a notification step's events continue the execution's causation chain.
+	in := activities.StepInput{Meta: r.meta, Step: s, Cause: r.cause}
 	var res activities.StepResult
 	var err error
 	if r.localFastPath && s.Type == definition.TypeDataTransform {

@@ -457,10 +457,63 @@ func TestNotificationStepUsesTheNotifier(t *testing.T) {
 	}
 }
 
-type recordingNotifier struct{ got []activities.StepNotification }
+// An execution started while handling an event (a rule's workflow action) hands that event on
+// to its notification steps, so their notification.* events continue the chain just as the
+// execution's own workflow.* event does.
+func TestNotificationStepCarriesTheExecutionsCause(t *testing.T) {
+	f := newFixture(t)
+	n := &recordingNotifier{}
+	f.acts.Notifier = n
+	e := f.newExecution(f.define(`{"name": "w", "trigger_type": "manual", "steps": [
+		{"id": "notify", "type": "notification", "config": {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b"}}]}`), nil)
+	env := f.env()
+	cause := workflows.EventCause{EventID: "evt-2", CorrelationID: "evt-1", Depth: 1}
+	env.ExecuteWorkflow(workflows.Interpreter, workflows.RunInput{ExecutionID: e.ID, DefinitionID: e.WorkflowID,
+		Version: 1, Priority: "normal", Cause: &cause})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.got) != 1 || n.got[0].Cause == nil || *n.got[0].Cause != cause {
+		t.Errorf("notifier got %+v", n.got)
+	}
+	var completed []store.Event
+	if err := f.store.DB().Where("type = ?", "workflow.completed").Find(&completed).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(completed) != 1 || completed[0].CausationID != "evt-2" || completed[0].CorrelationID != "evt-1" || completed[0].Depth != 2 {
+		t.Errorf("workflow.completed %+v", completed)
+	}
+}
+
+// A notification the module refuses or fails for good fails the step at once, whatever the
+// step's retry policy: the module's non-retryable error keeps its kind through the step.
+func TestNotificationStepFailureIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	n := &recordingNotifier{err: temporal.NewNonRetryableApplicationError("notification n-1 failed for every recipient", "NotificationFailed", nil)}
+	f.acts.Notifier = n
+	env, e := f.run(`{"name": "w", "trigger_type": "manual", "steps": [
+		{"id": "notify", "type": "notification", "retry": {"max_attempts": 5, "initial_interval": "1s"},
+		 "config": {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b"}}]}`, nil, nil)
+	if env.GetWorkflowError() == nil {
+		t.Fatal("the execution succeeded")
+	}
+	st := f.steps(e.ID)["notify"]
+	if len(n.got) != 1 || st.Status != store.StepFailed || st.Attempts != 1 ||
+		st.Error != "notification: notification n-1 failed for every recipient" {
+		t.Errorf("%d calls; step %+v", len(n.got), st)
+	}
+}
+
+type recordingNotifier struct {
+	got []activities.StepNotification
+	err error
+}
 
 func (r *recordingNotifier) SendStepNotification(_ context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
 	r.got = append(r.got, req)
+	if r.err != nil {
+		return activities.StepNotificationResult{}, r.err
+	}
 	return activities.StepNotificationResult{IDs: []string{"n-1"}, Status: "queued"}, nil
 }
 
