@@ -168,7 +168,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 			IdempotencyKey: in.Meta.ExecutionID + "/" + s.ID, ExecutionID: in.Meta.ExecutionID, StepID: s.ID,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("webhook: %w", err)
+			return nil, moduleError("webhook", err)
 		}
 		return res, nil
 	}

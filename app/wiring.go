@@ -171,7 +171,10 @@ func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepW
 		IdempotencyKey: "workflow:" + req.IdempotencyKey, Source: "workflow",
 	})
 	if err != nil {
-		return activities.StepWebhookResult{}, webhookPermanent(err)
+		if webhookRefused(err) {
+			return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", err)
+		}
+		return activities.StepWebhookResult{}, err
 	}
 	res := activities.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
 	for _, d := range m.Deliveries {
@@ -184,18 +187,15 @@ func (w webhookSender) Deliver(ctx context.Context, eventType string, payload js
 	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
 		EventType: eventType, Payload: payload, IdempotencyKey: key, Source: "rule",
 	})
-	if err != nil {
-		return "", webhookPermanent(err)
+	if err != nil && webhookRefused(err) {
+		return "", rules.Permanent(err)
 	}
-	return m.ID, nil
+	return m.ID, err
 }
 
-// webhookPermanent marks the webhook module's refusals (invalid request, payload too large,
-// unknown endpoint) as permanent for both callers.
-func webhookPermanent(err error) error {
+// webhookRefused reports whether the webhook module refused a request for a reason a retry
+// cannot fix: an invalid request, a payload over the limit, an unknown endpoint.
+func webhookRefused(err error) bool {
 	var problems validation.Problems
-	if errors.As(err, &problems) || errors.Is(err, webhooks.ErrPayloadTooLarge) || errors.Is(err, store.ErrNotFound) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", rules.Permanent(err))
-	}
-	return err
+	return errors.As(err, &problems) || errors.Is(err, webhooks.ErrPayloadTooLarge) || errors.Is(err, store.ErrNotFound)
 }
