@@ -57,6 +57,19 @@ func Run(ctx context.Context, o Options) error {
 		"api", o.API, "worker", o.Worker)
 	log.Info("mode", "temporal", describeTemporal(cfg), "database", describeDatabase(cfg),
 		"rate_limit", modes["rate_limit"])
+	if o.API && o.Listener == nil {
+		// Where it will answer, before the (slower) start-up steps; "ready" repeats it at the end.
+		urls := []any{"api", cfg.PublicURL + "/api/v1"}
+		if !cfg.Production() {
+			urls = append(urls, "docs", cfg.PublicURL+"/docs")
+		}
+		if ui := cfg.TemporalUIURL; ui != "" {
+			urls = append(urls, "temporal_ui", ui)
+		} else if cfg.EmbeddedTemporal() && cfg.TemporalUIPort != 0 {
+			urls = append(urls, "temporal_ui", fmt.Sprintf("http://localhost:%d", cfg.TemporalUIPort))
+		}
+		log.Info("urls", urls...)
+	}
 	if len(cfg.GeneratedSecrets) > 0 {
 		log.Warn("generated development secrets; they are kept in "+cfg.DevSecretsPath()+
 			" and not shown again", secretAttrs(cfg)...)
