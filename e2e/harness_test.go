@@ -81,6 +81,15 @@ func testConfig(t testing.TB, dataDir string, env map[string]string) *config.Con
 // an embedded Temporal server), with the API on a free port. The stack stops when the test ends.
 func startEmbedded(t testing.TB, cfg *config.Config) *stack {
 	t.Helper()
+	return startEmbeddedWired(t, cfg, nil)
+}
+
+// startEmbeddedWired is startEmbedded with app.Options.Wire: wire sees the opened dependencies
+// (the real modules, wired by the app) before the API and the worker are built. The rules test
+// keeps Deps to publish an event the way the webhook module will (an inbound webhook's source
+// cannot be forged over the API); it substitutes nothing.
+func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) *stack {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +102,7 @@ func startEmbedded(t testing.TB, cfg *config.Config) *stack {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Options{
-			Config: cfg, Logger: log, Version: "e2e", API: true, Worker: true, Listener: l, Ready: ready,
+			Config: cfg, Logger: log, Version: "e2e", API: true, Worker: true, Listener: l, Ready: ready, Wire: wire,
 			StartTemporal: func(c *config.Config, l *slog.Logger) (app.Embedded, error) {
 				return devserver.FromConfig(c, l)
 			},

@@ -24,9 +24,9 @@ import (
 //   - paced_p50_ms / paced_p99_ms: the same at a steady 20 events/s.
 func BenchmarkRulesEngine(b *testing.B) {
 	const rules, burst, paced = 10, 1000, 200
-	s := startEmbeddedWired(b, benchConfig(b, map[string]string{
-		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
-	}), nil)
+	s := startEmbedded(b, testConfig(b, b.TempDir(), map[string]string{
+		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000", "LOG_LEVEL": "warn",
+	}))
 	post := func(path string, body any) (int, []byte) {
 		js, _ := json.Marshal(body)
 		req, _ := http.NewRequest("POST", s.URL+path, bytes.NewReader(js))

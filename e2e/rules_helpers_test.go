@@ -1,105 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
-	"github.com/pyairtable/automation-domain/app"
-	"github.com/pyairtable/automation-domain/config"
-	"github.com/pyairtable/automation-domain/devserver"
 	"github.com/pyairtable/automation-domain/internal/smtptest"
-	"github.com/pyairtable/automation-domain/internal/testenv"
-	"github.com/pyairtable/automation-domain/logging"
 )
-
-// startEmbeddedWired is startEmbedded with app.Options.Wire: wire sees the opened dependencies
-// (the real modules, wired by the app) before the API and the worker are built. The rules test
-// keeps Deps to publish an event the way the webhook module will (an inbound webhook's source
-// cannot be forged over the API); it substitutes nothing.
-func startEmbeddedWired(t testing.TB, cfg *config.Config, wire func(*app.Deps)) *stack {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.PublicURL = "http://" + l.Addr().String()
-	logs := &logBuffer{}
-	log := logging.New(io.MultiWriter(logs, testWriter{t}), false, cfg.LogLevel)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			Config: cfg, Logger: log, Version: "e2e", API: true, Worker: true, Listener: l, Ready: ready, Wire: wire,
-			StartTemporal: func(c *config.Config, l *slog.Logger) (app.Embedded, error) {
-				return devserver.FromConfig(c, l)
-			},
-		})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("stack did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("stack did not start within 60 s")
-	}
-	tc, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-		Logger: quietLogger()})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	var once sync.Once
-	var stopErr error
-	s := &stack{URL: cfg.PublicURL, APIKey: cfg.InternalAPIKey, Config: cfg, Temporal: tc, Logs: logs}
-	s.stop = func() error {
-		once.Do(func() {
-			tc.Close()
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(60 * time.Second):
-				stopErr = fmt.Errorf("stack did not stop within 60 s")
-			}
-		})
-		return stopErr
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return s
-}
-
-// benchConfig is testConfig for benchmarks.
-func benchConfig(b *testing.B, env map[string]string) *config.Config {
-	b.Helper()
-	base := map[string]string{
-		"ENV": "test", "DATA_DIR": b.TempDir(), "LOG_LEVEL": "warn",
-		"TEMPORAL_PORT": fmt.Sprint(testenv.FreePort(b)), "TEMPORAL_UI_PORT": "0",
-	}
-	for k, v := range env {
-		base[k] = v
-	}
-	cfg, err := config.LoadFrom(base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg
-}
 
 // ruleExecution is the API's execution view, as far as the tests read it.
 type ruleExecution struct {

@@ -140,3 +140,43 @@ func (c *apiClient) table() *tabwriter.Writer {
 }
 
 var errUnhealthy = errors.New("the service reports a dependency down")
+
+// showJSON prints the resource at path as indented JSON (the show commands).
+func (c *apiClient) showJSON(path string) error {
+	raw, _, err := c.call("GET", path, nil, nil)
+	if err != nil {
+		return err
+	}
+	c.output = "json"
+	c.printJSON(raw)
+	return nil
+}
+
+// listPages fetches path (whose query ends without a cursor) page by page: one page, or every
+// page when all is set, following next_cursor.
+func listPages[T any](c *apiClient, path string, all bool) ([]T, error) {
+	var items []T
+	cursor := ""
+	for {
+		var page struct {
+			Items      []T    `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		p := path
+		if cursor != "" {
+			sep := "?"
+			if strings.Contains(p, "?") {
+				sep = "&"
+			}
+			p += sep + "cursor=" + url.QueryEscape(cursor)
+		}
+		if _, _, err := c.call("GET", p, nil, &page); err != nil {
+			return nil, err
+		}
+		items = append(items, page.Items...)
+		if !all || page.NextCursor == "" {
+			return items, nil
+		}
+		cursor = page.NextCursor
+	}
+}

@@ -42,23 +42,10 @@ func rulesListCmd(c *apiClient) *cobra.Command {
 		Short: "List automation rules, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var items []ruleRow
-			cursor := ""
-			for {
-				var page struct {
-					Items      []ruleRow `json:"items"`
-					NextCursor string    `json:"next_cursor"`
-				}
-				path := "/api/v1/automation/rules" + query("enabled", enabled, "trigger_type", trigger,
-					"limit", strconv.Itoa(limit), "cursor", cursor)
-				if _, _, err := c.call("GET", path, nil, &page); err != nil {
-					return err
-				}
-				items = append(items, page.Items...)
-				if !all || page.NextCursor == "" {
-					break
-				}
-				cursor = page.NextCursor
+			items, err := listPages[ruleRow](c, "/api/v1/automation/rules"+query("enabled", enabled,
+				"trigger_type", trigger, "limit", strconv.Itoa(limit)), all)
+			if err != nil {
+				return err
 			}
 			if c.output == "json" {
 				raw, _ := json.Marshal(items)

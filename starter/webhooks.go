@@ -125,13 +125,7 @@ func webhookEndpointShowCmd(c *apiClient) *cobra.Command {
 		Short: "Show an endpoint as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, _, err := c.call("GET", "/api/v1/webhooks/endpoints/"+args[0], nil, nil)
-			if err != nil {
-				return err
-			}
-			c.output = "json"
-			c.printJSON(raw)
-			return nil
+			return c.showJSON("/api/v1/webhooks/endpoints/" + args[0])
 		},
 	}
 }
@@ -343,13 +337,7 @@ func webhookDeliveryShowCmd(c *apiClient) *cobra.Command {
 		Short: "Show a delivery with its payload and every attempt, as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, _, err := c.call("GET", "/api/v1/webhooks/deliveries/"+args[0], nil, nil)
-			if err != nil {
-				return err
-			}
-			c.output = "json"
-			c.printJSON(raw)
-			return nil
+			return c.showJSON("/api/v1/webhooks/deliveries/" + args[0])
 		},
 	}
 }

@@ -38,23 +38,10 @@ func workflowsListCmd(c *apiClient) *cobra.Command {
 		Short: "List workflow definitions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var items []workflowSummary
-			cursor := ""
-			for {
-				var page struct {
-					Items      []workflowSummary `json:"items"`
-					NextCursor string            `json:"next_cursor"`
-				}
-				path := "/api/v1/workflows" + query("name", name, "trigger_type", trigger,
-					"enabled", enabled, "limit", strconv.Itoa(limit), "cursor", cursor)
-				if _, _, err := c.call("GET", path, nil, &page); err != nil {
-					return err
-				}
-				items = append(items, page.Items...)
-				if !all || page.NextCursor == "" {
-					break
-				}
-				cursor = page.NextCursor
+			items, err := listPages[workflowSummary](c, "/api/v1/workflows"+query("name", name,
+				"trigger_type", trigger, "enabled", enabled, "limit", strconv.Itoa(limit)), all)
+			if err != nil {
+				return err
 			}
 			if c.output == "json" {
 				raw, _ := json.Marshal(items)
@@ -136,13 +123,7 @@ func workflowsShowCmd(c *apiClient) *cobra.Command {
 		Short: "Show a workflow definition (JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, _, err := c.call("GET", "/api/v1/workflows/"+args[0], nil, nil)
-			if err != nil {
-				return err
-			}
-			c.output = "json"
-			c.printJSON(raw)
-			return nil
+			return c.showJSON("/api/v1/workflows/" + args[0])
 		},
 	}
 }
