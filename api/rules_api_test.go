@@ -1,6 +1,7 @@
 package api
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -27,10 +28,11 @@ func TestRuleValidationAndUnavailableModules(t *testing.T) {
 		return s.do(t, "POST", path, strings.NewReader(body), "X-API-Key", testKey, "Content-Type", "application/json")
 	}
 	// No module is wired in this server: the seed rule's notification action is not available.
-	p := problemFields(t, post("/api/v1/automation/rules", `{"name": "Welcome Email Automation",
-		"trigger": {"type": "event", "event_type": "user.created"},
-		"conditions": [{"type": "field_check", "field": "user.email_verified", "operator": "equals", "value": true}],
-		"actions": [{"type": "notification", "notification_type": "email", "template": "welcome_email", "to": "{{user.email}}"}]}`))
+	seed, err := os.ReadFile("../rules/testdata/seed_welcome_rule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := problemFields(t, post("/api/v1/automation/rules", string(seed)))
 	if len(p) != 1 || !strings.Contains(p["actions[0].type"], "not available") {
 		t.Errorf("seed rule without a notifier: %v", p)
 	}

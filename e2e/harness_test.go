@@ -357,3 +357,13 @@ func (s *stack) starter(t *testing.T, args ...string) (string, int) {
 	}
 	return string(out), code
 }
+
+// readFile returns a fixture file's text.
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -15,31 +15,6 @@ import (
 	"github.com/pyairtable/automation-domain/store"
 )
 
-// seedWelcomeRule is the seed's "Welcome Email Automation" body, exactly as written there.
-const seedWelcomeRule = `{
-  "name": "Welcome Email Automation",
-  "trigger": {
-    "type": "event",
-    "event_type": "user.created"
-  },
-  "conditions": [
-    {
-      "type": "field_check",
-      "field": "user.email_verified",
-      "operator": "equals",
-      "value": true
-    }
-  ],
-  "actions": [
-    {
-      "type": "notification",
-      "notification_type": "email",
-      "template": "welcome_email",
-      "to": "{{user.email}}"
-    }
-  ]
-}`
-
 // TestAutomationRules drives the rules engine over HTTP on the embedded stack with the real
 // modules it calls: the seed's rule delivering its email to a real SMTP server, validation, dry
 // runs, priorities, stop_processing, loop prevention (within the rules engine, and across the
@@ -57,7 +32,7 @@ func TestAutomationRules(t *testing.T) {
 	c := s.client(t)
 
 	// --- The seed's rule, exactly as written, is accepted.
-	welcome := createRule(t, c, seedWelcomeRule)
+	welcome := createRule(t, c, readFile(t, "../rules/testdata/seed_welcome_rule.json"))
 	got := c.get("/api/v1/automation/rules/" + welcome).JSON(t)
 	if got["name"] != "Welcome Email Automation" || got["enabled"] != true || got["version"] != float64(1) ||
 		got["trigger"].(map[string]any)["event_type"] != "user.created" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,31 +13,6 @@ import (
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
 )
-
-// seedRule is the seed's "Welcome Email Automation" body, exactly as written there.
-const seedRule = `{
-  "name": "Welcome Email Automation",
-  "trigger": {
-    "type": "event",
-    "event_type": "user.created"
-  },
-  "conditions": [
-    {
-      "type": "field_check",
-      "field": "user.email_verified",
-      "operator": "equals",
-      "value": true
-    }
-  ],
-  "actions": [
-    {
-      "type": "notification",
-      "notification_type": "email",
-      "template": "welcome_email",
-      "to": "{{user.email}}"
-    }
-  ]
-}`
 
 type nopNotifier struct{}
 
@@ -69,7 +45,7 @@ func scope(t *testing.T, e store.Event) Scope {
 
 func TestSeedRuleIsAcceptedAndRendered(t *testing.T) {
 	eng := templating.New(0)
-	def := parse(t, seedRule)
+	def := parse(t, seedRule(t))
 	r, problems := Compile("r1", 1, def, CompileOptions{Templates: eng, Targets: Targets{Notifications: nopNotifier{}}, CheckTargets: true})
 	if len(problems) > 0 {
 		t.Fatalf("the seed rule is refused: %v", problems)
@@ -353,4 +329,15 @@ func TestDurationsAndPermanence(t *testing.T) {
 		!IsPermanent(validation.Problems{{Field: "to"}}) {
 		t.Error("IsPermanent")
 	}
+}
+
+// seedRule is the seed's "Welcome Email Automation" body, exactly as written there (the fixture
+// the api and e2e tests read too).
+func seedRule(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/seed_welcome_rule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
