@@ -116,7 +116,7 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Workflows == nil {
 		o.Workflows = engine.New(engine.Options{Store: o.Store, Temporal: o.Temporal,
-			Templates: templating.New(0), Log: o.Logger})
+			Templates: templating.New(0), Egress: o.Config.EgressPolicy(), Log: o.Logger})
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,

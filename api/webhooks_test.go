@@ -50,6 +50,16 @@ func TestWebhookEndpointSSRFTable(t *testing.T) {
 		"http://[fe80::1]/hook":                    "link-local",
 		"http://0.0.0.0/hook":                      "unspecified",
 		"file:///etc/passwd":                       "only http and https",
+		// IPv6 that carries a non-public IPv4 address, and IPv4 in spellings Go reads as names
+		"http://[::127.0.0.1]/hook":                      "IPv4-compatible address embedding 127.0.0.1",
+		"http://[::ffff:0:a9fe:a9fe]/hook":               "IPv4-translated address embedding 169.254.169.254",
+		"http://[64:ff9b::7f00:1]/hook":                  "NAT64 address embedding 127.0.0.1",
+		"http://[2002:a9fe:a9fe::1]/hook":                "6to4 address embedding 169.254.169.254",
+		"http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/": "Teredo address embedding 127.0.0.1",
+		"http://2130706433/hook":                         "unusual spelling of the IPv4 address 127.0.0.1 (loopback",
+		"http://0177.0.0.1/hook":                         "unusual spelling of the IPv4 address 127.0.0.1 (loopback",
+		"http://0x7f.0.0.1/hook":                         "unusual spelling of the IPv4 address 127.0.0.1 (loopback",
+		"http://0xa9fea9fe/latest/meta-data/":            "unusual spelling of the IPv4 address 169.254.169.254 (link-local",
 	}
 	ts := newTestServer(t, nil)
 	withWebhooks(t, ts, nil, false)
@@ -67,6 +77,10 @@ func TestWebhookEndpointSSRFTable(t *testing.T) {
 	for u, want := range map[string]int{
 		"http://127.0.0.1:8080/hook": 201, "http://rebind.example.test:8080/hook": 201,
 		"http://10.0.0.1/hook": 422, "http://169.254.169.254/": 422, "http://[::1]/hook": 422,
+		"http://[::ffff:127.0.0.1]:8080/hook": 201, // IPv4-mapped: the allowed address itself
+		"http://[::127.0.0.1]:8080/hook":      422, // IPv4-compatible: deprecated, whatever it carries
+		"http://2130706433:8080/hook":         422, // the allowed address, in a spelling never accepted
+		"http://127.1:8080/hook":              422,
 	} {
 		r := sendJSON(t, allowed, "POST", "/api/v1/webhooks/endpoints", map[string]any{"name": "x", "url": u})
 		if r.StatusCode != want {

@@ -162,7 +162,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		return nil, err
 	}
 	d.Workflows = engine.New(engine.Options{
-		Store: st, Temporal: d.Temporal, Templates: d.Templates, Log: log,
+		Store: st, Temporal: d.Temporal, Templates: d.Templates, Egress: d.Egress, Log: log,
 		// Read at call time: the notification and webhook modules are wired after Open.
 		Unavailable: func(stepType string) string {
 			return activities.Unavailable(stepType, d.StepNotifier, d.StepWebhooks)

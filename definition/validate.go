@@ -23,6 +23,18 @@ type Options struct {
 	// Unavailable says why a step type cannot run in this deployment ("" when it can): the
 	// notification and webhook steps need their modules wired in.
 	Unavailable func(stepType string) string
+	// Egress, when set, refuses http_request destinations the SSRF guard refuses without DNS (a
+	// literal non-public address, an address in disguise, localhost); see Egress.
+	Egress Egress
+}
+
+// Egress is the part of the SSRF guard (netguard.Policy) that judges URLs without DNS. A host
+// name passes: only the request, at run time, can resolve it.
+type Egress interface {
+	// CheckURLStatic judges a whole URL: scheme, credentials and host.
+	CheckURLStatic(raw string) error
+	// CheckHost judges a URL's host alone (of a URL whose other parts are templates).
+	CheckHost(host string) error
 }
 
 // Validate checks a definition and returns every problem with its JSON path.
@@ -310,6 +322,14 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 		} else if !templating.IsTemplate(c.URL) {
 			if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				v.add(cp+".url", "must be an absolute http or https URL")
+			} else if v.o.Egress != nil {
+				if err := v.o.Egress.CheckURLStatic(c.URL); err != nil {
+					v.add(cp+".url", "%v", err)
+				}
+			}
+		} else if host, ok := literalHost(c.URL); ok && v.o.Egress != nil {
+			if err := v.o.Egress.CheckHost(host); err != nil {
+				v.add(cp+".url", "%v", err)
 			}
 		}
 		for i, st := range c.ExpectStatus {
@@ -429,6 +449,34 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 }
 
 var signalName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+
+// literalHost returns the host of a templated URL when the host itself holds no template
+// ("http://10.0.0.1:{{ input.port }}/x" → 10.0.0.1); ok is false when the host is only known once
+// the templates are rendered.
+func literalHost(raw string) (host string, ok bool) {
+	_, rest, found := strings.Cut(raw, "://")
+	if !found {
+		return "", false
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host = rest
+	if strings.HasPrefix(host, "[") {
+		if j := strings.IndexByte(host, ']'); j >= 0 {
+			host = host[:j+1]
+		}
+	} else if j := strings.IndexByte(host, ':'); j >= 0 {
+		host = host[:j]
+	}
+	if host == "" || strings.ContainsAny(host, "{}") {
+		return "", false
+	}
+	return host, true
+}
 
 func (v *validator) retry(path string, s Step) {
 	r := s.Retry

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/templating"
 )
 
@@ -136,5 +137,73 @@ func TestDepsAndReferences(t *testing.T) {
 	}
 	if d, err := definition.ParseDuration("2d"); err != nil || d.Hours() != 48 {
 		t.Errorf("2d = %v, %v", d, err)
+	}
+}
+
+// http_request destinations the SSRF guard refuses without DNS are refused at save time, with
+// the step's path; hosts that are templates, and names, are left to the run.
+func TestHTTPRequestDestinationsAreCheckedAtSaveTime(t *testing.T) {
+	body := `{"name": "ssrf", "trigger_type": "manual", "steps": [
+		{"id": "a", "type": "http_request", "config": {"url": "http://169.254.169.254/latest/meta-data/"}},
+		{"id": "b", "type": "http_request", "config": {"url": "http://[::127.0.0.1]:8080/x"}},
+		{"id": "c", "type": "http_request", "config": {"url": "http://2130706433/"}},
+		{"id": "d", "type": "http_request", "config": {"url": "http://10.0.0.5:{{ input.port }}/{{ input.path }}"}},
+		{"id": "e", "type": "http_request", "config": {"url": "http://{{ input.host }}/x"}},
+		{"id": "f", "type": "http_request", "config": {"url": "https://hooks.example.com/{{ input.id }}"}},
+		{"id": "g", "type": "http_request", "config": {"url": "https://hooks.example.com/done"}},
+		{"id": "h", "type": "http_request", "config": {"url": "http://10.{{ input.net }}.0.1/"}},
+		{"id": "i", "type": "http_request", "config": {"url": "http://user:pw@hooks.example.com/"}},
+		{"id": "j", "type": "branch", "config": {"cases": [{"when": "true", "steps": [
+			{"id": "k", "type": "http_request", "config": {"url": "http://[64:ff9b::a9fe:a9fe]/"}}]}]}},
+		{"id": "l", "type": "http_request", "config": {"url": "{{ input.scheme }}://localhost/x"}},
+		{"id": "m", "type": "http_request", "config": {"url": "http://127.0.0.1:9/ok"}}
+	]}`
+	check := func(allowed ...string) map[string]string {
+		prefixes, err := netguard.ParsePrefixes(allowed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := definition.Parse([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(0),
+			Egress: &netguard.Policy{Allowed: prefixes}}) {
+			got[p.Field] += p.Message + "; "
+		}
+		return got
+	}
+	got := check()
+	want := map[string]string{
+		"steps[0].config.url":                          "link-local address",
+		"steps[1].config.url":                          "IPv4-compatible address embedding 127.0.0.1 (loopback address)",
+		"steps[2].config.url":                          "unusual spelling of the IPv4 address 127.0.0.1",
+		"steps[3].config.url":                          "destination 10.0.0.5 is not allowed: private address",
+		"steps[8].config.url":                          "credentials in the URL are not allowed",
+		"steps[9].config.cases[0].steps[0].config.url": "NAT64 address embedding 169.254.169.254",
+		"steps[10].config.url":                         "loopback address",
+		"steps[11].config.url":                         "loopback address",
+	}
+	for field, msg := range want {
+		if !strings.Contains(got[field], msg) {
+			t.Errorf("%s: %q, want %q", field, got[field], msg)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("problems %v, want exactly the fields %v", got, want)
+	}
+	// WEBHOOK_ALLOWED_CIDRS admits private ranges at save time as it does at run time; the
+	// address in disguise and the embedded one stay refused.
+	got = check("127.0.0.1", "10.0.0.0/8", "169.254.0.0/16")
+	for _, field := range []string{"steps[0].config.url", "steps[3].config.url", "steps[11].config.url"} {
+		if msg, ok := got[field]; ok {
+			t.Errorf("%s refused although its range is allowed: %s", field, msg)
+		}
+	}
+	for _, field := range []string{"steps[1].config.url", "steps[2].config.url", "steps[9].config.cases[0].steps[0].config.url"} {
+		if _, ok := got[field]; !ok {
+			t.Errorf("%s accepted once a range was allowed", field)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
@@ -33,7 +34,10 @@ type Options struct {
 	// Unavailable says why a step type cannot run in this deployment ("" when it can); see
 	// activities.Unavailable. Nil: the notification and webhook steps are not available.
 	Unavailable func(stepType string) string
-	Log         *slog.Logger
+	// Egress refuses http_request steps whose destination the SSRF guard refuses at save time
+	// (a literal non-public address); nil leaves that to run time.
+	Egress *netguard.Policy
+	Log    *slog.Logger
 }
 
 // Service runs the workflow engine.
@@ -42,6 +46,7 @@ type Service struct {
 	temporal    client.Client
 	templates   *templating.Engine
 	unavailable func(string) string
+	egress      *netguard.Policy
 	log         *slog.Logger
 	now         func() time.Time
 }
@@ -56,7 +61,7 @@ func New(o Options) *Service {
 		o.Unavailable = func(t string) string { return activities.Unavailable(t, nil, nil) }
 	}
 	return &Service{store: o.Store, temporal: o.Temporal, templates: o.Templates, unavailable: o.Unavailable,
-		log: o.Log, now: func() time.Time { return time.Now().UTC() }}
+		egress: o.Egress, log: o.Log, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Error is a request the engine refuses for the state things are in (the API answers 409).
@@ -95,7 +100,11 @@ func View(w store.Workflow) Workflow {
 
 // Validate checks a definition, sub_workflow targets included.
 func (s *Service) Validate(ctx context.Context, d *definition.Definition, selfID string) error {
-	problems := definition.Validate(d, definition.Options{Templates: s.templates, Unavailable: s.unavailable})
+	opts := definition.Options{Templates: s.templates, Unavailable: s.unavailable}
+	if s.egress != nil {
+		opts.Egress = s.egress
+	}
+	problems := definition.Validate(d, opts)
 	var paths []string
 	var targets []string
 	walkWithPath("steps", d.Steps, func(path string, st definition.Step) {

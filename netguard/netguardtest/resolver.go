@@ -1,5 +1,5 @@
 // Package netguardtest helps tests of code behind the SSRF guard: a resolver whose DNS server
-// (on loopback) answers every name with a chosen address, as a rebinding attacker's would.
+// (on loopback) answers every name with chosen addresses, as a rebinding attacker's would.
 package netguardtest
 
 import (
@@ -9,19 +9,19 @@ import (
 	"testing"
 )
 
-// Resolver returns a real net.Resolver whose DNS server answers every A query with addr (an
-// IPv4 address) and every other query with no answer. The server stops when the test ends.
-func Resolver(t testing.TB, addr netip.Addr) *net.Resolver {
+// Resolver returns a real net.Resolver whose DNS server answers every A query with the IPv4
+// addresses among addrs and every AAAA query with the IPv6 ones (other queries get no answer).
+// The server stops when the test ends.
+func Resolver(t testing.TB, addrs ...netip.Addr) *net.Resolver {
 	t.Helper()
-	if !addr.Is4() {
-		t.Fatalf("netguardtest.Resolver: %s is not IPv4", addr)
+	if len(addrs) == 0 {
+		t.Fatal("netguardtest.Resolver: no addresses")
 	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	ip := addr.As4()
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -29,7 +29,7 @@ func Resolver(t testing.TB, addr netip.Addr) *net.Resolver {
 			if err != nil {
 				return
 			}
-			if resp := answer(buf[:n], ip); resp != nil {
+			if resp := answer(buf[:n], addrs); resp != nil {
 				_, _ = pc.WriteTo(resp, from)
 			}
 		}
@@ -40,8 +40,14 @@ func Resolver(t testing.TB, addr netip.Addr) *net.Resolver {
 	}}
 }
 
-// answer builds the DNS response to query q: one A record with ip for an A question.
-func answer(q []byte, ip [4]byte) []byte {
+// DNS record types answered.
+const (
+	typeA    = 1
+	typeAAAA = 28
+)
+
+// answer builds the DNS response to query q: a record per address of the asked family.
+func answer(q []byte, addrs []netip.Addr) []byte {
 	if len(q) < 12 {
 		return nil
 	}
@@ -53,18 +59,26 @@ func answer(q []byte, ip [4]byte) []byte {
 		return nil
 	}
 	question := q[12 : end+5]
-	isA := q[end+1] == 0 && q[end+2] == 1
-	resp := append([]byte{}, q[:2]...) // id
-	resp = append(resp, 0x81, 0x80)    // response, recursion available, no error
-	resp = append(resp, 0, 1)          // one question
-	if isA {
-		resp = append(resp, 0, 1, 0, 0, 0, 0) // one answer
-	} else {
-		resp = append(resp, 0, 0, 0, 0, 0, 0)
+	qtype := int(q[end+1])<<8 | int(q[end+2])
+	var records [][]byte
+	for _, a := range addrs {
+		switch {
+		case qtype == typeA && a.Is4():
+			ip := a.As4()
+			records = append(records, ip[:])
+		case qtype == typeAAAA && a.Is6():
+			ip := a.As16()
+			records = append(records, ip[:])
+		}
 	}
+	resp := append([]byte{}, q[:2]...)                           // id
+	resp = append(resp, 0x81, 0x80)                              // response, recursion available, no error
+	resp = append(resp, 0, 1, 0, byte(len(records)), 0, 0, 0, 0) // one question, the answers
 	resp = append(resp, question...)
-	if isA {
-		resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ip[0], ip[1], ip[2], ip[3])
+	for _, r := range records {
+		// a pointer to the question's name, type, class IN, TTL 60, the address
+		resp = append(resp, 0xc0, 0x0c, byte(qtype>>8), byte(qtype), 0, 1, 0, 0, 0, 60, 0, byte(len(r)))
+		resp = append(resp, r...)
 	}
 	return resp
 }
