@@ -140,9 +140,12 @@ type WebhookSource struct {
 // TableName implements gorm's tabler.
 func (WebhookSource) TableName() string { return "webhook_sources" }
 
-// WebhookInboundSeen records an accepted inbound webhook id.
+// WebhookInboundSeen records a replay key of an accepted inbound webhook: the sender's webhook
+// id, or (hmac_sha256 sources, whose id header is not signed) "sha256=" + the hex signature of
+// the body. A request carrying a key already recorded is a replay.
 type WebhookInboundSeen struct {
-	SourceID  string
+	SourceID string
+	// WebhookID is the replay key.
 	WebhookID string
 	EventID   string
 	SeenAt    time.Time
@@ -616,21 +619,26 @@ func (s *Store) DeleteWebhookSource(ctx context.Context, id string) error {
 	})
 }
 
-// MarkWebhookSeen records an inbound webhook id; it returns ErrConflict when the id was seen.
-func (s *Store) MarkWebhookSeen(ctx context.Context, seen WebhookInboundSeen) error {
-	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&seen)
-	if res.Error != nil {
-		return classify(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrConflict
-	}
-	return nil
+// MarkWebhookSeen records the replay keys of one inbound webhook, all or none: it returns
+// ErrConflict (recording nothing) when any of them was seen.
+func (s *Store) MarkWebhookSeen(ctx context.Context, keys ...WebhookInboundSeen) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		for _, k := range keys {
+			res := tx.db.Clauses(clause.OnConflict{DoNothing: true}).Create(&k)
+			if res.Error != nil {
+				return classify(res.Error)
+			}
+			if res.RowsAffected == 0 {
+				return ErrConflict
+			}
+		}
+		return nil
+	})
 }
 
-// ForgetWebhookSeen removes a seen id (its event could not be recorded after all).
-func (s *Store) ForgetWebhookSeen(ctx context.Context, sourceID, webhookID string) error {
-	return classify(s.db.WithContext(ctx).Where("source_id = ? AND webhook_id = ?", sourceID, webhookID).
+// ForgetWebhookSeen removes replay keys (their event could not be recorded after all).
+func (s *Store) ForgetWebhookSeen(ctx context.Context, sourceID string, keys ...string) error {
+	return classify(s.db.WithContext(ctx).Where("source_id = ? AND webhook_id IN ?", sourceID, keys).
 		Delete(&WebhookInboundSeen{}).Error)
 }
 
@@ -640,9 +648,10 @@ func (s *Store) PruneWebhookSeen(ctx context.Context, cutoff time.Time) (int64, 
 	return res.RowsAffected, classify(res.Error)
 }
 
-// GetWebhookSeen returns a seen inbound webhook id.
-func (s *Store) GetWebhookSeen(ctx context.Context, sourceID, webhookID string) (WebhookInboundSeen, error) {
-	var seen WebhookInboundSeen
-	err := s.db.WithContext(ctx).Where("source_id = ? AND webhook_id = ?", sourceID, webhookID).Take(&seen).Error
+// WebhookSeen returns the records of those of keys that were seen from the source.
+func (s *Store) WebhookSeen(ctx context.Context, sourceID string, keys ...string) ([]WebhookInboundSeen, error) {
+	var seen []WebhookInboundSeen
+	err := s.db.WithContext(ctx).Where("source_id = ? AND webhook_id IN ?", sourceID, keys).
+		Order("seen_at").Find(&seen).Error
 	return seen, classify(err)
 }

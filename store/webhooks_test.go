@@ -238,14 +238,37 @@ func TestInboundSeen(t *testing.T) {
 		if got, err := s.GetWebhookSource(ctx, "gh"); err != nil || got.ID != src.ID {
 			t.Errorf("by name: %v", err)
 		}
-		seen := store.WebhookInboundSeen{SourceID: src.ID, WebhookID: "w1", EventID: "e1", SeenAt: now.Add(-8 * 24 * time.Hour)}
+		old := now.Add(-31 * 24 * time.Hour)
+		seen := store.WebhookInboundSeen{SourceID: src.ID, WebhookID: "w1", EventID: "e1", SeenAt: old}
 		if err := s.MarkWebhookSeen(ctx, seen); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkWebhookSeen(ctx, seen); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("seen twice: %v", err)
 		}
-		if n, err := s.PruneWebhookSeen(ctx, now.Add(-7*24*time.Hour)); err != nil || n != 1 {
+		// Several keys are recorded all or none.
+		digest := store.WebhookInboundSeen{SourceID: src.ID, WebhookID: "sha256=ab", EventID: "e2", SeenAt: now}
+		w1again := store.WebhookInboundSeen{SourceID: src.ID, WebhookID: "w1", EventID: "e2", SeenAt: now}
+		if err := s.MarkWebhookSeen(ctx, digest, w1again); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("keys of which one was seen: %v", err)
+		}
+		if got, err := s.WebhookSeen(ctx, src.ID, "sha256=ab", "w1", "w2"); err != nil || len(got) != 1 || got[0].EventID != "e1" {
+			t.Errorf("after a refused pair, the keys seen are %+v %v, want only w1 of e1", got, err)
+		}
+		w2 := store.WebhookInboundSeen{SourceID: src.ID, WebhookID: "w2", EventID: "e2", SeenAt: now}
+		if err := s.MarkWebhookSeen(ctx, digest, w2); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.WebhookSeen(ctx, src.ID, "sha256=ab", "w2"); len(got) != 2 {
+			t.Errorf("both keys of e2: %+v", got)
+		}
+		if err := s.ForgetWebhookSeen(ctx, src.ID, "sha256=ab", "w2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.WebhookSeen(ctx, src.ID, "sha256=ab", "w2"); len(got) != 0 {
+			t.Errorf("forgotten keys: %+v", got)
+		}
+		if n, err := s.PruneWebhookSeen(ctx, now.Add(-30*24*time.Hour)); err != nil || n != 1 {
 			t.Errorf("prune: %d %v", n, err)
 		}
 		if err := s.DeleteWebhookSource(ctx, src.ID); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,17 +30,20 @@ const (
 
 // Inbound defaults.
 const (
-	DefaultTolerance       = 5 * time.Minute
-	DefaultHMACHeader      = "X-Hub-Signature-256"
-	DefaultHMACIDHeader    = "X-GitHub-Delivery"
-	DefaultInboundType     = "webhook.received"
-	SeenRetention          = 7 * 24 * time.Hour
+	DefaultTolerance    = 5 * time.Minute
+	DefaultHMACHeader   = "X-Hub-Signature-256"
+	DefaultHMACIDHeader = "X-GitHub-Delivery"
+	DefaultInboundType  = "webhook.received"
+	// DefaultReplayWindow is how long replay keys are remembered when Settings.ReplayWindow is
+	// unset (EVENT_RETENTION's default).
+	DefaultReplayWindow    = 720 * time.Hour
 	maxSourceNameLength    = 64
 	maxInboundTypeSegments = 32
 )
 
-// ErrReplay refuses an inbound webhook whose id was accepted before.
-var ErrReplay = errors.New("this webhook id was received already")
+// ErrReplay refuses an inbound webhook that was accepted before: the same webhook id or, for
+// hmac_sha256 sources, the same signed body.
+var ErrReplay = errors.New("this webhook was received already")
 
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
@@ -75,12 +79,14 @@ type SourceInput struct {
 	// Secret verifies signatures; empty generates one.
 	Secret string `json:"secret"`
 	// SignatureHeader and IDHeader name the headers of the hmac_sha256 scheme (defaults
-	// X-Hub-Signature-256 and X-GitHub-Delivery); a request carrying the id header is refused
-	// when its id was seen.
+	// X-Hub-Signature-256 and X-GitHub-Delivery). A request is refused as a replay when its
+	// signature (so its body) was seen, or its id: the id header is not signed, so anyone who
+	// captured a request could otherwise send it again under a new id.
 	SignatureHeader string `json:"signature_header"`
 	IDHeader        string `json:"id_header"`
-	// The event type is read from EventTypeHeader, else from EventTypePath in the JSON body
-	// ("type", "data.kind"), else DefaultEventType (webhook.received).
+	// The event type is read from EventTypePath in the JSON body ("type", "data.kind",
+	// "action"), else from EventTypeHeader, else DefaultEventType (webhook.received). The body is
+	// signed; a header is not, and can be changed by whoever relays or captured the request.
 	EventTypeHeader  string `json:"event_type_header"`
 	EventTypePath    string `json:"event_type_path"`
 	DefaultEventType string `json:"default_event_type"`
@@ -240,8 +246,8 @@ type Inbound struct {
 
 // Receive verifies an inbound webhook from the named source and records its body as an event
 // (for automation rules). A bad or missing signature or a stale timestamp returns an error
-// matching ErrBadSignature, ErrMissingHeaders or ErrStaleTimestamp; a webhook id seen before
-// returns ErrReplay. Nothing is recorded in those cases.
+// matching ErrBadSignature, ErrMissingHeaders or ErrStaleTimestamp; a webhook seen before (within
+// the replay window) returns ErrReplay. Nothing is recorded in those cases.
 func (s *Service) Receive(ctx context.Context, name string, header http.Header, body []byte) (Inbound, error) {
 	src, err := s.store.GetWebhookSource(ctx, name)
 	if err != nil {
@@ -253,6 +259,7 @@ func (s *Service) Receive(ctx context.Context, name string, header http.Header, 
 	}
 	now := s.now()
 	var webhookID string
+	var replayKeys []string
 	switch src.Scheme {
 	case SchemeStandard:
 		key, err := SigningKey(secret)
@@ -265,11 +272,20 @@ func (s *Service) Receive(ctx context.Context, name string, header http.Header, 
 			time.Duration(src.ToleranceSeconds)*time.Second); err != nil {
 			return Inbound{}, err
 		}
+		// The id is signed with the body and the timestamp: it is the message's identity.
+		replayKeys = []string{webhookID}
 	case SchemeHMAC:
-		if err := VerifyHexHMAC([]byte(secret), header.Get(src.SignatureHeader), body); err != nil {
+		digest, err := VerifyHexHMAC([]byte(secret), header.Get(src.SignatureHeader), body)
+		if err != nil {
 			return Inbound{}, err
 		}
+		// Only the body is signed. Its signature is the key nobody without the secret can vary;
+		// the sender's id (unsigned) is remembered too, so a redelivery of the same id is a replay.
 		webhookID = header.Get(src.IDHeader)
+		replayKeys = []string{"sha256=" + hex.EncodeToString(digest)}
+		if webhookID != "" {
+			replayKeys = append(replayKeys, webhookID)
+		}
 	default:
 		return Inbound{}, fmt.Errorf("source %s: unknown scheme %q", src.Name, src.Scheme)
 	}
@@ -280,12 +296,9 @@ func (s *Service) Receive(ctx context.Context, name string, header http.Header, 
 	if err != nil {
 		return Inbound{}, err
 	}
-	eventID := store.NewID()
-	if webhookID != "" {
-		eventID, err = s.claimWebhookID(ctx, src.ID, webhookID, eventID, now)
-		if err != nil {
-			return Inbound{}, err
-		}
+	eventID, err := s.claimReplayKeys(ctx, src.ID, replayKeys, store.NewID(), now)
+	if err != nil {
+		return Inbound{}, err
 	}
 	data := json.RawMessage(body)
 	// Bodies that are not JSON (or carry \u0000, which Postgres' JSONB refuses) are kept as text.
@@ -295,35 +308,59 @@ func (s *Service) Receive(ctx context.Context, name string, header http.Header, 
 	e, _, err := s.events.Publish(ctx, store.Event{ID: eventID, Type: eventType, Source: "webhook/" + src.Name,
 		Subject: webhookID, Data: store.JSON(data), OccurredAt: now})
 	if err != nil {
-		if webhookID != "" {
-			_ = s.store.ForgetWebhookSeen(context.WithoutCancel(ctx), src.ID, webhookID)
-		}
+		_ = s.store.ForgetWebhookSeen(context.WithoutCancel(ctx), src.ID, replayKeys...)
 		return Inbound{}, fmt.Errorf("record inbound webhook: %w", err)
 	}
 	return Inbound{EventID: e.ID, EventType: e.Type, WebhookID: webhookID}, nil
 }
 
-// claimWebhookID records the webhook id before the event is stored, so that a replay racing
-// the first request is refused. When a previous request recorded the id but stopped before its
-// event was stored, its event id is reused (the sender's retry completes it).
-func (s *Service) claimWebhookID(ctx context.Context, sourceID, webhookID, eventID string, now time.Time) (string, error) {
-	err := s.store.MarkWebhookSeen(ctx, store.WebhookInboundSeen{SourceID: sourceID, WebhookID: webhookID, EventID: eventID, SeenAt: now})
+// claimReplayKeys records the webhook's replay keys before its event is stored, so that a replay
+// racing the first request is refused. When a previous request recorded a key but stopped before
+// its event was stored (and did not get to forget the key), its event id is reused: the sender's
+// retry completes it.
+func (s *Service) claimReplayKeys(ctx context.Context, sourceID string, keys []string, eventID string, now time.Time) (string, error) {
+	rows := func(eventID string, keys []string) []store.WebhookInboundSeen {
+		out := make([]store.WebhookInboundSeen, len(keys))
+		for i, k := range keys {
+			out[i] = store.WebhookInboundSeen{SourceID: sourceID, WebhookID: k, EventID: eventID, SeenAt: now}
+		}
+		return out
+	}
+	err := s.store.MarkWebhookSeen(ctx, rows(eventID, keys)...)
 	if err == nil {
 		return eventID, nil
 	}
 	if !errors.Is(err, store.ErrConflict) {
 		return "", err
 	}
-	seen, err := s.store.GetWebhookSeen(ctx, sourceID, webhookID)
+	seen, err := s.store.WebhookSeen(ctx, sourceID, keys...)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.store.GetEvent(ctx, seen.EventID); errors.Is(err, store.ErrNotFound) && now.Sub(seen.SeenAt) > time.Minute {
-		return seen.EventID, nil
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if len(seen) == 0 { // forgotten meanwhile by a request that failed: a replay of nothing
+		return "", ErrReplay
+	}
+	for _, x := range seen {
+		if now.Sub(x.SeenAt) <= time.Minute { // possibly still in flight
+			return "", ErrReplay
+		}
+		if _, err := s.store.GetEvent(ctx, x.EventID); err == nil {
+			return "", ErrReplay
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+	}
+	reuse := seen[0].EventID
+	var missing []string
+	for _, k := range keys {
+		if !slices.ContainsFunc(seen, func(x store.WebhookInboundSeen) bool { return x.WebhookID == k }) {
+			missing = append(missing, k)
+		}
+	}
+	if err := s.store.MarkWebhookSeen(ctx, rows(reuse, missing)...); err != nil {
 		return "", err
 	}
-	return "", ErrReplay
+	return reuse, nil
 }
 
 func firstHeader(h http.Header, names ...string) string {
@@ -335,14 +372,15 @@ func firstHeader(h http.Header, names ...string) string {
 	return ""
 }
 
-// inboundType reads the event type from the configured header or JSON path, else the default.
+// inboundType reads the event type from the configured JSON path of the (signed) body, else
+// from the configured (unsigned) header, else it is the default.
 func inboundType(src store.WebhookSource, header http.Header, body []byte) (string, error) {
 	t, from := "", ""
-	if src.EventTypeHeader != "" {
-		t, from = strings.TrimSpace(header.Get(src.EventTypeHeader)), "header "+src.EventTypeHeader
-	}
-	if t == "" && src.EventTypePath != "" {
+	if src.EventTypePath != "" {
 		t, from = jsonPathString(body, src.EventTypePath), "body path "+src.EventTypePath
+	}
+	if t == "" && src.EventTypeHeader != "" {
+		t, from = strings.TrimSpace(header.Get(src.EventTypeHeader)), "header "+src.EventTypeHeader
 	}
 	if t == "" {
 		return src.DefaultEventType, nil

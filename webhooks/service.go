@@ -53,6 +53,9 @@ type Settings struct {
 	CircuitCooldown  time.Duration
 	// RotationGrace is how long a rotated-out secret keeps signing beside the new one.
 	RotationGrace time.Duration
+	// ReplayWindow is how long an accepted inbound webhook's id and signature are remembered
+	// (EVENT_RETENTION; DefaultReplayWindow when zero): the same again within it is a replay.
+	ReplayWindow time.Duration
 }
 
 // MaxCircuitCooldown caps how long an open circuit waits before a probe.
@@ -68,6 +71,7 @@ func SettingsFrom(cfg *config.Config) Settings {
 		CircuitThreshold:     cfg.WebhookCircuitThreshold,
 		CircuitCooldown:      cfg.WebhookCircuitCooldown,
 		RotationGrace:        cfg.WebhookSecretRotationGrace,
+		ReplayWindow:         cfg.EventRetention,
 	}
 }
 
@@ -111,6 +115,9 @@ func New(o Options) (*Service, error) {
 	}
 	if len(o.Settings.RetrySchedule) == 0 {
 		o.Settings.RetrySchedule = DefaultRetrySchedule
+	}
+	if o.Settings.ReplayWindow <= 0 {
+		o.Settings.ReplayWindow = DefaultReplayWindow
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

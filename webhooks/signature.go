@@ -77,24 +77,26 @@ func VerifyStandard(keys [][]byte, msgID, timestamp, signature string, body []by
 }
 
 // VerifyHexHMAC checks a GitHub-style signature header: "sha256=" + hex HMAC-SHA256 of the body.
-func VerifyHexHMAC(key []byte, header string, body []byte) error {
+// It returns the signature (the HMAC of the body).
+func VerifyHexHMAC(key []byte, header string, body []byte) ([]byte, error) {
 	if header == "" {
-		return ErrMissingHeaders
+		return nil, ErrMissingHeaders
 	}
 	hexSig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok {
-		return fmt.Errorf("%w: the signature must start with sha256=", ErrBadSignature)
+		return nil, fmt.Errorf("%w: the signature must start with sha256=", ErrBadSignature)
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil {
-		return fmt.Errorf("%w: the signature is not hex", ErrBadSignature)
+		return nil, fmt.Errorf("%w: the signature is not hex", ErrBadSignature)
 	}
 	h := hmac.New(sha256.New, key)
 	h.Write(body)
-	if !hmac.Equal(got, h.Sum(nil)) {
-		return ErrBadSignature
+	want := h.Sum(nil)
+	if !hmac.Equal(got, want) {
+		return nil, ErrBadSignature
 	}
-	return nil
+	return want, nil
 }
 
 // SignHexHMAC makes a GitHub-style signature header value (for senders and tests).

@@ -7,8 +7,8 @@ import (
 
 // Sweep wakes the dispatchers of endpoints with a delivery due more than grace ago: a wake-up
 // that was lost (Temporal unreachable when the message came, a crash between storing and
-// signalling) or a dispatcher that ended. It also forgets inbound webhook ids older than
-// SeenRetention. It returns how many endpoints it woke.
+// signalling) or a dispatcher that ended. It also forgets the replay keys of inbound webhooks
+// older than the replay window (Settings.ReplayWindow). It returns how many endpoints it woke.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	ids, err := s.store.OverdueWebhookEndpoints(ctx, s.now().Add(-grace), 1000)
 	if err != nil {
@@ -21,7 +21,7 @@ func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 		}
 		woken++
 	}
-	if _, err := s.store.PruneWebhookSeen(ctx, s.now().Add(-SeenRetention)); err != nil {
+	if _, err := s.store.PruneWebhookSeen(ctx, s.now().Add(-s.settings.ReplayWindow)); err != nil {
 		return woken, err
 	}
 	return woken, nil

@@ -1,8 +1,10 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -127,11 +129,16 @@ func TestHexHMAC(t *testing.T) {
 	key := []byte("github-secret")
 	body := []byte(`{"action":"opened"}`)
 	sig := SignHexHMAC(key, body)
-	if !strings.HasPrefix(sig, "sha256=") || VerifyHexHMAC(key, sig, body) != nil {
-		t.Fatalf("round trip: %s", sig)
+	digest, err := VerifyHexHMAC(key, sig, body)
+	if !strings.HasPrefix(sig, "sha256=") || err != nil || "sha256="+hex.EncodeToString(digest) != sig {
+		t.Fatalf("round trip: %s → %x %v", sig, digest, err)
+	}
+	// Upper-case hex is the same signature (and the same digest, the replay key).
+	if d, err := VerifyHexHMAC(key, "sha256="+strings.ToUpper(sig[7:]), body); err != nil || !bytes.Equal(d, digest) {
+		t.Errorf("upper-case hex: %x %v", d, err)
 	}
 	for _, bad := range []string{"", "sha1=abc", "sha256=zz", SignHexHMAC([]byte("other"), body)} {
-		if err := VerifyHexHMAC(key, bad, body); err == nil {
+		if _, err := VerifyHexHMAC(key, bad, body); err == nil {
 			t.Errorf("%q verified", bad)
 		}
 	}
