@@ -120,8 +120,10 @@ func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
-	var headers map[string]string
-	_ = json.Unmarshal(e.Headers, &headers)
+	headers, err := a.headers(e)
+	if err != nil {
+		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
+	}
 	req := func(j *sendJob) webhooks.Request {
 		return webhooks.Request{URL: e.URL, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
 			Headers: headers, Timeout: webhooks.EffectiveTimeout(e, a.Settings)}
@@ -342,6 +344,15 @@ func (a *Webhooks) signingKeys(e store.WebhookEndpoint) ([][]byte, error) {
 		}
 	}
 	return keys, nil
+}
+
+// headers are the endpoint's custom headers, decrypted.
+func (a *Webhooks) headers(e store.WebhookEndpoint) (map[string]string, error) {
+	var sealed map[string]string
+	if err := json.Unmarshal(e.Headers, &sealed); err != nil {
+		return nil, fmt.Errorf("custom headers: %w", err)
+	}
+	return a.Secrets.OpenHeaders(e.ID, sealed)
 }
 
 // record writes the attempts of the jobs that were sent, updates the endpoint's health, counts

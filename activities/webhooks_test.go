@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -302,5 +303,28 @@ func TestBatchRefusesADestinationTheGuardBlocks(t *testing.T) {
 	d, _ := f.svc.GetDelivery(context.Background(), m.Deliveries[0].ID)
 	if d.Status != "failed" || d.Attempts[0].Error == "" {
 		t.Errorf("delivery %+v", d)
+	}
+}
+
+// Custom headers are stored encrypted and sent decrypted.
+func TestBatchSendsTheCustomHeadersDecrypted(t *testing.T) {
+	f := newWebhookFixture(t, webhooks.Settings{})
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(srv.Close)
+	e := f.endpoint(webhooks.EndpointInput{URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer crm-t0k", "X-Tenant": "acme"}})
+	row, err := f.st.GetWebhookEndpoint(context.Background(), e.ID)
+	if err != nil || strings.Contains(string(row.Headers), "crm-t0k") {
+		t.Fatalf("stored headers %s %v", row.Headers, err)
+	}
+	f.send("a.b", `{"n":1}`)
+	if res := f.batch(e.ID, activities.WebhookBatchInput{}); res.Succeeded != 1 {
+		t.Fatalf("batch %+v", res)
+	}
+	h := <-got
+	if h.Get("Authorization") != "Bearer crm-t0k" || h.Get("X-Tenant") != "acme" || h.Get("webhook-signature") == "" {
+		t.Errorf("received headers %v", h)
 	}
 }

@@ -20,8 +20,12 @@ func LoadConfig() (*config.Config, *slog.Logger, error) {
 	return cfg, logging.New(os.Stderr, cfg.Production(), cfg.LogLevel), nil
 }
 
-// Migrate applies the database migrations and reports the schema version.
+// Migrate applies the database migrations and reports the schema version. Some migrations
+// encrypt stored values, so the secrets are needed (generated ones in development).
 func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := cfg.EnsureSecrets(); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err

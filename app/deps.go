@@ -180,9 +180,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 // openStore connects to the database, retrying for a while: in a fresh deployment the database
 // container may still be starting.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	box, err := webhooks.NewSecretBox(cfg.WebhookSecretKey)
+	if err != nil {
+		return nil, err
+	}
 	opts := store.Options{
 		URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Logger: log,
 		PoolSize: cfg.DatabasePoolSize, MaxOverflow: cfg.DatabaseMaxOverflow,
+		SealHeaders: box.SealHeaders,
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 1; ; attempt++ {

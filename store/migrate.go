@@ -54,11 +54,11 @@ func (s *Store) migrationProvider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.provider(files)
+	return s.provider(files, schema.GoMigrations(s.dialect == Postgres, s.sealHeaders)...)
 }
 
-// provider is a goose provider over the migration files in files.
-func (s *Store) provider(files fs.FS) (*goose.Provider, error) {
+// provider is a goose provider over the migration files in files and the Go migrations.
+func (s *Store) provider(files fs.FS, goMigrations ...*goose.Migration) (*goose.Provider, error) {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return nil, err
@@ -69,7 +69,8 @@ func (s *Store) provider(files fs.FS) (*goose.Provider, error) {
 	// 00005 and 00006 must still take 00004 when it arrives, instead of refusing to start
 	// ("missing migrations"). The domains' migrations touch their own tables, so applying a
 	// lower number later is safe.
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true)}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true),
+		goose.WithGoMigrations(goMigrations...)}
 	if s.dialect == Postgres {
 		dialect = goose.DialectPostgres
 		locker, err := lock.NewPostgresSessionLocker()

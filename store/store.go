@@ -20,6 +20,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	msqlite "modernc.org/sqlite"
+
+	"github.com/pyairtable/automation-domain/schema"
 )
 
 // Dialect names the database engine behind a Store.
@@ -47,12 +49,16 @@ type Options struct {
 	PoolSize    int
 	MaxOverflow int
 	Logger      *slog.Logger
+	// SealHeaders encrypts webhook endpoint header values; migration 00007 uses it on rows
+	// written before they were encrypted. Nil is fine on a database without such rows.
+	SealHeaders schema.SealHeaders
 }
 
 // Store is the app's database.
 type Store struct {
-	db      *gorm.DB
-	dialect Dialect
+	db          *gorm.DB
+	dialect     Dialect
+	sealHeaders schema.SealHeaders
 }
 
 // Open connects to the database. It does not migrate: call Migrate.
@@ -64,10 +70,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Logger = slog.Default()
 	}
 	gcfg := &gorm.Config{
+		// Failed and slow statements are logged without their bound values: those include
+		// encrypted secrets, header values and users' data.
 		Logger: logger.NewSlogLogger(o.Logger.With("component", "gorm"), logger.Config{
 			SlowThreshold:             500 * time.Millisecond,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true,
 		}),
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		SkipDefaultTransaction: true,
@@ -101,7 +110,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	sqlDB.SetMaxOpenConns(o.PoolSize + o.MaxOverflow)
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, dialect: dialect}
+	s := &Store{db: db, dialect: dialect, sealHeaders: o.SealHeaders}
 	if err := s.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", dialect, err)
@@ -147,7 +156,7 @@ func (s *Store) Close() error {
 // Tx runs fn in one transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect})
+		return fn(&Store{db: tx, dialect: s.dialect, sealHeaders: s.sealHeaders})
 	})
 	return classify(err)
 }

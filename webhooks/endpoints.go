@@ -16,13 +16,15 @@ import (
 
 // Endpoint is a registered receiver as the API shows it (never with its secret).
 type Endpoint struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	URL         string            `json:"url"`
-	Events      []string          `json:"events"`
-	Headers     map[string]string `json:"headers"`
-	Enabled     bool              `json:"enabled"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	// Headers are the custom headers' names, each with the value RedactedHeaderValue: values
+	// (often credentials) are stored encrypted and never shown.
+	Headers map[string]string `json:"headers"`
+	Enabled bool              `json:"enabled"`
 	// DisabledReason says why it was disabled ("" when enabled).
 	DisabledReason     string     `json:"disabled_reason,omitempty"`
 	DisabledAt         *time.Time `json:"disabled_at,omitempty"`
@@ -59,7 +61,12 @@ type EndpointInput struct {
 	DisableAfterFailures int               `json:"disable_after_failures"`
 }
 
-// EndpointPatch changes the fields that are set.
+// RedactedHeaderValue stands for a custom header's value in what the API shows. In a PATCH it
+// keeps the header's stored value, so that an endpoint read and written back keeps its headers.
+const RedactedHeaderValue = "[redacted]"
+
+// EndpointPatch changes the fields that are set. Headers replaces every custom header; a value
+// of RedactedHeaderValue keeps that header's stored value.
 type EndpointPatch struct {
 	Name                 *string            `json:"name"`
 	Description          *string            `json:"description"`
@@ -107,7 +114,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 		in.Events = []string{"*"}
 	}
 	checkFilters(&p, in.Events)
-	checkHeaders(&p, in.Headers)
+	checkHeaders(&p, in.Headers, nil)
 	schedule := checkSchedule(&p, in.RetrySchedule)
 	checkSettings(&p, in.RateLimitPerSecond, in.MaxAttempts, in.TimeoutSeconds, in.DisableAfterFailures)
 	if in.Secret != "" {
@@ -128,17 +135,21 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 	now := s.now()
 	e := store.WebhookEndpoint{
 		ID: store.NewID(), Name: in.Name, Description: in.Description, URL: in.URL,
-		EventTypes: store.MustJSON(in.Events), Headers: store.MustJSON(orEmpty(in.Headers)),
-		Enabled: in.Enabled == nil || *in.Enabled, RateLimitPerSecond: in.RateLimitPerSecond,
-		Ordered: in.Ordered, MaxAttempts: in.MaxAttempts, RetryScheduleMS: scheduleJSON(schedule),
-		TimeoutMS: in.TimeoutSeconds * 1000, DisableAfterFailures: in.DisableAfterFailures,
-		CreatedAt: now, UpdatedAt: now,
+		EventTypes: store.MustJSON(in.Events), Enabled: in.Enabled == nil || *in.Enabled,
+		RateLimitPerSecond: in.RateLimitPerSecond, Ordered: in.Ordered, MaxAttempts: in.MaxAttempts,
+		RetryScheduleMS: scheduleJSON(schedule), TimeoutMS: in.TimeoutSeconds * 1000,
+		DisableAfterFailures: in.DisableAfterFailures, CreatedAt: now, UpdatedAt: now,
 	}
 	sealed, err := s.secrets.Seal(secret, e.ID)
 	if err != nil {
 		return Endpoint{}, err
 	}
 	e.Secret = sealed
+	headers, err := s.secrets.SealHeaders(e.ID, in.Headers)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	e.Headers = store.MustJSON(headers)
 	if !e.Enabled {
 		e.DisabledReason, e.DisabledAt = "created disabled", &now
 	}
@@ -199,8 +210,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 		cols["event_types"] = store.MustJSON(*in.Events)
 	}
 	if in.Headers != nil {
-		checkHeaders(&p, *in.Headers)
-		cols["headers"] = store.MustJSON(orEmpty(*in.Headers))
+		var stored map[string]string
+		_ = json.Unmarshal(cur.Headers, &stored)
+		checkHeaders(&p, *in.Headers, stored)
+		headers, err := s.patchHeaders(cur.ID, *in.Headers, stored)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		cols["headers"] = store.MustJSON(headers)
 	}
 	if in.RetrySchedule != nil {
 		cols["retry_schedule_ms"] = scheduleJSON(checkSchedule(&p, *in.RetrySchedule))
@@ -377,9 +394,11 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second),
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
-	_ = json.Unmarshal(e.Headers, &out.Headers)
-	if out.Headers == nil {
-		out.Headers = map[string]string{}
+	var sealed map[string]string
+	_ = json.Unmarshal(e.Headers, &sealed)
+	out.Headers = make(map[string]string, len(sealed))
+	for name := range sealed {
+		out.Headers[name] = RedactedHeaderValue
 	}
 	if out.DisableAfterFailures == 0 {
 		out.DisableAfterFailures = s.settings.DisableAfterFailures
@@ -469,12 +488,15 @@ func checkFilters(p *validation.Problems, filters []string) {
 	}
 }
 
-func checkHeaders(p *validation.Problems, h map[string]string) {
+// checkHeaders validates custom headers; stored are the endpoint's current ones (nil on create),
+// whose values a RedactedHeaderValue keeps.
+func checkHeaders(p *validation.Problems, h, stored map[string]string) {
 	if len(h) > maxHeaders {
 		p.Add("headers", "must have at most %d entries", maxHeaders)
 	}
 	for k, v := range h {
 		field := "headers." + k
+		_, kept := stored[k]
 		switch {
 		case !validHeaderName(k):
 			p.Add(field, "is not a valid header name")
@@ -482,8 +504,31 @@ func checkHeaders(p *validation.Problems, h map[string]string) {
 			p.Add(field, "is set by the service and cannot be configured")
 		case len(v) > maxHeaderValue || strings.ContainsAny(v, "\r\n\x00"):
 			p.Add(field, "must be at most %d characters without line breaks", maxHeaderValue)
+		case v == RedactedHeaderValue && !kept:
+			p.Add(field, "is %q, which keeps a stored value, but the endpoint has no header %s", RedactedHeaderValue, k)
 		}
 	}
+}
+
+// patchHeaders seals the new custom headers, keeping the stored (sealed) value of each header
+// given as RedactedHeaderValue.
+func (s *Service) patchHeaders(endpointID string, h, stored map[string]string) (map[string]string, error) {
+	fresh := map[string]string{}
+	for k, v := range h {
+		if v != RedactedHeaderValue {
+			fresh[k] = v
+		}
+	}
+	out, err := s.secrets.SealHeaders(endpointID, fresh)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h {
+		if v == RedactedHeaderValue {
+			out[k] = stored[k]
+		}
+	}
+	return out, nil
 }
 
 func validHeaderName(k string) bool {
@@ -537,11 +582,4 @@ func scheduleJSON(d []time.Duration) store.JSON {
 		ms[i] = v.Milliseconds()
 	}
 	return store.MustJSON(ms)
-}
-
-func orEmpty(h map[string]string) map[string]string {
-	if h == nil {
-		return map[string]string{}
-	}
-	return h
 }

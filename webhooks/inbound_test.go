@@ -2,12 +2,14 @@ package webhooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/validation"
 )
 
 // newInboundService is the webhook module over a fresh SQLite store, with a clock the test sets
@@ -170,5 +173,75 @@ func TestEventTypeFromTheSignedBody(t *testing.T) {
 	bad := `{"action":"no spaces allowed"}`
 	if _, err := svc.Receive(ctx, "github", githubHeaders(secret, bad, "d-3", ""), []byte(bad)); err == nil {
 		t.Error("an invalid event type from the body was accepted")
+	}
+}
+
+// Custom header values are sealed per endpoint and name: a stored value cannot be moved to
+// another header or endpoint, and the names stay readable.
+func TestHeaderSealing(t *testing.T) {
+	box, err := NewSecretBox("service-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := box.SealHeaders("ep-1", map[string]string{"Authorization": "Bearer t0k", "X-Api-Key": "k3y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) != 2 || strings.Contains(sealed["Authorization"], "t0k") || strings.Contains(sealed["X-Api-Key"], "k3y") {
+		t.Fatalf("sealed %v", sealed)
+	}
+	got, err := box.OpenHeaders("ep-1", sealed)
+	if err != nil || got["Authorization"] != "Bearer t0k" || got["X-Api-Key"] != "k3y" {
+		t.Fatalf("opened %v %v", got, err)
+	}
+	if _, err := box.OpenHeaders("ep-2", sealed); err == nil {
+		t.Error("headers opened for another endpoint")
+	}
+	swapped := map[string]string{"X-Api-Key": sealed["Authorization"]}
+	if _, err := box.OpenHeaders("ep-1", swapped); err == nil {
+		t.Error("a value opened under another header name")
+	}
+}
+
+// Endpoints are shown with their header names and redacted values; the store holds sealed
+// values; a PATCH that sends a header back redacted keeps its value, a new value replaces it,
+// and a redacted value for a header the endpoint lacks is a 422.
+func TestEndpointHeadersAreRedactedAndKept(t *testing.T) {
+	svc, st, _ := newInboundService(t, Settings{})
+	ctx := context.Background()
+	e, err := svc.CreateEndpoint(ctx, EndpointInput{Name: "crm", URL: "https://93.184.216.34/hook",
+		Headers: map[string]string{"Authorization": "Bearer t0k-1", "X-Tenant": "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Headers["Authorization"] != RedactedHeaderValue || e.Headers["X-Tenant"] != RedactedHeaderValue || len(e.Headers) != 2 {
+		t.Errorf("created endpoint shows headers %v", e.Headers)
+	}
+	row, err := st.GetWebhookEndpoint(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(row.Headers), "t0k-1") || strings.Contains(string(row.Headers), "acme") {
+		t.Errorf("stored in plain text: %s", row.Headers)
+	}
+	var stored map[string]string
+	if err := json.Unmarshal(row.Headers, &stored); err != nil {
+		t.Fatal(err)
+	}
+	patched, err := svc.patchHeaders(e.ID, map[string]string{"Authorization": RedactedHeaderValue, "X-Tenant": "globex", "X-New": "1"}, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patched["Authorization"] != stored["Authorization"] {
+		t.Error("a redacted value did not keep the stored one")
+	}
+	opened, err := svc.secrets.OpenHeaders(e.ID, patched)
+	if err != nil || opened["Authorization"] != "Bearer t0k-1" || opened["X-Tenant"] != "globex" || opened["X-New"] != "1" {
+		t.Errorf("patched headers %v %v", opened, err)
+	}
+	var p validation.Problems
+	checkHeaders(&p, map[string]string{"X-Unknown": RedactedHeaderValue}, stored)
+	if len(p) != 1 || p[0].Field != "headers.X-Unknown" {
+		t.Errorf("a redacted value for a header the endpoint lacks: %v", p)
 	}
 }

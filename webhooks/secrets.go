@@ -54,8 +54,8 @@ func SigningKey(secret string) ([]byte, error) {
 	return []byte(secret), nil
 }
 
-// SecretBox encrypts stored secrets (endpoint signing secrets, inbound source secrets) with a
-// key derived from WEBHOOK_SECRET_KEY, so that a copy of the database alone does not let anyone
+// SecretBox encrypts stored secrets (endpoint signing secrets and custom header values, inbound
+// source secrets) with a key derived from WEBHOOK_SECRET_KEY, so that a copy of the database alone does not let anyone
 // sign as us. Each sealed value is bound to the row it belongs to.
 type SecretBox struct {
 	aead cipher.AEAD
@@ -108,3 +108,33 @@ func (b *SecretBox) Open(sealed, owner string) (string, error) {
 	}
 	return string(plain), nil
 }
+
+// SealHeaders encrypts the values of an endpoint's custom headers, each bound to the endpoint
+// and its header name (a value cannot be moved to another header or endpoint). Names stay
+// readable.
+func (b *SecretBox) SealHeaders(endpointID string, headers map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(headers))
+	for name, v := range headers {
+		sealed, err := b.Seal(v, headerOwner(endpointID, name))
+		if err != nil {
+			return nil, err
+		}
+		out[name] = sealed
+	}
+	return out, nil
+}
+
+// OpenHeaders decrypts header values sealed by SealHeaders.
+func (b *SecretBox) OpenHeaders(endpointID string, sealed map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(sealed))
+	for name, v := range sealed {
+		plain, err := b.Open(v, headerOwner(endpointID, name))
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", name, err)
+		}
+		out[name] = plain
+	}
+	return out, nil
+}
+
+func headerOwner(endpointID, name string) string { return endpointID + "/headers/" + name }
