@@ -91,7 +91,20 @@ func (s *Server) health(c echo.Context) error {
 	})
 }
 
+// publicCheck is what an unauthenticated caller sees of a dependency: errors name hosts,
+// ports and resolvers, and modes tell how the deployment is built.
+type publicCheck struct {
+	Status    string  `json:"status"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// healthDetailed reports every dependency. An unauthenticated caller sees each one's status and
+// latency only; a caller with the internal API key or a JWT also sees modes and errors.
 func (s *Server) healthDetailed(c echo.Context) error {
+	p, err := s.identify(c, false)
+	if err != nil {
+		return err
+	}
 	results := s.runChecks(c.Request().Context())
 	down := failing(results)
 	status, code := "healthy", http.StatusOK
@@ -104,12 +117,20 @@ func (s *Server) healthDetailed(c echo.Context) error {
 			}
 		}
 	}
+	var deps any = results
+	if p.Kind == "" {
+		public := make(map[string]publicCheck, len(results))
+		for name, r := range results {
+			public[name] = publicCheck{Status: r.Status, LatencyMS: r.LatencyMS}
+		}
+		deps = public
+	}
 	return c.JSON(code, map[string]any{
 		"status":       status,
 		"service":      "automation-domain",
 		"version":      s.opts.Version,
 		"timestamp":    time.Now().UTC(),
-		"dependencies": results,
+		"dependencies": deps,
 	})
 }
 

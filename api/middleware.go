@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -144,49 +145,129 @@ func unauthorized(msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
 }
 
-// authenticate admits X-API-Key: INTERNAL_API_KEY (compared in constant time) or
-// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp>.
+// authenticate admits a request with valid credentials (see identify) and refuses the rest: 401,
+// or 429 while the client's address is over its limit of failed authentications.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	keyHash := sha256.Sum256([]byte(s.cfg.InternalAPIKey))
-	jwtKey := []byte(s.cfg.JWTSecretKey)
-	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(30*time.Second),
-	)
 	return func(c echo.Context) error {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
-		if key := c.Request().Header.Get(headerAPIKey); key != "" {
-			got := sha256.Sum256([]byte(key))
-			if subtle.ConstantTimeCompare(got[:], keyHash[:]) != 1 {
-				return unauthorized("invalid API key")
-			}
-			c.Set(principalKey, Principal{Kind: "api_key", Subject: "internal"})
-			c.Response().Header().Del("WWW-Authenticate")
-			return next(c)
+		p, err := s.identify(c, true)
+		if err != nil {
+			return err
 		}
-		authz := c.Request().Header.Get(echo.HeaderAuthorization)
-		if authz == "" {
-			return unauthorized("missing credentials: send X-API-Key or Authorization: Bearer <token>")
-		}
-		scheme, token, ok := strings.Cut(authz, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			return unauthorized("the Authorization header must be 'Bearer <token>'")
-		}
-		claims := jwt.RegisteredClaims{}
-		if _, err := parser.ParseWithClaims(strings.TrimSpace(token), &claims, func(*jwt.Token) (any, error) {
-			return jwtKey, nil
-		}); err != nil {
-			return unauthorized(jwtProblem(err))
-		}
-		if claims.Subject == "" {
-			return unauthorized("invalid token: no subject (sub)")
-		}
-		c.Set(principalKey, Principal{Kind: "jwt", Subject: claims.Subject})
-		c.Response().Header().Del("WWW-Authenticate")
+		c.Set(principalKey, p)
 		return next(c)
 	}
+}
+
+// authenticator checks credentials: X-API-Key: INTERNAL_API_KEY (compared in constant time) or
+// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp and sub>.
+type authenticator struct {
+	keyHash [sha256.Size]byte
+	jwtKey  []byte
+	parser  *jwt.Parser
+}
+
+func newAuthenticator(apiKey, jwtSecret string) *authenticator {
+	return &authenticator{
+		keyHash: sha256.Sum256([]byte(apiKey)),
+		jwtKey:  []byte(jwtSecret),
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(30*time.Second),
+		),
+	}
+}
+
+// present reports whether the request carries credentials at all.
+func (a *authenticator) present(r *http.Request) bool {
+	return r.Header.Get(headerAPIKey) != "" || r.Header.Get(echo.HeaderAuthorization) != ""
+}
+
+// check returns the caller the request's credentials name, or why they do not.
+func (a *authenticator) check(r *http.Request) (Principal, *Error) {
+	if key := r.Header.Get(headerAPIKey); key != "" {
+		got := sha256.Sum256([]byte(key))
+		if subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
+			return Principal{}, unauthorized("invalid API key")
+		}
+		return Principal{Kind: "api_key", Subject: "internal"}, nil
+	}
+	authz := r.Header.Get(echo.HeaderAuthorization)
+	if authz == "" {
+		return Principal{}, unauthorized("missing credentials: send X-API-Key or Authorization: Bearer <token>")
+	}
+	scheme, token, ok := strings.Cut(authz, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return Principal{}, unauthorized("the Authorization header must be 'Bearer <token>'")
+	}
+	claims := jwt.RegisteredClaims{}
+	if _, err := a.parser.ParseWithClaims(strings.TrimSpace(token), &claims, func(*jwt.Token) (any, error) {
+		return a.jwtKey, nil
+	}); err != nil {
+		return Principal{}, unauthorized(jwtProblem(err))
+	}
+	if claims.Subject == "" {
+		return Principal{}, unauthorized("invalid token: no subject (sub)")
+	}
+	return Principal{Kind: "jwt", Subject: claims.Subject}, nil
+}
+
+// identify authenticates the request. Without credentials it returns the zero Principal when
+// they are optional (required false). Failed authentications are counted per client address
+// (authFailureKey) in the shared limiter; once AUTH_FAILURE_LIMIT of them fell within
+// AUTH_FAILURE_WINDOW, every authentication from that address — a valid one too, or guessing
+// would go on unhindered — is answered 429 with Retry-After until the window frees one. Other
+// addresses are unaffected. When the limiter fails (Redis down), authentication goes on
+// unthrottled and the failure is logged, as for the request rate limit.
+func (s *Server) identify(c echo.Context, required bool) (Principal, error) {
+	req := c.Request()
+	if !required && !s.auth.present(req) {
+		return Principal{}, nil
+	}
+	ctx := req.Context()
+	limit := ratelimit.Limit{Rate: s.cfg.AuthFailureLimit, Burst: s.cfg.AuthFailureLimit, Period: s.cfg.AuthFailureWindow}
+	limited := s.cfg.AuthFailureLimit > 0
+	key := authFailureKey(c.RealIP())
+	if limited {
+		if res, err := s.limiter.Peek(ctx, key, limit); err != nil {
+			s.log.WarnContext(ctx, "failed-authentication limiter unavailable; not throttled", "error", err)
+		} else if !res.Allowed {
+			wait := max(ceilSeconds(res.RetryAfter), 1)
+			return Principal{}, &Error{Status: http.StatusTooManyRequests, Code: "too_many_failed_authentications",
+				Message: fmt.Sprintf("too many failed authentications from this address (%d per %s); retry in %d s",
+					limit.Rate, limit.Period, wait), RetryAfter: wait}
+		}
+	}
+	p, authErr := s.auth.check(req)
+	if authErr == nil {
+		return p, nil
+	}
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
+	if limited {
+		if res, err := s.limiter.Allow(ctx, key, limit); err != nil {
+			s.log.WarnContext(ctx, "failed-authentication limiter unavailable; not counted", "error", err)
+		} else if res.Remaining == 0 {
+			s.log.WarnContext(ctx, "failed authentications from one address reached the limit; it is throttled",
+				"client", key, "limit", limit.Rate, "window", limit.Period)
+		}
+	}
+	return Principal{}, authErr
+}
+
+// authFailureKey names the client address failed authentications are counted under: an IPv4
+// address, or the /64 of an IPv6 address (one subscriber's share, which it can fill with
+// addresses at will).
+func authFailureKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "auth-failures:" + ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return "auth-failures:" + netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return "auth-failures:" + a.String()
 }
 
 // jwtProblem says why a token was refused without echoing it.

@@ -73,6 +73,7 @@ type Server struct {
 	engine   *engine.Service
 	metrics  *httpMetrics
 	spec     *openAPISpec
+	auth     *authenticator
 	webhooks *webhooks.Service
 	started  time.Time
 	http     *http.Server
@@ -121,7 +122,8 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
 		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, metrics: m,
-		spec: spec, started: time.Now(), events: o.Events, templates: o.Templates,
+		spec: spec, auth: newAuthenticator(o.Config.InternalAPIKey, o.Config.JWTSecretKey),
+		started: time.Now(), events: o.Events, templates: o.Templates,
 		schedules: &rules.Schedules{Temporal: o.Temporal, TaskQueue: workflows.TaskQueue},
 	}
 	e := echo.New()

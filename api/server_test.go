@@ -135,7 +135,16 @@ func (r response) errorCode(t *testing.T) string {
 
 func (s *testServer) do(t *testing.T, method, path string, body io.Reader, headers ...string) response {
 	t.Helper()
+	return s.doFrom(t, "", method, path, body, headers...)
+}
+
+// doFrom is do from the client address remote ("ip:port"; "" is httptest's 192.0.2.1:1234).
+func (s *testServer) doFrom(t *testing.T, remote, method, path string, body io.Reader, headers ...string) response {
+	t.Helper()
 	req := httptest.NewRequest(method, path, body)
+	if remote != "" {
+		req.RemoteAddr = remote
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -156,7 +165,8 @@ func token(t *testing.T, method jwt.SigningMethod, secret string, claims jwt.Map
 }
 
 func TestAuthentication(t *testing.T) {
-	s := newTestServer(t, nil)
+	// Every case fails from the same address: the failure limit is tested on its own below.
+	s := newTestServer(t, func(c *config.Config) { c.AuthFailureLimit = 0 })
 	now := time.Now()
 	good := jwt.MapClaims{"sub": "svc-a", "exp": now.Add(time.Hour).Unix()}
 	cases := []struct {
@@ -360,10 +370,36 @@ func TestDependencyDownIs503(t *testing.T) {
 	if failing := fmt.Sprint(r.json(t)["failing"]); failing != "[temporal]" {
 		t.Errorf("failing %s", failing)
 	}
+	// Without credentials: each dependency's status and latency, nothing that names a host,
+	// a port or how the deployment is built.
 	r = s.do(t, "GET", "/health/detailed", nil)
 	deps := r.json(t)["dependencies"].(map[string]any)
 	if r.StatusCode != 503 || deps["temporal"].(map[string]any)["status"] != "down" || deps["database"].(map[string]any)["status"] != "up" {
 		t.Errorf("/health/detailed: %d %s", r.StatusCode, r.body)
+	}
+	for name, d := range deps {
+		for field := range d.(map[string]any) {
+			if field != "status" && field != "latency_ms" {
+				t.Errorf("unauthenticated /health/detailed shows %s.%s: %s", name, field, r.body)
+			}
+		}
+	}
+	if strings.Contains(string(r.body), s.cfg.TemporalAddress) || strings.Contains(string(r.body), "127.0.0.1") {
+		t.Errorf("unauthenticated /health/detailed names an address: %s", r.body)
+	}
+	// With the API key or a JWT: modes and the errors (which name the address).
+	bearer := "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret, jwt.MapClaims{"sub": "ops", "exp": time.Now().Add(time.Hour).Unix()})
+	for _, creds := range [][]string{{"X-API-Key", testKey}, {"Authorization", bearer}} {
+		r = s.do(t, "GET", "/health/detailed", nil, creds...)
+		deps = r.json(t)["dependencies"].(map[string]any)
+		temporal := deps["temporal"].(map[string]any)
+		if r.StatusCode != 503 || temporal["mode"] != "external" || !strings.Contains(fmt.Sprint(temporal["error"]), "127.0.0.1") ||
+			deps["database"].(map[string]any)["mode"] != "sqlite" {
+			t.Errorf("authenticated /health/detailed (%s): %d %s", creds[0], r.StatusCode, r.body)
+		}
+	}
+	if r := s.do(t, "GET", "/health/detailed", nil, "X-API-Key", "wrong"); r.StatusCode != 401 {
+		t.Errorf("/health/detailed with a wrong key: %d, want 401", r.StatusCode)
 	}
 	r = s.do(t, "POST", "/api/v1/diagnostics/ping", strings.NewReader(`{"wait_seconds":1}`), "X-API-Key", testKey)
 	if r.StatusCode != 503 || r.errorCode(t) != "service_unavailable" || r.Header.Get("Retry-After") == "" {

@@ -118,6 +118,11 @@ type Config struct {
 	// RateLimitPerSecond and RateLimitBurst bound each client on each route.
 	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
 	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"100"`
+	// AuthFailureLimit failed authentications per AuthFailureWindow are allowed from one client
+	// address (an IPv6 /64); past them every authentication from it is answered 429 until the
+	// window frees one (0 turns it off).
+	AuthFailureLimit  int           `env:"AUTH_FAILURE_LIMIT" envDefault:"10"`
+	AuthFailureWindow time.Duration `env:"AUTH_FAILURE_WINDOW" envDefault:"1m"`
 	// MetricsPort, when set, serves /metrics, /live and /ready on a port of its own in a process
 	// without the API (the worker), so its Temporal SDK and activity metrics can be scraped.
 	MetricsPort int `env:"METRICS_PORT" envDefault:"0"`
@@ -225,6 +230,12 @@ func (c *Config) normalize() error {
 	}
 	if c.RateLimitPerSecond < 1 || c.RateLimitBurst < 1 {
 		bad("RATE_LIMIT_PER_SECOND", "rate and RATE_LIMIT_BURST must be at least 1")
+	}
+	if c.AuthFailureLimit < 0 {
+		bad("AUTH_FAILURE_LIMIT", "must be 0 (off) or more, got %d", c.AuthFailureLimit)
+	}
+	if c.AuthFailureLimit > 0 && c.AuthFailureWindow < time.Second {
+		bad("AUTH_FAILURE_WINDOW", "must be at least 1s, got %s", c.AuthFailureWindow)
 	}
 	if c.RulesPartitions < 1 || c.RulesPartitions > 256 {
 		bad("RULES_PARTITIONS", "must be between 1 and 256, got %d", c.RulesPartitions)

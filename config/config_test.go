@@ -42,6 +42,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"LOG_LEVEL":             {"LOG_LEVEL": "loud"},
 		"SHUTDOWN_TIMEOUT":      {"SHUTDOWN_TIMEOUT": "soon"},
 		"WEBHOOK_ALLOWED_CIDRS": {"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8,nope"},
+		"AUTH_FAILURE_LIMIT":    {"AUTH_FAILURE_LIMIT": "-1"},
+		"AUTH_FAILURE_WINDOW":   {"AUTH_FAILURE_WINDOW": "0s"},
 	}
 	for name, env := range cases {
 		_, err := LoadFrom(env)

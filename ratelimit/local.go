@@ -33,6 +33,16 @@ func NewLocal() *Local {
 
 // Allow implements Limiter.
 func (l *Local) Allow(_ context.Context, key string, lim Limit) (Result, error) {
+	return l.take(key, lim, 1), nil
+}
+
+// Peek implements Limiter.
+func (l *Local) Peek(_ context.Context, key string, lim Limit) (Result, error) {
+	return l.take(key, lim, 0), nil
+}
+
+// take counts n (0 or 1) events under key and reports whether one more fits now.
+func (l *Local) take(key string, lim Limit, n int) Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -48,10 +58,15 @@ func (l *Local) Allow(_ context.Context, key string, lim Limit) (Result, error) 
 	}
 	b.lastSeen = now
 	res := Result{Limit: lim}
-	r := b.lim.ReserveN(now, 1)
-	if delay := r.DelayFrom(now); delay > 0 {
+	if n == 0 {
+		if tokens := b.lim.TokensAt(now); tokens >= 1 {
+			res.Allowed = true
+		} else {
+			res.RetryAfter = time.Duration((1 - tokens) / float64(b.lim.Limit()) * float64(time.Second))
+		}
+	} else if r := b.lim.ReserveN(now, 1); r.DelayFrom(now) > 0 {
+		res.RetryAfter = r.DelayFrom(now)
 		r.CancelAt(now)
-		res.RetryAfter = delay
 	} else {
 		res.Allowed = true
 	}
@@ -61,7 +76,7 @@ func (l *Local) Allow(_ context.Context, key string, lim Limit) (Result, error) 
 	if missing > 0 {
 		res.ResetAfter = time.Duration(missing / float64(b.lim.Limit()) * float64(time.Second))
 	}
-	return res, nil
+	return res
 }
 
 func (l *Local) sweep(now time.Time) {

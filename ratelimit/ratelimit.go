@@ -32,6 +32,9 @@ type Result struct {
 // Limiter decides whether one event under key is allowed now.
 type Limiter interface {
 	Allow(ctx context.Context, key string, limit Limit) (Result, error)
+	// Peek answers what Allow would, without counting an event: for limits that count only some
+	// events (failed logins) but must refuse every event once exhausted.
+	Peek(ctx context.Context, key string, limit Limit) (Result, error)
 	// Backend names the implementation for /info ("redis" or "in-process").
 	Backend() string
 }

@@ -76,3 +76,34 @@ func TestTokensComeBack(t *testing.T) {
 		}
 	})
 }
+
+// Peek reports what Allow would answer without counting: a limit can count only some events
+// (failed logins) and still refuse every event once it is exhausted.
+func TestPeekCountsNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, l ratelimit.Limiter) {
+		ctx := context.Background()
+		key := "test:" + testenv.RandomHex(8)
+		limit := ratelimit.Limit{Rate: 1, Burst: 2, Period: time.Minute}
+		for i := range 5 {
+			res, err := l.Peek(ctx, key, limit)
+			if err != nil || !res.Allowed || res.Remaining != 2 {
+				t.Fatalf("peek %d on a fresh key: %+v %v", i, res, err)
+			}
+		}
+		for range 2 {
+			if res, err := l.Allow(ctx, key, limit); err != nil || !res.Allowed {
+				t.Fatalf("allow within the burst: %+v %v", res, err)
+			}
+		}
+		res, err := l.Peek(ctx, key, limit)
+		if err != nil || res.Allowed || res.Remaining != 0 {
+			t.Fatalf("peek at an exhausted key: %+v %v", res, err)
+		}
+		if res.RetryAfter < 50*time.Second || res.RetryAfter > time.Minute {
+			t.Errorf("peek retry after %v, want about a minute", res.RetryAfter)
+		}
+		if again, err := l.Allow(ctx, key, limit); err != nil || again.Allowed {
+			t.Errorf("allow after the peek: %+v %v (peeking must not have refilled it)", again, err)
+		}
+	})
+}
