@@ -218,8 +218,10 @@ func (a *authenticator) check(r *http.Request) (Principal, *Error) {
 // (authFailureKey) in the shared limiter; once AUTH_FAILURE_LIMIT of them fell within
 // AUTH_FAILURE_WINDOW, every authentication from that address — a valid one too, or guessing
 // would go on unhindered — is answered 429 with Retry-After until the window frees one. Other
-// addresses are unaffected. When the limiter fails (Redis down), authentication goes on
-// unthrottled and the failure is logged, as for the request rate limit.
+// addresses are unaffected. A wrong guess is counted after it was checked (a valid key costs
+// nothing, so clients sharing an address with a typo keep working until the limit); one that finds
+// the limit reached meanwhile gets 429 too. When the limiter fails (Redis down), authentication
+// goes on unthrottled and the failure is logged, as for the request rate limit.
 func (s *Server) identify(c echo.Context, required bool) (Principal, error) {
 	req := c.Request()
 	if !required && !s.auth.present(req) {
@@ -233,26 +235,36 @@ func (s *Server) identify(c echo.Context, required bool) (Principal, error) {
 		if res, err := s.limiter.Peek(ctx, key, limit); err != nil {
 			s.log.WarnContext(ctx, "failed-authentication limiter unavailable; not throttled", "error", err)
 		} else if !res.Allowed {
-			wait := max(ceilSeconds(res.RetryAfter), 1)
-			return Principal{}, &Error{Status: http.StatusTooManyRequests, Code: "too_many_failed_authentications",
-				Message: fmt.Sprintf("too many failed authentications from this address (%d per %s); retry in %d s",
-					limit.Rate, limit.Period, wait), RetryAfter: wait}
+			return Principal{}, s.tooManyFailures(limit, res)
 		}
 	}
 	p, authErr := s.auth.check(req)
 	if authErr == nil {
 		return p, nil
 	}
-	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
 	if limited {
-		if res, err := s.limiter.Allow(ctx, key, limit); err != nil {
+		res, err := s.limiter.Allow(ctx, key, limit)
+		switch {
+		case err != nil:
 			s.log.WarnContext(ctx, "failed-authentication limiter unavailable; not counted", "error", err)
-		} else if res.Remaining == 0 {
+		case !res.Allowed:
+			// Past the limit after all (concurrent failures raced this one past the Peek): the
+			// guess gets no answer either.
+			return Principal{}, s.tooManyFailures(limit, res)
+		case res.Remaining == 0:
 			s.log.WarnContext(ctx, "failed authentications from one address reached the limit; it is throttled",
 				"client", key, "limit", limit.Rate, "window", limit.Period)
 		}
 	}
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
 	return Principal{}, authErr
+}
+
+func (s *Server) tooManyFailures(limit ratelimit.Limit, res ratelimit.Result) *Error {
+	wait := max(ceilSeconds(res.RetryAfter), 1)
+	return &Error{Status: http.StatusTooManyRequests, Code: "too_many_failed_authentications",
+		Message: fmt.Sprintf("too many failed authentications from this address (%d per %s); retry in %d s",
+			limit.Rate, limit.Period, wait), RetryAfter: wait}
 }
 
 // authFailureKey names the client address failed authentications are counted under: an IPv4
