@@ -1,0 +1,12 @@
+//go:build !linux
+
+package sandbox
+
+import "syscall"
+
+// limitData is a no-op outside Linux: the helper's memory limit is then only the soft limit
+// of the Go runtime (GOMEMLIMIT), and the in-engine budget.
+func limitData(uint64) error { return nil }
+
+// helperProcAttr: without Linux's parent-death signal a helper ends when its stdin closes.
+func helperProcAttr() *syscall.SysProcAttr { return nil }
