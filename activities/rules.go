@@ -9,6 +9,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 )
@@ -23,7 +24,9 @@ type Rules struct {
 	Store     *store.Store
 	Bus       *events.Bus
 	Templates *templating.Engine
-	Cache     *rules.Cache
+	// Expressions evaluates the rules' expression conditions (nil: in this process).
+	Expressions *rules.Expressions
+	Cache       *rules.Cache
 	// Targets are the modules workflow, notification and webhook actions call.
 	Targets rules.Targets
 	// MaxDepth: events deeper in a causation chain are recorded as skipped, not evaluated.
@@ -243,7 +246,10 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 	var outcomes []store.ActionOutcome
 	var stoppedBy *rules.Compiled
 	for _, r := range matching {
-		ev := r.Evaluate(scope)
+		ev := r.Evaluate(ctx, a.Expressions, scope)
+		if ev.Err != nil && !sandbox.IsBudgetError(ev.Err) {
+			return EventRun{}, nil, ev.Err // no helper could evaluate them: decide again later
+		}
 		x := store.RuleExecution{
 			ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
 			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
@@ -261,7 +267,10 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 			if r.Def.StopProcessing {
 				stoppedBy = r
 			}
-			key, err := r.RenderDedupKey(a.Templates, scope)
+			key, err := r.RenderDedupKey(ctx, a.Templates, scope)
+			if err != nil && !rules.IsPermanent(err) {
+				return EventRun{}, nil, err
+			}
 			if err != nil {
 				x.Status, x.Reason = store.RuleExecutionError, err.Error()
 				break

@@ -81,7 +81,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, st *store.Store) *fixture {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	f := &fixture{st: st, bus: events.NewBus(st, slog.Default()), targets: &recordingTargets{},
 		now: time.Now().UTC().Truncate(time.Second)}
 	f.a = &activities.Rules{

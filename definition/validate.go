@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -23,6 +24,9 @@ type Options struct {
 	// Unavailable says why a step type cannot run in this deployment ("" when it can): the
 	// notification and webhook steps need their modules wired in.
 	Unavailable func(stepType string) string
+	// Limits are the evaluation limits expressions and jq programs must compile within (the
+	// nesting limit; zero fields: defaults).
+	Limits sandbox.Limits
 }
 
 // Validate checks a definition and returns every problem with its JSON path.
@@ -231,7 +235,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 		}
 	}
 	if s.Condition != "" {
-		if _, err := CompileCondition(s.Condition); err != nil {
+		if _, err := CompileCondition(s.Condition, v.o.Limits); err != nil {
 			v.add(path+".condition", "%v", err)
 		}
 		v.refs(path+".condition", s.Condition, s.ID, visible)
@@ -272,13 +276,13 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			v.add(cp, "takes jq or mapping, not both")
 		}
 		if c.JQ != "" {
-			if _, err := CompileJQ(c.JQ); err != nil {
+			if _, err := CompileJQ(c.JQ, v.o.Limits); err != nil {
 				v.add(cp+".jq", "%v", err)
 			}
 			v.refs(cp+".jq", c.JQ, s.ID, visible)
 		}
 		for _, k := range sortedKeys(c.Mapping) {
-			if _, err := CompileValue(c.Mapping[k]); err != nil {
+			if _, err := CompileValue(c.Mapping[k], v.o.Limits); err != nil {
 				v.add(cp+".mapping."+k, "%v", err)
 			}
 			v.refs(cp+".mapping."+k, c.Mapping[k], s.ID, visible)
@@ -287,7 +291,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			ap := fmt.Sprintf("%s.assert[%d].that", cp, i)
 			if a.That == "" {
 				v.add(ap, "is required")
-			} else if _, err := CompileCondition(a.That); err != nil {
+			} else if _, err := CompileCondition(a.That, v.o.Limits); err != nil {
 				v.add(ap, "%v", err)
 			}
 			v.refs(ap, a.That, s.ID, visible)
@@ -392,7 +396,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			p := fmt.Sprintf("%s.cases[%d]", cp, i)
 			if cs.When == "" {
 				v.add(p+".when", "is required")
-			} else if _, err := CompileCondition(cs.When); err != nil {
+			} else if _, err := CompileCondition(cs.When, v.o.Limits); err != nil {
 				v.add(p+".when", "%v", err)
 			}
 			v.refs(p+".when", cs.When, s.ID, visible)

@@ -15,7 +15,7 @@ func validate(t *testing.T, body string, unavailable func(string) string) map[st
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(0), Unavailable: unavailable}) {
+	for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(templating.Options{}), Unavailable: unavailable}) {
 		got[p.Field] += p.Message + "; "
 	}
 	return got

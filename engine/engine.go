@@ -95,7 +95,8 @@ func View(w store.Workflow) Workflow {
 
 // Validate checks a definition, sub_workflow targets included.
 func (s *Service) Validate(ctx context.Context, d *definition.Definition, selfID string) error {
-	problems := definition.Validate(d, definition.Options{Templates: s.templates, Unavailable: s.unavailable})
+	problems := definition.Validate(d, definition.Options{Templates: s.templates, Unavailable: s.unavailable,
+		Limits: s.templates.Limits()})
 	var paths []string
 	var targets []string
 	walkWithPath("steps", d.Steps, func(path string, st definition.Step) {

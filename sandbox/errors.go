@@ -44,7 +44,7 @@ func (e *LimitError) Error() string {
 	case LimitDepth:
 		return fmt.Sprintf("evaluation exceeds the call depth limit of %d (nested or recursive calls)", e.Max)
 	case LimitNesting:
-		return fmt.Sprintf("source exceeds the nesting limit of %d levels", e.Max)
+		return fmt.Sprintf("evaluation exceeds the nesting limit of %d levels", e.Max)
 	case LimitValue:
 		if e.Actual > 0 {
 			return fmt.Sprintf("evaluation exceeds the value size limit of %d bytes (a value of %d bytes)", e.Max, e.Actual)

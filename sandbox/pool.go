@@ -22,8 +22,9 @@ type PoolConfig struct {
 	// Size is how many helpers may run at once (each evaluates one request at a time); more
 	// requests wait for one.
 	Size int
-	// MemoryBytes is each helper's hard memory cap (its data segment, RLIMIT_DATA on Linux;
-	// the Go runtime's soft limit is three quarters of it).
+	// MemoryBytes is how much each helper's memory may grow past what it takes to start: a
+	// hard cap on its data segment (RLIMIT_DATA on Linux); the Go runtime's soft limit is three
+	// quarters of it.
 	MemoryBytes int64
 	// StackBytes is each helper's maximum goroutine stack.
 	StackBytes int64
@@ -41,7 +42,7 @@ type PoolConfig struct {
 // Defaults of PoolConfig.
 const (
 	DefaultHelpers          = 2
-	DefaultHelperMemory     = 256 << 20
+	DefaultHelperMemory     = 192 << 20
 	DefaultHelperStack      = 64 << 20
 	DefaultHelperIdle       = time.Minute
 	defaultGrace            = 500 * time.Millisecond
@@ -54,9 +55,11 @@ const (
 // binary) and ended when idle. A helper that dies or overruns its deadline is replaced; its
 // evaluation fails with an error naming the limit, and nothing else is affected.
 type Pool struct {
-	cfg   PoolConfig
-	slots chan struct{}
-	ids   atomic.Uint64
+	cfg     PoolConfig
+	slots   chan struct{}
+	ids     atomic.Uint64
+	started atomic.Uint64
+	lost    atomic.Uint64
 
 	mu      sync.Mutex
 	idle    []*helper
@@ -115,6 +118,16 @@ func (p *Pool) PIDs() []int {
 	return out
 }
 
+// PoolStats count the pool's helpers.
+type PoolStats struct {
+	// Started counts the helpers started; Lost those that died or were killed during an
+	// evaluation (a limit, a crash, a caller that gave up).
+	Started, Lost uint64
+}
+
+// Stats returns the pool's counts so far.
+func (p *Pool) Stats() PoolStats { return PoolStats{Started: p.started.Load(), Lost: p.lost.Load()} }
+
 // Close ends every helper; later calls fail.
 func (p *Pool) Close() error {
 	p.mu.Lock()
@@ -160,6 +173,7 @@ func (p *Pool) Call(ctx context.Context, method string, limits Limits, args any,
 	res, err := h.call(ctx, request{ID: p.ids.Add(1), Method: method, Limits: limits, Args: raw},
 		limits.Timeout+p.cfg.Grace, p.cfg)
 	if err != nil {
+		p.lost.Add(1)
 		p.discard(h)
 		return err
 	}
@@ -199,6 +213,7 @@ func (p *Pool) take() (*helper, error) {
 		return nil, fmt.Errorf("%w: the pool is closed", ErrUnavailable)
 	}
 	p.all[h] = true
+	p.started.Add(1)
 	if !p.reaping {
 		p.reaping = true
 		go p.reap()
@@ -388,7 +403,11 @@ func (h *helper) died(cfg PoolConfig) error {
 	out := h.stderr.String()
 	var err error
 	switch {
-	case strings.Contains(out, "out of memory"):
+	// A pure-Go helper at its data limit mostly dies "out of memory"; when the mapping that
+	// failed was a thread's or a signal stack's, it dies of a segmentation fault or a thread it
+	// could not create.
+	case strings.Contains(out, "out of memory"), strings.Contains(out, "cannot allocate memory"),
+		strings.Contains(out, "SIGSEGV"), strings.Contains(out, "failed to create new OS thread"):
 		err = &LimitError{Limit: LimitMemory, Max: cfg.MemoryBytes}
 	case strings.Contains(out, "stack exceeds") || strings.Contains(out, "stack overflow"):
 		err = &LimitError{Limit: LimitStack, Max: cfg.StackBytes}
