@@ -208,3 +208,14 @@ func TestExpressionsUnderTheBudget(t *testing.T) {
 		t.Error("sortedKeys")
 	}
 }
+
+func TestJQNesting(t *testing.T) {
+	for src, want := range map[string]int{
+		`.a`: 0, `[.a]`: 1, `[[1], {a: (2)}]`: 3, `"(((" | [.]`: 1, `"\(1 + (2))"`: 2,
+		`"a\"[[[" | .`: 0, "# [[[[\n[1]": 1, `"\("\("x")")"`: 2,
+	} {
+		if got := jqNesting(src); got != want {
+			t.Errorf("%s: %d, want %d", src, got, want)
+		}
+	}
+}

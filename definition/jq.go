@@ -116,7 +116,10 @@ func compileJQ(src string, limits sandbox.Limits) (code *gojq.Code, err error) {
 	if len(src) > MaxJQSource {
 		return nil, fmt.Errorf("jq: the program is longer than %d bytes", MaxJQSource)
 	}
-	q, err := gojq.Parse(src) // gojq's parser is table-driven: no recursion to overflow
+	if n := jqNesting(src); n > limits.MaxNesting {
+		return nil, &sandbox.LimitError{Limit: sandbox.LimitNesting, Max: int64(limits.MaxNesting)}
+	}
+	q, err := gojq.Parse(src) // gojq's parser is table-driven, but its compiler recurses
 	if err != nil {
 		return nil, fmt.Errorf("jq: %w", err)
 	}
@@ -148,6 +151,49 @@ func compileJQ(src string, limits sandbox.Limits) (code *gojq.Code, err error) {
 		return nil, fmt.Errorf("jq: %w", err)
 	}
 	return code, nil
+}
+
+// jqNesting is how deeply src's brackets nest, string interpolations ("\(…)") included.
+func jqNesting(src string) int {
+	depth, deepest := 0, 0
+	// interp holds, for each open interpolation, the depth its string was at.
+	var interp []int
+	inString, escaped, comment := false, false, false
+	for _, c := range src {
+		switch {
+		case comment:
+			comment = c != '\n'
+		case inString && escaped:
+			escaped = false
+			if c == '(' {
+				interp = append(interp, depth)
+				inString = false
+				depth++
+				deepest = max(deepest, depth)
+			}
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '#':
+			comment = true
+		case c == '(' || c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ')' || c == ']' || c == '}':
+			depth = max(depth-1, 0)
+			if c == ')' && len(interp) > 0 && interp[len(interp)-1] == depth {
+				interp = interp[:len(interp)-1]
+				inString = true
+			}
+		}
+	}
+	return deepest
 }
 
 // jqDepthFactor: a program's syntax tree may nest this many times deeper than the nesting
