@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,11 +99,10 @@ type rssWatch struct {
 	stopped      chan struct{}
 }
 
-// watchRSS starts following service (its current peak is the baseline) and the helpers
-// (helperStart: the resident set of a helper that has just started and evaluated once).
-func watchRSS(service int, helperStart int64, pids func() []int) *rssWatch {
-	_, peak, _ := procStatus(service)
-	w := &rssWatch{service: service, serviceStart: peak, helperStart: helperStart, pids: pids,
+// watchRSS starts following service from serviceStart (its resident set before) and the
+// helpers from helperStart (the resident set of a helper that has just started).
+func watchRSS(service int, serviceStart, helperStart int64, pids func() []int) *rssWatch {
+	w := &rssWatch{service: service, serviceStart: serviceStart, helperStart: helperStart, pids: pids,
 		helpers: map[int]bool{}, done: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(w.stopped)
@@ -161,4 +162,33 @@ func limitProblem(t *testing.T, r reply, field string) {
 		}
 	}
 	t.Errorf("want a limit named at %q, got %s", field, r.Body)
+}
+
+// freshHelperRSS is the resident set of a helper process of binary that has just started (the
+// pages of the binary its start touches): the base from which a helper's growth counts.
+func freshHelperRSS(t *testing.T, binary string) int64 {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"AUTOMATION_EVAL_HELPER=1"}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	}()
+	var hello map[string]any
+	if err := json.NewDecoder(stdout).Decode(&hello); err != nil {
+		t.Fatalf("helper hello: %v", err)
+	}
+	rss, _, _ := procStatus(cmd.Process.Pid)
+	return rss
 }

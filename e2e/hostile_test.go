@@ -35,7 +35,8 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 		rss, _, _ := procStatus(pid)
 		helperStart = max(helperStart, rss)
 	}
-	w := watchRSS(os.Getpid(), helperStart, pool.PIDs)
+	_, serviceStart, _ := procStatus(os.Getpid())
+	w := watchRSS(os.Getpid(), serviceStart, helperStart, pool.PIDs)
 	const answer = 2 * time.Second
 
 	for _, hc := range hostileClasses {
