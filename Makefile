@@ -54,12 +54,15 @@ bench:
 FUZZ_TARGETS := templating:FuzzRender definition:FuzzJQ definition:FuzzExpression definition:FuzzValidate \
 	webhooks:FuzzVerifySignature
 FUZZTIME ?= 10m
+FUZZTIMEOUT ?= 30m
+FUZZFLAGS ?=
 
 ## fuzz: every fuzz target for FUZZTIME each (CI runs FUZZTIME=15s); a finding is saved under <package>/testdata/fuzz
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s \
+			-timeout $(FUZZTIMEOUT) $(FUZZFLAGS) ./$$pkg; \
 	done
 
 ## lint: formatting, go vet and Temporal's workflow determinism check

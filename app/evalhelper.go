@@ -34,5 +34,7 @@ func registerPoolMetrics(reg prometheus.Registerer, p *sandbox.Pool) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "automation_eval_helpers_lost_total",
 			Help: "Evaluation helper processes that died or were killed during an evaluation (a limit, a crash)."},
 			func() float64 { return float64(p.Stats().Lost) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "automation_eval_helpers_cpu_seconds_total",
+			Help: "CPU time used by evaluation helper processes."}, func() float64 { return p.Stats().CPU.Seconds() }),
 	)
 }

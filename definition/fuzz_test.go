@@ -11,11 +11,11 @@ import (
 )
 
 // fuzzLimits keep each input cheap, so that the fuzzer tries many.
-var fuzzLimits = sandbox.Limits{Timeout: 250 * time.Millisecond, MaxSteps: 50_000, MaxValueBytes: 64 << 10,
+var fuzzLimits = sandbox.Limits{Timeout: 50 * time.Millisecond, MaxSteps: 20_000, MaxValueBytes: 64 << 10,
 	MaxAllocBytes: 1 << 20}
 
 // tooSlow: an evaluation that outlives its budget by this much has escaped it.
-const tooSlow = 5*250*time.Millisecond + time.Second
+const tooSlow = 5*50*time.Millisecond + time.Second
 
 var fuzzData = `{"input": {"records": [{"amount": 3, "k": "a"}, {"amount": 4.5, "k": "b"}], "name": "ada", "n": 2},
 	"steps": {"a": {"output": {"x": [1, 2, 3]}}}}`

@@ -60,6 +60,8 @@ type Pool struct {
 	ids     atomic.Uint64
 	started atomic.Uint64
 	lost    atomic.Uint64
+	// exitedCPU is the CPU time of the helpers that have exited, in nanoseconds.
+	exitedCPU atomic.Int64
 
 	mu      sync.Mutex
 	idle    []*helper
@@ -123,10 +125,18 @@ type PoolStats struct {
 	// Started counts the helpers started; Lost those that died or were killed during an
 	// evaluation (a limit, a crash, a caller that gave up).
 	Started, Lost uint64
+	// CPU is the CPU time the helpers used, alive or gone (the live ones' only on Linux).
+	CPU time.Duration
 }
 
 // Stats returns the pool's counts so far.
-func (p *Pool) Stats() PoolStats { return PoolStats{Started: p.started.Load(), Lost: p.lost.Load()} }
+func (p *Pool) Stats() PoolStats {
+	cpu := time.Duration(p.exitedCPU.Load())
+	for _, pid := range p.PIDs() {
+		cpu += processCPU(pid)
+	}
+	return PoolStats{Started: p.started.Load(), Lost: p.lost.Load(), CPU: cpu}
+}
 
 // Close ends every helper; later calls fail.
 func (p *Pool) Close() error {
@@ -214,6 +224,12 @@ func (p *Pool) take() (*helper, error) {
 	}
 	p.all[h] = true
 	p.started.Add(1)
+	go func() {
+		<-h.exited
+		if ps := h.cmd.ProcessState; ps != nil {
+			p.exitedCPU.Add(int64(ps.UserTime() + ps.SystemTime()))
+		}
+	}()
 	if !p.reaping {
 		p.reaping = true
 		go p.reap()

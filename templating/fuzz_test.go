@@ -10,7 +10,7 @@ import (
 )
 
 // fuzzLimits keep each input cheap, so that the fuzzer tries many.
-var fuzzLimits = sandbox.Limits{Timeout: 250 * time.Millisecond, MaxSteps: 50_000, MaxValueBytes: 64 << 10,
+var fuzzLimits = sandbox.Limits{Timeout: 50 * time.Millisecond, MaxSteps: 20_000, MaxValueBytes: 64 << 10,
 	MaxAllocBytes: 1 << 20}
 
 // FuzzRender renders arbitrary templates over arbitrary data: no panic may escape, no rendering
