@@ -163,12 +163,22 @@ func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rule
 		return runs, nil
 	}
 	now := a.now()
+	// The user-written part (conditions, dedup keys) is evaluated before the transaction: an
+	// evaluation may take its whole budget, and must not hold the database's write lock so long.
+	evaluated := make(map[string][]ruleEval, len(evs))
+	for _, e := range evs {
+		ev, err := a.evaluate(ctx, e, active)
+		if err != nil {
+			return nil, err
+		}
+		evaluated[e.ID] = ev
+	}
 	var decisions []string
 	err := a.Store.Tx(ctx, func(tx *store.Store) error {
 		clear(runs)
 		decisions = decisions[:0]
 		for _, e := range evs {
-			run, statuses, err := a.decide(ctx, tx, e, active, now)
+			run, statuses, err := a.decide(ctx, tx, e, evaluated[e.ID], now)
 			if err != nil {
 				return err
 			}
@@ -221,35 +231,66 @@ func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
 	return out, nil
 }
 
-// decide evaluates e against the active rules and records every decision in tx.
+// ruleEval is what a rule's conditions and dedup key made of an event.
+type ruleEval struct {
+	rule   *rules.Compiled
+	ev     rules.Evaluation
+	key    string
+	keyErr error
+}
+
+// skipReason, when an event is not evaluated at all, says why.
+func (a *Rules) skipReason(e store.Event) string {
+	if maxDepth := a.maxDepth(); e.Depth > maxDepth {
+		return fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+	}
+	if _, err := rules.NewScope(e); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// evaluate runs the conditions (and, where they hold, the dedup key) of the active rules whose
+// trigger matches e. Budget errors are the rules' outcome; another error (no evaluation helper
+// could start) means the event must be decided again later.
+func (a *Rules) evaluate(ctx context.Context, e store.Event, active []*rules.Compiled) ([]ruleEval, error) {
+	if a.skipReason(e) != "" {
+		return nil, nil
+	}
+	scope, _ := rules.NewScope(e)
+	var out []ruleEval
+	for _, r := range active {
+		if !rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
+			continue
+		}
+		re := ruleEval{rule: r, ev: r.Evaluate(ctx, a.Expressions, scope)}
+		if re.ev.Err != nil && !sandbox.IsBudgetError(re.ev.Err) {
+			return nil, re.ev.Err
+		}
+		if re.ev.Matched {
+			re.key, re.keyErr = r.RenderDedupKey(ctx, a.Templates, scope)
+			if re.keyErr != nil && !rules.IsPermanent(re.keyErr) {
+				return nil, re.keyErr
+			}
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// decide records in tx the decision of every rule evaluated for e.
 // It returns the status of each rule's decision too.
-func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, []string, error) {
+func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, evaluated []ruleEval, now time.Time) (EventRun, []string, error) {
 	run := EventRun{EventID: e.ID}
-	maxDepth := a.maxDepth()
-	if e.Depth > maxDepth {
-		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+	if reason := a.skipReason(e); reason != "" {
 		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
-	}
-	scope, err := rules.NewScope(e)
-	if err != nil {
-		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
-			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
-	}
-	var matching []*rules.Compiled
-	for _, r := range active {
-		if rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
-			matching = append(matching, r)
-		}
 	}
 	var execs []store.RuleExecution
 	var outcomes []store.ActionOutcome
 	var stoppedBy *rules.Compiled
-	for _, r := range matching {
-		ev := r.Evaluate(ctx, a.Expressions, scope)
-		if ev.Err != nil && !sandbox.IsBudgetError(ev.Err) {
-			return EventRun{}, nil, ev.Err // no helper could evaluate them: decide again later
-		}
+	for _, re := range evaluated {
+		r, ev := re.rule, re.ev
 		x := store.RuleExecution{
 			ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
 			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
@@ -267,16 +308,12 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 			if r.Def.StopProcessing {
 				stoppedBy = r
 			}
-			key, err := r.RenderDedupKey(ctx, a.Templates, scope)
-			if err != nil && !rules.IsPermanent(err) {
-				return EventRun{}, nil, err
-			}
-			if err != nil {
-				x.Status, x.Reason = store.RuleExecutionError, err.Error()
+			if re.keyErr != nil {
+				x.Status, x.Reason = store.RuleExecutionError, re.keyErr.Error()
 				break
 			}
-			x.DedupKey = key
-			reason, err := a.overLimit(ctx, tx, r, key, now)
+			x.DedupKey = re.key
+			reason, err := a.overLimit(ctx, tx, r, re.key, now)
 			if err != nil {
 				return EventRun{}, nil, err
 			}
@@ -298,9 +335,9 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 		}
 		execs = append(execs, x)
 	}
-	err = tx.RecordEvaluation(ctx, store.EventEvaluation{
+	err := tx.RecordEvaluation(ctx, store.EventEvaluation{
 		EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
-		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
+		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(evaluated), len(run.Executions)),
 		RulesMatched: len(run.Executions), EvaluatedAt: now,
 	}, execs, outcomes)
 	statuses := make([]string, len(execs))
