@@ -41,12 +41,15 @@ type PoolConfig struct {
 
 // Defaults of PoolConfig.
 const (
-	DefaultHelpers          = 2
-	DefaultHelperMemory     = 192 << 20
-	DefaultHelperStack      = 64 << 20
-	DefaultHelperIdle       = time.Minute
-	defaultGrace            = 500 * time.Millisecond
-	helperStartTimeout      = 30 * time.Second
+	DefaultHelpers      = 2
+	DefaultHelperMemory = 192 << 20
+	DefaultHelperStack  = 64 << 20
+	DefaultHelperIdle   = time.Minute
+	defaultGrace        = 500 * time.Millisecond
+	helperStartTimeout  = 15 * time.Second
+	// startBackoff: after a helper failed to start, calls fail at once for this long (rather
+	// than each waiting for a start that fails the same way).
+	startBackoff            = 10 * time.Second
 	helperStderrKept        = 4 << 10
 	helperExitReportTimeout = 2 * time.Second
 )
@@ -69,6 +72,9 @@ type Pool struct {
 	closed  bool
 	reaping bool
 	done    chan struct{}
+	// startErr is the last failure to start a helper, until retryAt.
+	startErr error
+	retryAt  time.Time
 }
 
 // NewPool returns a pool; no helper starts before the first Call.
@@ -210,14 +216,21 @@ func (p *Pool) take() (*helper, error) {
 		p.mu.Unlock()
 		return h, nil
 	}
+	if p.startErr != nil && time.Now().Before(p.retryAt) {
+		err := p.startErr
+		p.mu.Unlock()
+		return nil, err
+	}
 	p.mu.Unlock()
 	h, err := startHelper(p.cfg)
-	if err != nil {
-		p.cfg.Log.Error("evaluation helper does not start", "error", err)
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err != nil {
+		p.cfg.Log.Error("evaluation helper does not start", "error", err)
+		p.startErr, p.retryAt = fmt.Errorf("%w: %v", ErrUnavailable, err), time.Now().Add(startBackoff)
+		return nil, p.startErr
+	}
+	p.startErr = nil
 	if p.closed {
 		go h.stop()
 		return nil, fmt.Errorf("%w: the pool is closed", ErrUnavailable)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +193,20 @@ func TestPoolClosed(t *testing.T) {
 	_ = p.Close()
 	if err := p.Call(context.Background(), "echo", Limits{}, 1, nil); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("closed pool: %v", err)
+	}
+}
+
+func TestPoolReportsABinaryThatIsNoHelper(t *testing.T) {
+	p := testPool(t, PoolConfig{Size: 1, Command: func() (*exec.Cmd, error) { return exec.Command("true"), nil }})
+	for range 2 {
+		start := time.Now()
+		err := p.Call(context.Background(), "echo", Limits{}, 1, nil)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a helper that exits at once: %v", err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("took %v", took)
+		}
 	}
 }
 
