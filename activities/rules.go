@@ -62,6 +62,10 @@ type EvaluateInput struct {
 // priority order.
 type EvaluateResult struct {
 	Runs []EventRun `json:"runs,omitempty"`
+	// Deferred are events of the batch left undecided: their rules' evaluation would have taken
+	// the activity past half its time (every evaluation may take its whole budget). The caller
+	// hands them in again.
+	Deferred []rules.EventRef `json:"deferred,omitempty"`
 }
 
 // EventRun is the fired executions of one event, in priority order.
@@ -120,13 +124,37 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 			undecided = append(undecided, stored[id])
 		}
 	}
+	// The rules' evaluation of the events comes first, while time is left (at least one event);
+	// the rest is deferred.
+	evaluated := make(map[string][]ruleEval, len(undecided))
+	var soft, hard time.Time
+	if d, ok := ctx.Deadline(); ok {
+		soft, hard = time.Now().Add(time.Until(d)/2), time.Now().Add(time.Until(d)*3/4)
+	}
+	for i, e := range undecided {
+		if i > 0 && !soft.IsZero() && time.Now().After(soft) {
+			for _, left := range undecided[i:] {
+				out.Deferred = append(out.Deferred, rules.EventRef{ID: left.ID, Type: left.Type})
+				delete(stored, left.ID)
+			}
+			undecided = undecided[:i]
+			a.log().WarnContext(ctx, "evaluating the rules took half the activity's time; deferring the rest of the batch",
+				"decided", i, "deferred", len(out.Deferred))
+			break
+		}
+		ev, err := a.evaluate(ctx, e, active, hard)
+		if err != nil {
+			return out, err
+		}
+		evaluated[e.ID] = ev
+	}
 	// All the batch's decisions in one transaction; if another evaluator decided one of the
 	// events meanwhile, event by event.
-	runs, err := a.decideAll(ctx, undecided, active)
+	runs, err := a.decideAll(ctx, undecided, evaluated)
 	if errors.Is(err, store.ErrConflict) {
 		runs, err = map[string]EventRun{}, nil
 		for _, e := range undecided {
-			one, derr := a.decideAll(ctx, []store.Event{e}, active)
+			one, derr := a.decideAll(ctx, []store.Event{e}, evaluated)
 			if errors.Is(derr, store.ErrConflict) {
 				continue // decided by another evaluator: resumed below
 			}
@@ -156,23 +184,16 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 	return out, nil
 }
 
-// decideAll decides the events, in one transaction, and returns their runs by event id.
-func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rules.Compiled) (map[string]EventRun, error) {
+// decideAll records the decisions of the evaluated events in one transaction, and returns
+// their runs by event id. (The user-written part — conditions, dedup keys — was evaluated
+// before: an evaluation may take its whole budget, and must not hold the database's write lock
+// so long.)
+func (a *Rules) decideAll(ctx context.Context, evs []store.Event, evaluated map[string][]ruleEval) (map[string]EventRun, error) {
 	runs := make(map[string]EventRun, len(evs))
 	if len(evs) == 0 {
 		return runs, nil
 	}
 	now := a.now()
-	// The user-written part (conditions, dedup keys) is evaluated before the transaction: an
-	// evaluation may take its whole budget, and must not hold the database's write lock so long.
-	evaluated := make(map[string][]ruleEval, len(evs))
-	for _, e := range evs {
-		ev, err := a.evaluate(ctx, e, active)
-		if err != nil {
-			return nil, err
-		}
-		evaluated[e.ID] = ev
-	}
 	var decisions []string
 	err := a.Store.Tx(ctx, func(tx *store.Store) error {
 		clear(runs)
@@ -237,6 +258,8 @@ type ruleEval struct {
 	ev     rules.Evaluation
 	key    string
 	keyErr error
+	// late: the rule was not evaluated, the event's other rules having taken the time.
+	late bool
 }
 
 // skipReason, when an event is not evaluated at all, says why.
@@ -252,8 +275,10 @@ func (a *Rules) skipReason(e store.Event) string {
 
 // evaluate runs the conditions (and, where they hold, the dedup key) of the active rules whose
 // trigger matches e. Budget errors are the rules' outcome; another error (no evaluation helper
-// could start) means the event must be decided again later.
-func (a *Rules) evaluate(ctx context.Context, e store.Event, active []*rules.Compiled) ([]ruleEval, error) {
+// could start) means the event must be decided again later. The rules left when stop passes
+// are not evaluated (each evaluation may take its whole budget; the event's decision must fit
+// the activity's time).
+func (a *Rules) evaluate(ctx context.Context, e store.Event, active []*rules.Compiled, stop time.Time) ([]ruleEval, error) {
 	if a.skipReason(e) != "" {
 		return nil, nil
 	}
@@ -261,6 +286,10 @@ func (a *Rules) evaluate(ctx context.Context, e store.Event, active []*rules.Com
 	var out []ruleEval
 	for _, r := range active {
 		if !rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
+			continue
+		}
+		if !stop.IsZero() && time.Now().After(stop) {
+			out = append(out, ruleEval{rule: r, late: true})
 			continue
 		}
 		re := ruleEval{rule: r, ev: r.Evaluate(ctx, a.Expressions, scope)}
@@ -296,6 +325,9 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, eval
 			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
 		}
 		switch {
+		case re.late:
+			x.Status = store.RuleExecutionError
+			x.Reason = "not evaluated: the other rules of this event took the evaluation's time (each evaluation may take EVAL_TIMEOUT)"
 		case !ev.Matched:
 			x.Status, x.Reason = store.RuleExecutionNotMatched, ev.Reason
 			if hasError(ev.Conditions) {

@@ -285,7 +285,7 @@ var singleExpression = regexp.MustCompile(`^\s*\{\{-?\s*(.+?)\s*-?\}\}\s*$`)
 // structured data along; other strings render to strings.
 func (e *Engine) RenderValue(ctx context.Context, v any, data map[string]any) (any, error) {
 	if !hasTemplate(v) {
-		return v, nil
+		return e.renderValueIn(nil, v, data, e.maxOutput) // a copy; nothing to evaluate
 	}
 	if e.pool != nil {
 		for path, err := range e.CompileValue(v) {
