@@ -148,7 +148,7 @@ var hostileJQ = []struct {
 	{`reduce range(40) as $i ([]; [., .]) | flatten`, sandbox.LimitValue},
 	{`reduce range(40) as $i ([]; [., .])`, sandbox.LimitValue},
 	{`("y" * 100000) as $y | ("x" * 1000) | gsub(""; $y)`, sandbox.LimitValue},
-	{`reduce range(100000) as $i (null; [.])`, sandbox.LimitNesting},
+	{`reduce range(1000) as $i (null; [.])`, sandbox.LimitNesting},
 	{`reduce range(100) as $i ([]; [., .])`, sandbox.LimitNesting},
 	{strings.Repeat("[", 1000) + strings.Repeat("]", 1000), sandbox.LimitNesting},
 	{strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000), sandbox.LimitNesting},

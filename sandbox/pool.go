@@ -303,7 +303,6 @@ type helper struct {
 	pid       int
 	stdin     io.WriteCloser
 	responses chan response
-	readErr   error
 	exited    chan struct{} // closed when the process has exited and stderr is drained
 	stderr    *headBuffer
 	lastUsed  time.Time
@@ -384,8 +383,7 @@ func (h *helper) read(stdout io.Reader, hellos chan<- error) {
 	for {
 		var res response
 		if err := dec.Decode(&res); err != nil {
-			h.readErr = err
-			close(h.responses)
+			close(h.responses) // the helper is gone (or garbled its answer): died says which
 			return
 		}
 		h.responses <- res
@@ -436,7 +434,8 @@ func (h *helper) died(cfg PoolConfig) error {
 	// failed was a thread's or a signal stack's, it dies of a segmentation fault or a thread it
 	// could not create.
 	case strings.Contains(out, "out of memory"), strings.Contains(out, "cannot allocate memory"),
-		strings.Contains(out, "SIGSEGV"), strings.Contains(out, "failed to create new OS thread"):
+		strings.Contains(out, "SIGSEGV"), strings.Contains(out, "failed to create new OS thread"),
+		strings.Contains(out, "failed to allocate"): // the last: under the race detector
 		err = &LimitError{Limit: LimitMemory, Max: cfg.MemoryBytes}
 	case strings.Contains(out, "stack exceeds") || strings.Contains(out, "stack overflow"):
 		err = &LimitError{Limit: LimitStack, Max: cfg.StackBytes}
