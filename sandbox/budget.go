@@ -180,9 +180,6 @@ func (b *Budget) Leave() {
 	}
 }
 
-// Depth returns the current call depth.
-func (b *Budget) Depth() int { return b.depth }
-
 // Value accounts for a new intermediate value of size bytes: it must fit the value size limit,
 // and it counts against the allocation limit. Call it before building the value where the size
 // is known in advance, so that nothing too large is ever allocated.
