@@ -10,7 +10,7 @@ WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 
 export GOTOOLCHAIN ?= local
 
-.PHONY: run build api worker starter test test-cov bench lint fmt db-upgrade dev stop logs clean
+.PHONY: run build api worker starter test test-cov bench fuzz lint fmt db-upgrade dev stop logs clean
 
 ## run: the whole service in one process (embedded Temporal + Web UI, SQLite, in-process limits)
 run:
@@ -49,6 +49,21 @@ test-cov:
 ## bench: throughput and latency figures on the embedded stack
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+# The fuzz targets (package:function): templates, jq, expressions, definitions, inbound signatures.
+FUZZ_TARGETS := templating:FuzzRender definition:FuzzJQ definition:FuzzExpression definition:FuzzValidate \
+	webhooks:FuzzVerifySignature
+FUZZTIME ?= 10m
+FUZZTIMEOUT ?= 30m
+FUZZFLAGS ?=
+
+## fuzz: every fuzz target for FUZZTIME each (CI runs FUZZTIME=15s); a finding is saved under <package>/testdata/fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s \
+			-timeout $(FUZZTIMEOUT) $(FUZZFLAGS) ./$$pkg; \
+	done
 
 ## lint: formatting, go vet and Temporal's workflow determinism check
 lint:

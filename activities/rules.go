@@ -9,6 +9,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 )
@@ -23,7 +24,9 @@ type Rules struct {
 	Store     *store.Store
 	Bus       *events.Bus
 	Templates *templating.Engine
-	Cache     *rules.Cache
+	// Expressions evaluates the rules' expression conditions (nil: in this process).
+	Expressions *rules.Expressions
+	Cache       *rules.Cache
 	// Targets are the modules workflow, notification and webhook actions call.
 	Targets rules.Targets
 	// MaxDepth: events deeper in a causation chain are recorded as skipped, not evaluated.
@@ -59,6 +62,10 @@ type EvaluateInput struct {
 // priority order.
 type EvaluateResult struct {
 	Runs []EventRun `json:"runs,omitempty"`
+	// Deferred are events of the batch left undecided: their rules' evaluation would have taken
+	// the activity past half its time (every evaluation may take its whole budget). The caller
+	// hands them in again.
+	Deferred []rules.EventRef `json:"deferred,omitempty"`
 }
 
 // EventRun is the fired executions of one event, in priority order.
@@ -117,13 +124,37 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 			undecided = append(undecided, stored[id])
 		}
 	}
+	// The rules' evaluation of the events comes first, while time is left (at least one event);
+	// the rest is deferred.
+	evaluated := make(map[string][]ruleEval, len(undecided))
+	var soft, hard time.Time
+	if d, ok := ctx.Deadline(); ok {
+		soft, hard = time.Now().Add(time.Until(d)/2), time.Now().Add(time.Until(d)*3/4)
+	}
+	for i, e := range undecided {
+		if i > 0 && !soft.IsZero() && time.Now().After(soft) {
+			for _, left := range undecided[i:] {
+				out.Deferred = append(out.Deferred, rules.EventRef{ID: left.ID, Type: left.Type})
+				delete(stored, left.ID)
+			}
+			undecided = undecided[:i]
+			a.log().WarnContext(ctx, "evaluating the rules took half the activity's time; deferring the rest of the batch",
+				"decided", i, "deferred", len(out.Deferred))
+			break
+		}
+		ev, err := a.evaluate(ctx, e, active, hard)
+		if err != nil {
+			return out, err
+		}
+		evaluated[e.ID] = ev
+	}
 	// All the batch's decisions in one transaction; if another evaluator decided one of the
 	// events meanwhile, event by event.
-	runs, err := a.decideAll(ctx, undecided, active)
+	runs, err := a.decideAll(ctx, undecided, evaluated)
 	if errors.Is(err, store.ErrConflict) {
 		runs, err = map[string]EventRun{}, nil
 		for _, e := range undecided {
-			one, derr := a.decideAll(ctx, []store.Event{e}, active)
+			one, derr := a.decideAll(ctx, []store.Event{e}, evaluated)
 			if errors.Is(derr, store.ErrConflict) {
 				continue // decided by another evaluator: resumed below
 			}
@@ -153,8 +184,11 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 	return out, nil
 }
 
-// decideAll decides the events, in one transaction, and returns their runs by event id.
-func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rules.Compiled) (map[string]EventRun, error) {
+// decideAll records the decisions of the evaluated events in one transaction, and returns
+// their runs by event id. (The user-written part — conditions, dedup keys — was evaluated
+// before: an evaluation may take its whole budget, and must not hold the database's write lock
+// so long.)
+func (a *Rules) decideAll(ctx context.Context, evs []store.Event, evaluated map[string][]ruleEval) (map[string]EventRun, error) {
 	runs := make(map[string]EventRun, len(evs))
 	if len(evs) == 0 {
 		return runs, nil
@@ -165,7 +199,7 @@ func (a *Rules) decideAll(ctx context.Context, evs []store.Event, active []*rule
 		clear(runs)
 		decisions = decisions[:0]
 		for _, e := range evs {
-			run, statuses, err := a.decide(ctx, tx, e, active, now)
+			run, statuses, err := a.decide(ctx, tx, e, evaluated[e.ID], now)
 			if err != nil {
 				return err
 			}
@@ -218,37 +252,82 @@ func (a *Rules) activeRules(ctx context.Context) ([]*rules.Compiled, error) {
 	return out, nil
 }
 
-// decide evaluates e against the active rules and records every decision in tx.
+// ruleEval is what a rule's conditions and dedup key made of an event.
+type ruleEval struct {
+	rule   *rules.Compiled
+	ev     rules.Evaluation
+	key    string
+	keyErr error
+	// late: the rule was not evaluated, the event's other rules having taken the time.
+	late bool
+}
+
+// skipReason, when an event is not evaluated at all, says why.
+func (a *Rules) skipReason(e store.Event) string {
+	if maxDepth := a.maxDepth(); e.Depth > maxDepth {
+		return fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+	}
+	if _, err := rules.NewScope(e); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// evaluate runs the conditions (and, where they hold, the dedup key) of the active rules whose
+// trigger matches e. Budget errors are the rules' outcome; another error (no evaluation helper
+// could start) means the event must be decided again later. The rules left when stop passes
+// are not evaluated (each evaluation may take its whole budget; the event's decision must fit
+// the activity's time).
+func (a *Rules) evaluate(ctx context.Context, e store.Event, active []*rules.Compiled, stop time.Time) ([]ruleEval, error) {
+	if a.skipReason(e) != "" {
+		return nil, nil
+	}
+	scope, _ := rules.NewScope(e)
+	var out []ruleEval
+	for _, r := range active {
+		if !rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
+			continue
+		}
+		if !stop.IsZero() && time.Now().After(stop) {
+			out = append(out, ruleEval{rule: r, late: true})
+			continue
+		}
+		re := ruleEval{rule: r, ev: r.Evaluate(ctx, a.Expressions, scope)}
+		if re.ev.Err != nil && !sandbox.IsBudgetError(re.ev.Err) {
+			return nil, re.ev.Err
+		}
+		if re.ev.Matched {
+			re.key, re.keyErr = r.RenderDedupKey(ctx, a.Templates, scope)
+			if re.keyErr != nil && !rules.IsPermanent(re.keyErr) {
+				return nil, re.keyErr
+			}
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// decide records in tx the decision of every rule evaluated for e.
 // It returns the status of each rule's decision too.
-func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, active []*rules.Compiled, now time.Time) (EventRun, []string, error) {
+func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, evaluated []ruleEval, now time.Time) (EventRun, []string, error) {
 	run := EventRun{EventID: e.ID}
-	maxDepth := a.maxDepth()
-	if e.Depth > maxDepth {
-		reason := fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, maxDepth)
+	if reason := a.skipReason(e); reason != "" {
 		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
 			Status: store.EvaluationSkipped, Reason: reason, EvaluatedAt: now}, nil, nil)
-	}
-	scope, err := rules.NewScope(e)
-	if err != nil {
-		return run, nil, tx.RecordEvaluation(ctx, store.EventEvaluation{EventID: e.ID, EventType: e.Type,
-			Status: store.EvaluationSkipped, Reason: err.Error(), EvaluatedAt: now}, nil, nil)
-	}
-	var matching []*rules.Compiled
-	for _, r := range active {
-		if rules.MatchesTrigger(r.Def.Trigger, r.ID, e) {
-			matching = append(matching, r)
-		}
 	}
 	var execs []store.RuleExecution
 	var outcomes []store.ActionOutcome
 	var stoppedBy *rules.Compiled
-	for _, r := range matching {
-		ev := r.Evaluate(scope)
+	for _, re := range evaluated {
+		r, ev := re.rule, re.ev
 		x := store.RuleExecution{
 			ID: store.NewID(), EventID: e.ID, EventType: e.Type, RuleID: r.ID, RuleVersion: r.Version,
 			Conditions: store.MustJSON(ev.Conditions), EvaluatedAt: now,
 		}
 		switch {
+		case re.late:
+			x.Status = store.RuleExecutionError
+			x.Reason = "not evaluated: the other rules of this event took the evaluation's time (each evaluation may take EVAL_TIMEOUT)"
 		case !ev.Matched:
 			x.Status, x.Reason = store.RuleExecutionNotMatched, ev.Reason
 			if hasError(ev.Conditions) {
@@ -261,13 +340,12 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 			if r.Def.StopProcessing {
 				stoppedBy = r
 			}
-			key, err := r.RenderDedupKey(a.Templates, scope)
-			if err != nil {
-				x.Status, x.Reason = store.RuleExecutionError, err.Error()
+			if re.keyErr != nil {
+				x.Status, x.Reason = store.RuleExecutionError, re.keyErr.Error()
 				break
 			}
-			x.DedupKey = key
-			reason, err := a.overLimit(ctx, tx, r, key, now)
+			x.DedupKey = re.key
+			reason, err := a.overLimit(ctx, tx, r, re.key, now)
 			if err != nil {
 				return EventRun{}, nil, err
 			}
@@ -289,9 +367,9 @@ func (a *Rules) decide(ctx context.Context, tx *store.Store, e store.Event, acti
 		}
 		execs = append(execs, x)
 	}
-	err = tx.RecordEvaluation(ctx, store.EventEvaluation{
+	err := tx.RecordEvaluation(ctx, store.EventEvaluation{
 		EventID: e.ID, EventType: e.Type, Status: store.EvaluationEvaluated,
-		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(matching), len(run.Executions)),
+		Reason:       fmt.Sprintf("%d rule(s) considered, %d fired", len(evaluated), len(run.Executions)),
 		RulesMatched: len(run.Executions), EvaluatedAt: now,
 	}, execs, outcomes)
 	statuses := make([]string, len(execs))

@@ -54,7 +54,7 @@ func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, er
 	if err == nil {
 		var scope rules.Scope
 		if scope, err = rules.NewScope(e); err == nil {
-			if rendered, err = r.RenderAction(a.Templates, in.Index, scope); err == nil {
+			if rendered, err = r.RenderAction(ctx, a.Templates, in.Index, scope); err == nil {
 				result, err = a.call(ctx, x, e, rendered)
 			}
 		}

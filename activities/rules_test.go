@@ -18,6 +18,7 @@ import (
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 )
@@ -81,7 +82,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, st *store.Store) *fixture {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	f := &fixture{st: st, bus: events.NewBus(st, slog.Default()), targets: &recordingTargets{},
 		now: time.Now().UTC().Truncate(time.Second)}
 	f.a = &activities.Rules{
@@ -508,4 +509,81 @@ func TestScheduleFireAndPurge(t *testing.T) {
 			t.Errorf("fresh event purged: %v", err)
 		}
 	})
+}
+
+// Rules whose conditions take their whole evaluation budget cannot stall the evaluator: the
+// events whose rules would take the decision activity past half its time are deferred to the
+// next call, and the rules of one event past three quarters of it are recorded as not
+// evaluated; every call decides at least one event.
+func TestSlowRulesDeferTheRestOfTheBatch(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, st)
+	limits := sandbox.Limits{Timeout: 100 * time.Millisecond, MaxSteps: 1 << 40} // time, not steps, ends each
+	f.a.Expressions = rules.NewExpressions(limits, nil)
+	for i := range 12 {
+		f.rule(t, fmt.Sprintf(`{"name": "slow %d", "trigger": {"type": "event", "event_type": "slow.*"},
+			"conditions": [{"type": "expression", "expression": "all(items, all(items, all(items, # >= 0)))"}],
+			"actions": [{"type": "webhook", "event_type": "x"}]}`, i))
+	}
+	items := make([]int, 1000)
+	data := store.MustJSON(map[string]any{"items": items})
+	var in activities.EvaluateInput
+	for range 4 {
+		e := f.publish(t, store.Event{Type: "slow.one", Data: data})
+		in.Events = append(in.Events, rules.EventRef{ID: e.ID, Type: e.Type})
+	}
+	// One event's 12 rules take 1.2 s at 100 ms each: more than the 1.2 s activity's three
+	// quarters.
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	res, err := f.a.Evaluate(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deferred) == 0 || len(res.Deferred) == len(in.Events) {
+		t.Fatalf("deferred %d of %d events", len(res.Deferred), len(in.Events))
+	}
+	first := in.Events[0].ID
+	var late, errored int
+	for _, x := range executionsOf(t, st, first) {
+		if x.Status == store.RuleExecutionError {
+			errored++
+			if strings.Contains(x.Reason, "not evaluated") {
+				late++
+			}
+		}
+	}
+	if errored != 12 || late == 0 {
+		t.Errorf("first event: %d rules in error, %d of them not evaluated in time", errored, late)
+	}
+	// The deferred events are decided by the next calls.
+	for len(res.Deferred) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+		res, err = f.a.Evaluate(ctx, activities.EvaluateInput{Events: res.Deferred})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range in.Events {
+		if n := len(executionsOf(t, st, e.ID)); n != 12 {
+			t.Errorf("event %s: %d rule executions, want 12", e.ID, n)
+		}
+	}
+}
+
+func executionsOf(t *testing.T, st *store.Store, eventID string) []store.RuleExecution {
+	t.Helper()
+	xs, err := st.ExecutionsForEvent(context.Background(), eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return xs
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/netguard"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 )
@@ -25,6 +26,9 @@ import (
 type WorkflowEngine struct {
 	Store     *store.Store
 	Templates *templating.Engine
+	// Eval evaluates the steps' expressions and jq programs (nil: in this process, default
+	// limits).
+	Eval *definition.Evaluator
 	// Egress guards http_request steps (the same SSRF policy as webhook deliveries).
 	Egress *netguard.Policy
 	// Notifier and Webhooks carry out notification and webhook steps; nil means the module is
@@ -35,6 +39,17 @@ type WorkflowEngine struct {
 
 	clientOnce sync.Once
 	client     *http.Client
+	evalOnce   sync.Once
+}
+
+// evaluator returns Eval, or an in-process one.
+func (a *WorkflowEngine) evaluator() *definition.Evaluator {
+	a.evalOnce.Do(func() {
+		if a.Eval == nil {
+			a.Eval = definition.NewEvaluator(sandbox.Limits{}, nil)
+		}
+	})
+	return a.Eval
 }
 
 // Unavailable says why a step type cannot run with this wiring ("" when it can). (It is not a
@@ -213,6 +228,21 @@ func (a *WorkflowEngine) logger() *slog.Logger {
 // permanent is a step error that retrying cannot fix (bad input, a refused destination).
 func permanent(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), "StepFailed", nil)
+}
+
+// evalFailed is a step whose template, expression or jq program failed: for good (the text or
+// its data is at fault, or it went over a limit of the evaluation budget), unless no evaluation
+// helper could start or the attempt is ending, which a retry may not meet.
+// what, when set, prefixes the message with the failing part of the step.
+func evalFailed(err error, what string) error {
+	if what != "" {
+		what += ": "
+	}
+	if !sandbox.IsBudgetError(err) && (errors.Is(err, sandbox.ErrUnavailable) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return fmt.Errorf("%s%w", what, err)
+	}
+	return permanent("%s%v", what, err)
 }
 
 // Message is an error's text without Temporal's wrapping.

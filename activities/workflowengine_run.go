@@ -44,9 +44,9 @@ func (a *WorkflowEngine) RunStep(ctx context.Context, in StepInput) (StepResult,
 		return *prior, nil
 	}
 	if s.Condition != "" {
-		ok, err := definition.EvalCondition(s.Condition, sc)
+		ok, err := a.evaluator().EvalCondition(ctx, s.Condition, sc)
 		if err != nil {
-			return StepResult{}, a.failAttempt(ctx, in, attempt, started, permanent("condition: %v", err))
+			return StepResult{}, a.failAttempt(ctx, in, attempt, started, evalFailed(err, "condition"))
 		}
 		if !ok {
 			if err := a.Store.FinishStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepSkipped, nil, "", time.Now().UTC()); err != nil {
@@ -130,7 +130,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return a.dataTransform(ctx, s, sc)
 	case definition.TypeHTTPRequest:
 		var c definition.HTTPRequestConfig
-		if err := a.render(s, sc, &c); err != nil {
+		if err := a.render(ctx, s, sc, &c); err != nil {
 			return nil, err
 		}
 		return a.httpRequest(ctx, s, c)
@@ -139,7 +139,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 			return nil, permanent("notification steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.NotificationConfig
-		if err := a.render(s, sc, &c); err != nil {
+		if err := a.render(ctx, s, sc, &c); err != nil {
 			return nil, err
 		}
 		to, err := recipients(c.To)
@@ -160,7 +160,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 			return nil, permanent("webhook steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.WebhookConfig
-		if err := a.render(s, sc, &c); err != nil {
+		if err := a.render(ctx, s, sc, &c); err != nil {
 			return nil, err
 		}
 		res, err := a.Webhooks.SendStepWebhook(ctx, StepWebhook{
@@ -258,16 +258,16 @@ func (a *WorkflowEngine) scope(ctx context.Context, m RunMeta, s definition.Step
 }
 
 // render renders the templates of s's config with sc and decodes the result into v.
-func (a *WorkflowEngine) render(s definition.Step, sc map[string]any, v any) error {
+func (a *WorkflowEngine) render(ctx context.Context, s definition.Step, sc map[string]any, v any) error {
 	var raw any
 	if len(s.Config) > 0 {
 		if err := json.Unmarshal(s.Config, &raw); err != nil {
 			return permanent("config: %v", err)
 		}
 	}
-	out, err := a.Templates.RenderValue(raw, sc)
+	out, err := a.Templates.RenderValue(ctx, raw, sc)
 	if err != nil {
-		return permanent("config: %v", err)
+		return evalFailed(err, "config")
 	}
 	if m, ok := out.(map[string]any); ok {
 		// A field that is one {{ expression }} takes the expression's type; text fields want
@@ -317,9 +317,9 @@ func (a *WorkflowEngine) PrepareStep(ctx context.Context, in StepPrepareInput) (
 	}
 	now := time.Now().UTC()
 	if s.Condition != "" {
-		ok, err := definition.EvalCondition(s.Condition, sc)
+		ok, err := a.evaluator().EvalCondition(ctx, s.Condition, sc)
 		if err != nil {
-			return StepPrepareResult{}, permanent("condition: %v", err)
+			return StepPrepareResult{}, evalFailed(err, "condition")
 		}
 		if !ok {
 			if err := a.Store.FinishStep(ctx, in.Meta.ExecutionID, s.ID, s.Type, store.StepSkipped, nil, "", now); err != nil {
@@ -336,9 +336,9 @@ func (a *WorkflowEngine) PrepareStep(ctx context.Context, in StepPrepareInput) (
 			return res, permanent("config: %v", err)
 		}
 		for i, cs := range c.Cases {
-			ok, err := definition.EvalCondition(cs.When, sc)
+			ok, err := a.evaluator().EvalCondition(ctx, cs.When, sc)
 			if err != nil {
-				return res, permanent("cases[%d].when: %v", i, err)
+				return res, evalFailed(err, fmt.Sprintf("cases[%d].when", i))
 			}
 			if ok {
 				res.Case = i
@@ -367,7 +367,7 @@ func (a *WorkflowEngine) PrepareStep(ctx context.Context, in StepPrepareInput) (
 	case definition.TypeParallel:
 	default:
 		var rendered map[string]any
-		if err := a.render(s, sc, &rendered); err != nil {
+		if err := a.render(ctx, s, sc, &rendered); err != nil {
 			return res, err
 		}
 		res.Config = json.RawMessage(store.MustJSON(rendered))

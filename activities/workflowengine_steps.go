@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -25,9 +24,9 @@ func (a *WorkflowEngine) dataTransform(ctx context.Context, s definition.Step, s
 		return nil, permanent("config: %v", err)
 	}
 	for i, as := range c.Assert {
-		ok, err := definition.EvalCondition(as.That, sc)
+		ok, err := a.evaluator().EvalCondition(ctx, as.That, sc)
 		if err != nil {
-			return nil, permanent("assert[%d]: %v", i, err)
+			return nil, evalFailed(err, fmt.Sprintf("assert[%d]", i))
 		}
 		if !ok {
 			msg := as.Message
@@ -41,9 +40,9 @@ func (a *WorkflowEngine) dataTransform(ctx context.Context, s definition.Step, s
 	case c.JQ != "":
 		var data any = sc
 		if c.Data != nil {
-			rendered, err := a.Templates.RenderValue(c.Data, sc)
+			rendered, err := a.Templates.RenderValue(ctx, c.Data, sc)
 			if err != nil {
-				return nil, permanent("data: %v", err)
+				return nil, evalFailed(err, "data")
 			}
 			data = rendered
 		}
@@ -51,24 +50,15 @@ func (a *WorkflowEngine) dataTransform(ctx context.Context, s definition.Step, s
 		if err != nil {
 			return nil, permanent("data: %v", err)
 		}
-		out, err := definition.RunJQ(ctx, c.JQ, plain)
+		out, err := a.evaluator().RunJQ(ctx, c.JQ, plain)
 		if err != nil {
-			return nil, permanent("%v", err)
+			return nil, evalFailed(err, "")
 		}
 		return out, nil
 	case len(c.Mapping) > 0:
-		keys := make([]string, 0, len(c.Mapping))
-		for k := range c.Mapping {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		out := make(map[string]any, len(keys))
-		for _, k := range keys {
-			v, err := definition.EvalValue(c.Mapping[k], sc)
-			if err != nil {
-				return nil, permanent("mapping.%s: %v", k, err)
-			}
-			out[k] = v
+		out, err := a.evaluator().EvalMapping(ctx, c.Mapping, sc)
+		if err != nil {
+			return nil, evalFailed(err, "")
 		}
 		return out, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/pyairtable/automation-domain/logging"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -140,6 +141,12 @@ func (s *Server) toAPIError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "resource already exists"}
 	case errors.Is(err, store.ErrUnavailable):
 		return Unavailable("the database", err)
+	case errors.Is(err, sandbox.ErrUnavailable):
+		return Unavailable("template and expression evaluation", err)
+	case sandbox.IsBudgetError(err):
+		// Handlers name the field; this is the net for an evaluation that reached here whole.
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "the request failed validation", Details: []validation.Problem{{Message: err.Error()}}}
 	case isTemporalUnavailable(err):
 		return Unavailable("the workflow engine (Temporal)", err)
 	case isNetworkFailure(err):

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -80,7 +81,10 @@ func (s *Server) testRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res := s.dryRun(c, compiled, e, true)
+	res, err := s.dryRun(c, compiled, e, true, "")
+	if err != nil {
+		return err
+	}
 	if !r.Enabled && res.WouldRun {
 		res.WouldRun, res.Reason = false, "the rule is disabled"
 	}
@@ -124,7 +128,10 @@ func (s *Server) testInlineRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res := s.dryRun(c, compiled, e, false)
+	res, err := s.dryRun(c, compiled, e, false, "rule")
+	if err != nil {
+		return err
+	}
 	res.RuleID = ""
 	return c.JSON(http.StatusOK, res)
 }
@@ -173,18 +180,34 @@ func (s *Server) sampleEvent(raw json.RawMessage, prefix string, r *rules.Compil
 }
 
 // dryRun evaluates r on e like the engine does, reading (never writing) the rule's run history
-// when withHistory is set.
-func (s *Server) dryRun(c echo.Context, r *rules.Compiled, e store.Event, withHistory bool) dryRunResult {
+// when withHistory is set. A template or expression that goes over a limit of the evaluation
+// budget is a 422 naming its field (under prefix): the rule, not the event, is at fault.
+func (s *Server) dryRun(c echo.Context, r *rules.Compiled, e store.Event, withHistory bool, prefix string) (dryRunResult, error) {
+	ctx := c.Request().Context()
 	res := dryRunResult{RuleID: r.ID, RuleVersion: r.Version, Event: e, Conditions: []rules.ConditionResult{},
 		Actions: []dryRunAction{}}
 	scope, err := rules.NewScope(e)
 	if err != nil {
 		res.Reason = err.Error()
-		return res
+		return res, nil
+	}
+	var over validation.Problems
+	failed := func(err error) error {
+		var fe *rules.FieldError
+		switch {
+		case !rules.IsPermanent(err):
+			return err // no evaluation helper: 503
+		case sandbox.IsBudgetError(err) && errors.As(err, &fe):
+			over.Add(validation.Join(prefix, fe.Path), "%s", fe.Err)
+		}
+		return nil
 	}
 	for i, a := range r.Def.Actions {
 		da := dryRunAction{Index: i, Type: a.Type, Available: s.opts.RuleTargets.Available(a.Type)}
-		if rendered, err := r.RenderAction(s.templates, i, scope); err != nil {
+		if rendered, err := r.RenderAction(ctx, s.templates, i, scope); err != nil {
+			if err := failed(err); err != nil {
+				return res, err
+			}
 			da.Error = err.Error()
 		} else {
 			da.Rendered = &rendered
@@ -192,7 +215,31 @@ func (s *Server) dryRun(c echo.Context, r *rules.Compiled, e store.Event, withHi
 		res.Actions = append(res.Actions, da)
 	}
 	res.TriggerMatched = rules.MatchesTrigger(r.Def.Trigger, r.ID, e)
-	ev := r.Evaluate(scope)
+	ev := r.Evaluate(ctx, s.opts.Expressions, scope)
+	switch {
+	case ev.Err != nil && !sandbox.IsBudgetError(ev.Err):
+		return res, ev.Err
+	case ev.Err != nil:
+		for _, cr := range failedExpressions(ev.Conditions) {
+			over.Add(validation.Join(prefix, validation.Join(cr.Path, "expression")), "%s", cr.Error)
+		}
+	}
+	if key, err := r.RenderDedupKey(ctx, s.templates, scope); err != nil {
+		if err := failed(err); err != nil {
+			return res, err
+		}
+		if !ev.Matched || !res.TriggerMatched {
+			err = nil // as the engine does, the key matters only for a matching event
+		}
+		if err != nil && res.Reason == "" {
+			res.Reason = err.Error()
+		}
+	} else {
+		res.DedupKey = key
+	}
+	if err := over.Err(); err != nil {
+		return res, err
+	}
 	res.Conditions = ev.Conditions
 	res.Matched = res.TriggerMatched && ev.Matched
 	switch {
@@ -204,19 +251,13 @@ func (s *Server) dryRun(c echo.Context, r *rules.Compiled, e store.Event, withHi
 		res.Reason = fmt.Sprintf("causation depth %d exceeds the limit of %d (loop prevention): not evaluated", e.Depth, s.cfg.RulesMaxDepth)
 	}
 	if res.Reason != "" {
-		return res
+		return res, nil
 	}
-	key, err := r.RenderDedupKey(s.templates, scope)
-	if err != nil {
-		res.Reason = err.Error()
-		return res
-	}
-	res.DedupKey = key
 	if withHistory {
-		reason, err := r.OverLimit(c.Request().Context(), s.store, key, time.Now().UTC())
+		reason, err := r.OverLimit(ctx, s.store, res.DedupKey, time.Now().UTC())
 		if err != nil {
 			res.Reason = "limits could not be checked: " + err.Error()
-			return res
+			return res, nil
 		}
 		res.Reason = reason
 	}
@@ -230,7 +271,19 @@ func (s *Server) dryRun(c echo.Context, r *rules.Compiled, e store.Event, withHi
 		}
 	}
 	res.WouldRun = res.Reason == ""
-	return res
+	return res, nil
+}
+
+// failedExpressions are the expression conditions among results that carry an error.
+func failedExpressions(results []rules.ConditionResult) []rules.ConditionResult {
+	var out []rules.ConditionResult
+	for _, r := range results {
+		if r.Type == "expression" && r.Error != "" {
+			out = append(out, r)
+		}
+		out = append(out, failedExpressions(r.Children)...)
+	}
+	return out
 }
 
 func triggerMismatch(t rules.Trigger, e store.Event) string {

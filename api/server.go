@@ -54,6 +54,8 @@ type Options struct {
 	Events *events.Bus
 	// Templates renders rule templates for validation and dry runs (a new engine when nil).
 	Templates *templating.Engine
+	// Expressions evaluates rule expression conditions in dry runs (in process when nil).
+	Expressions *rules.Expressions
 	// RuleTargets say which rule action types are available (see rules.Targets).
 	RuleTargets rules.Targets
 	// Webhooks is the webhook module behind /api/v1/webhooks.
@@ -98,7 +100,7 @@ func New(o Options) (*Server, error) {
 		o.Events = events.NewBus(o.Store, o.Logger)
 	}
 	if o.Templates == nil {
-		o.Templates = templating.New(0)
+		o.Templates = templating.New(templating.Options{})
 	}
 	m, err := newHTTPMetrics(o.Registry)
 	if err != nil {
@@ -110,14 +112,14 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Notify == nil {
 		o.Notify, err = notify.New(notify.Options{Config: o.Config, Store: o.Store, Temporal: o.Temporal,
-			Templates: templating.New(0), Events: events.NewBus(o.Store, o.Logger), Log: o.Logger})
+			Templates: templating.New(templating.Options{}), Events: events.NewBus(o.Store, o.Logger), Log: o.Logger})
 		if err != nil {
 			return nil, err
 		}
 	}
 	if o.Workflows == nil {
 		o.Workflows = engine.New(engine.Options{Store: o.Store, Temporal: o.Temporal,
-			Templates: templating.New(0), Egress: o.Config.EgressPolicy(), Log: o.Logger})
+			Templates: templating.New(templating.Options{}), Egress: o.Config.EgressPolicy(), Log: o.Logger})
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,

@@ -25,12 +25,14 @@ import (
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/webhooks"
@@ -50,6 +52,12 @@ type Deps struct {
 	Events *events.Bus
 	// Templates renders every user template (notifications, step configs, rule actions).
 	Templates *templating.Engine
+	// Eval evaluates the workflow steps' expressions and jq programs; Expressions the rules'
+	// expression conditions. Like Templates, each evaluation runs under the budget of
+	// EvalLimits, in the helper processes of EvalPool (nil: in this process).
+	Eval        *definition.Evaluator
+	Expressions *rules.Expressions
+	EvalPool    *sandbox.Pool
 	// Egress guards every outbound HTTP request against SSRF.
 	Egress *netguard.Policy
 	// Notify is the notification module (email, SMS, templates, delivery tracking).
@@ -97,7 +105,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		return nil, err
 	}
 	d.Events = events.NewBus(st, log)
-	d.Templates = templating.New(0)
+	d.EvalPool = cfg.EvalPool(log.With("component", "eval-helpers"))
+	limits := cfg.EvalLimits()
+	d.Templates = templating.New(templating.Options{Limits: limits, Pool: d.EvalPool})
+	d.Eval = definition.NewEvaluator(limits, d.EvalPool)
+	d.Expressions = rules.NewExpressions(limits, d.EvalPool)
+	if d.EvalPool != nil {
+		registerPoolMetrics(d.Registry, d.EvalPool)
+	}
 	d.Egress = cfg.EgressPolicy()
 
 	if cfg.RedisURL != "" {
@@ -247,6 +262,9 @@ func (d *Deps) notificationChecks() []api.Check {
 func (d *Deps) Close() {
 	if d.Temporal != nil {
 		d.Temporal.Close()
+	}
+	if d.EvalPool != nil {
+		_ = d.EvalPool.Close()
 	}
 	if d.meterProvider != nil {
 		_ = d.meterProvider.Shutdown(context.Background())

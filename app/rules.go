@@ -20,7 +20,8 @@ func registerRules(w worker.Worker, d *Deps) {
 	w.RegisterWorkflowWithOptions(workflows.RuleScheduleFire, workflow.RegisterOptions{Name: rules.ScheduleFireWorkflow})
 	w.RegisterWorkflowWithOptions(workflows.PurgeExpiredEvents, workflow.RegisterOptions{Name: rules.RetentionWorkflow})
 	w.RegisterActivity(&activities.Rules{
-		Store: d.Store, Bus: d.Events, Templates: d.Templates, Cache: rules.NewCache(d.Store, d.Templates, 0),
+		Store: d.Store, Bus: d.Events, Templates: d.Templates, Expressions: d.Expressions,
+		Cache:   rules.NewCache(d.Store, d.Templates, 0),
 		Targets: d.RuleTargets, MaxDepth: d.Config.RulesMaxDepth, Retention: d.Config.EventRetention,
 		Log: d.Log.With("component", "rules"), Metrics: activities.NewRulesMetrics(d.Registry),
 	})

@@ -111,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
 			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
 			Notify: deps.Notify, Workflows: deps.Workflows,
-			Events: deps.Events, Templates: deps.Templates, RuleTargets: deps.RuleTargets,
+			Events: deps.Events, Templates: deps.Templates, Expressions: deps.Expressions, RuleTargets: deps.RuleTargets,
 			Webhooks: deps.Webhooks,
 		})
 		if err != nil {

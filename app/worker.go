@@ -50,7 +50,7 @@ func NewWorker(d *Deps) worker.Worker {
 
 	w.RegisterWorkflow(workflows.Interpreter)
 	w.RegisterActivity(&activities.WorkflowEngine{
-		Store: d.Store, Templates: d.Templates, Egress: d.Egress,
+		Store: d.Store, Templates: d.Templates, Eval: d.Eval, Egress: d.Egress,
 		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
 	})
 

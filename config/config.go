@@ -139,6 +139,22 @@ type Config struct {
 	// window in which a repeated event id is recognised.
 	EventRetention time.Duration `env:"EVENT_RETENTION" envDefault:"720h"`
 
+	// The evaluation budget of every template, jq program and expression (see EvalLimits).
+	EvalTimeout       time.Duration `env:"EVAL_TIMEOUT" envDefault:"1s"`
+	EvalMaxSteps      int64         `env:"EVAL_MAX_STEPS" envDefault:"1000000"`
+	EvalMaxDepth      int           `env:"EVAL_MAX_DEPTH" envDefault:"200"`
+	EvalMaxNesting    int           `env:"EVAL_MAX_NESTING" envDefault:"64"`
+	EvalMaxValueBytes int64         `env:"EVAL_MAX_VALUE_BYTES" envDefault:"1048576"`
+	EvalMaxAllocBytes int64         `env:"EVAL_MAX_ALLOC_BYTES" envDefault:"67108864"`
+	// EvalIsolation: "process" evaluates in helper processes (EVAL_HELPERS of them, each capped
+	// at EVAL_HELPER_MEMORY_BYTES and EVAL_HELPER_STACK_BYTES, ended after EVAL_HELPER_IDLE
+	// without work); "inprocess" in the service's own process.
+	EvalIsolation    string        `env:"EVAL_ISOLATION" envDefault:"process"`
+	EvalHelpers      int           `env:"EVAL_HELPERS" envDefault:"2"`
+	EvalHelperMemory int64         `env:"EVAL_HELPER_MEMORY_BYTES" envDefault:"201326592"`
+	EvalHelperStack  int64         `env:"EVAL_HELPER_STACK_BYTES" envDefault:"67108864"`
+	EvalHelperIdle   time.Duration `env:"EVAL_HELPER_IDLE" envDefault:"1m"`
+
 	// GeneratedSecrets names the secrets that were generated for development, not configured.
 	GeneratedSecrets []string `env:"-"`
 }
@@ -268,6 +284,7 @@ func (c *Config) normalize() error {
 		bad("WEBHOOK_ALLOWED_CIDRS", "%v", err)
 	}
 	c.checkWebhooks(bad)
+	c.checkEval(bad)
 	if c.PublicURL == "" {
 		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
 	}

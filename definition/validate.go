@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -26,6 +27,9 @@ type Options struct {
 	// Egress, when set, refuses http_request destinations the SSRF guard refuses without DNS (a
 	// literal non-public address, an address in disguise, localhost); see Egress.
 	Egress Egress
+	// Limits are the evaluation limits expressions and jq programs must compile within (the
+	// nesting limit; zero fields: defaults).
+	Limits sandbox.Limits
 }
 
 // Egress is the part of the SSRF guard (netguard.Policy) that judges URLs without DNS. A host
@@ -243,7 +247,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 		}
 	}
 	if s.Condition != "" {
-		if _, err := CompileCondition(s.Condition); err != nil {
+		if _, err := CompileCondition(s.Condition, v.o.Limits); err != nil {
 			v.add(path+".condition", "%v", err)
 		}
 		v.refs(path+".condition", s.Condition, s.ID, visible)
@@ -284,13 +288,13 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			v.add(cp, "takes jq or mapping, not both")
 		}
 		if c.JQ != "" {
-			if _, err := CompileJQ(c.JQ); err != nil {
+			if _, err := CompileJQ(c.JQ, v.o.Limits); err != nil {
 				v.add(cp+".jq", "%v", err)
 			}
 			v.refs(cp+".jq", c.JQ, s.ID, visible)
 		}
 		for _, k := range sortedKeys(c.Mapping) {
-			if _, err := CompileValue(c.Mapping[k]); err != nil {
+			if _, err := CompileValue(c.Mapping[k], v.o.Limits); err != nil {
 				v.add(cp+".mapping."+k, "%v", err)
 			}
 			v.refs(cp+".mapping."+k, c.Mapping[k], s.ID, visible)
@@ -299,7 +303,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			ap := fmt.Sprintf("%s.assert[%d].that", cp, i)
 			if a.That == "" {
 				v.add(ap, "is required")
-			} else if _, err := CompileCondition(a.That); err != nil {
+			} else if _, err := CompileCondition(a.That, v.o.Limits); err != nil {
 				v.add(ap, "%v", err)
 			}
 			v.refs(ap, a.That, s.ID, visible)
@@ -412,7 +416,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 			p := fmt.Sprintf("%s.cases[%d]", cp, i)
 			if cs.When == "" {
 				v.add(p+".when", "is required")
-			} else if _, err := CompileCondition(cs.When); err != nil {
+			} else if _, err := CompileCondition(cs.When, v.o.Limits); err != nil {
 				v.add(p+".when", "%v", err)
 			}
 			v.refs(p+".when", cs.When, s.ID, visible)

@@ -16,7 +16,7 @@ func validate(t *testing.T, body string, unavailable func(string) string) map[st
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(0), Unavailable: unavailable}) {
+	for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(templating.Options{}), Unavailable: unavailable}) {
 		got[p.Field] += p.Message + "; "
 	}
 	return got
@@ -168,7 +168,7 @@ func TestHTTPRequestDestinationsAreCheckedAtSaveTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := map[string]string{}
-		for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(0),
+		for _, p := range definition.Validate(d, definition.Options{Templates: templating.New(templating.Options{}),
 			Egress: &netguard.Policy{Allowed: prefixes}}) {
 			got[p.Field] += p.Message + "; "
 		}

@@ -272,7 +272,7 @@ var (
 )
 
 // binary builds (once) and returns the path of one of the service's commands: "api", "worker",
-// "starter".
+// "starter", "automation" (everything in one process, as `make run`).
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -280,7 +280,8 @@ func binary(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for bin, pkg := range map[string]string{"api": "./cmd/api", "worker": "./worker", "starter": "./starter"} {
+		for bin, pkg := range map[string]string{"api": "./cmd/api", "worker": "./worker", "starter": "./starter",
+			"automation": "./cmd/automation"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, bin), pkg)
 			cmd.Dir = ".."
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -146,7 +146,7 @@ func TestNotificationsEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc, err := notify.New(notify.Options{Config: cfg, Store: st, Temporal: s.Temporal, Templates: templating.New(0),
+	svc, err := notify.New(notify.Options{Config: cfg, Store: st, Temporal: s.Temporal, Templates: templating.New(templating.Options{}),
 		Events: events.NewBus(st, slog.Default())})
 	if err != nil {
 		t.Fatal(err)

@@ -100,7 +100,8 @@ func View(w store.Workflow) Workflow {
 
 // Validate checks a definition, sub_workflow targets included.
 func (s *Service) Validate(ctx context.Context, d *definition.Definition, selfID string) error {
-	opts := definition.Options{Templates: s.templates, Unavailable: s.unavailable}
+	opts := definition.Options{Templates: s.templates, Unavailable: s.unavailable,
+		Limits: s.templates.Limits()}
 	if s.egress != nil {
 		opts.Egress = s.egress
 	}

@@ -107,7 +107,7 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 		tplVersion = version
 		subject, body, html = orElse(out.Subject, subject), orElse(out.Body, body), orElse(out.HTMLBody, html)
 	} else if r.TemplateData != nil {
-		out, err := s.render(Rendered{Subject: subject, Body: body, HTMLBody: html}, r.TemplateData, "")
+		out, err := s.render(ctx, Rendered{Subject: subject, Body: body, HTMLBody: html}, r.TemplateData, "")
 		if err != nil {
 			return Notification{}, err
 		}
@@ -173,7 +173,7 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 		}
 		text, tplVersion = orElse(out.Body, text), version
 	} else if r.TemplateData != nil {
-		out, err := s.render(Rendered{Body: text}, r.TemplateData, "")
+		out, err := s.render(ctx, Rendered{Body: text}, r.TemplateData, "")
 		if err != nil {
 			return Notification{}, err
 		}

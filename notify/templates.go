@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
@@ -216,14 +217,14 @@ func (s *Service) renderTemplate(ctx context.Context, id string, version int, ch
 		p.Add("template_id", "%q is an %s template, not %s", id, t.Channel, channel)
 		return Rendered{}, 0, p
 	}
-	out, err := s.render(Rendered{Subject: v.Subject, Body: v.Body, HTMLBody: v.HTMLBody}, data, id)
+	out, err := s.render(ctx, Rendered{Subject: v.Subject, Body: v.Body, HTMLBody: v.HTMLBody}, data, id)
 	return out, v.Version, err
 }
 
 // render renders each part of in with data; the HTML part auto-escapes. Failures are
-// validation problems on template_data naming the part and the cause (an undefined variable
-// names it).
-func (s *Service) render(in Rendered, data map[string]any, templateName string) (Rendered, error) {
+// validation problems naming the part and the cause: on template_data (an undefined variable
+// names it), or on the part itself when it went over a limit of the evaluation budget.
+func (s *Service) render(ctx context.Context, in Rendered, data map[string]any, templateName string) (Rendered, error) {
 	var (
 		out Rendered
 		p   validation.Problems
@@ -248,12 +249,14 @@ func (s *Service) render(in Rendered, data map[string]any, templateName string) 
 			err error
 		)
 		if part.html {
-			r, err = s.templates.RenderHTML(part.src, data)
+			r, err = s.templates.RenderHTML(ctx, part.src, data)
 		} else {
-			r, err = s.templates.Render(part.src, data)
+			r, err = s.templates.Render(ctx, part.src, data)
 		}
 		var te *templating.Error
 		switch {
+		case errors.As(err, &te) && sandbox.IsBudgetError(err):
+			p.Add(part.name, "%s: %s", where(part.name), te.Msg)
 		case errors.As(err, &te):
 			p.Add("template_data", "%s: %s", where(part.name), te.Msg)
 		case err != nil:

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -49,6 +51,15 @@ type CompileOptions struct {
 	CheckTargets bool
 }
 
+// limits are the evaluation limits the rule's expressions compile within: the template
+// engine's (one budget for every engine).
+func (o CompileOptions) limits() sandbox.Limits {
+	if o.Templates != nil {
+		return o.Templates.Limits()
+	}
+	return sandbox.DefaultLimits()
+}
+
 // Compile validates def and compiles it. Problems name each field by its JSON path
 // ("conditions[1].operator", "actions[0].to").
 func Compile(id string, version int, def Definition, o CompileOptions) (*Compiled, validation.Problems) {
@@ -65,7 +76,7 @@ func Compile(id string, version int, def Definition, o CompileOptions) (*Compile
 	if len(def.Conditions) > MaxConditions {
 		problems.Add("conditions", "must have at most %d conditions", MaxConditions)
 	}
-	conds := compileConditions("conditions", def.Conditions, 1, &problems)
+	conds := compileConditions("conditions", def.Conditions, 1, o.limits(), &problems)
 	switch {
 	case len(def.Actions) == 0:
 		problems.Add("actions", "must have at least one action")
@@ -336,14 +347,19 @@ type Evaluation struct {
 	Conditions []ConditionResult `json:"conditions"`
 	// Reason says why the rule did not match: the first failing condition with its actual value.
 	Reason string `json:"reason,omitempty"`
+	// Err is set when the expression conditions could not be evaluated: a budget error (the
+	// evaluation went over a limit: permanent, its message is on each condition it stopped), or
+	// another failure (no evaluation helper could start: transient).
+	Err error `json:"-"`
 }
 
 // Evaluate tests every condition (all of them, so that the trace is complete; the top-level
-// list must hold entirely).
-func (c *Compiled) Evaluate(scope Scope) Evaluation {
-	ev := Evaluation{Matched: true, Conditions: make([]ConditionResult, 0, len(c.conditions))}
+// list must hold entirely). The expression conditions run under one budget (see Expressions).
+func (c *Compiled) Evaluate(ctx context.Context, x *Expressions, scope Scope) Evaluation {
+	done, err := x.run(ctx, expressions(c.conditions), scope)
+	ev := Evaluation{Matched: true, Conditions: make([]ConditionResult, 0, len(c.conditions)), Err: err}
 	for _, cond := range c.conditions {
-		r := cond.eval(scope)
+		r := cond.eval(scope, done)
 		ev.Conditions = append(ev.Conditions, r)
 		if !r.Matched {
 			if ev.Matched {

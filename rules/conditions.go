@@ -2,14 +2,17 @@ package rules
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
+	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/pyairtable/automation-domain/expression"
+	"github.com/pyairtable/automation-domain/sandbox"
+	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
 )
 
@@ -20,12 +23,10 @@ var operators = []string{
 	"is_not_empty",
 }
 
-// Limits of expression conditions.
+// Limits of expression conditions (besides the evaluation budget, see Expressions).
 const (
 	// MaxExpressionNodes bounds an expression's syntax tree (checked at compile time).
 	MaxExpressionNodes = 1000
-	// ExpressionMemoryBudget bounds what one evaluation may allocate (expr's own accounting).
-	ExpressionMemoryBudget = 100_000
 	// MaxConditionDepth bounds the nesting of all/any/not groups.
 	MaxConditionDepth = 8
 	maxRegexLength    = 1000
@@ -60,27 +61,28 @@ type condition struct {
 	value    any
 	re       *regexp.Regexp
 	src      string
-	program  *vm.Program
+	program  *expression.Program
 	children []*condition
 }
 
-// exprEnv declares the names expressions can rely on with their types, so that a wrong use of
-// them (event.depth + "x") fails at compile time; the event's own fields are not known before it
-// arrives and are allowed undeclared.
-var exprEnv = map[string]any{"event": EventMeta{}}
+// exprOptions declare the names expressions can rely on with their types, so that a wrong use
+// of them (event.depth + "x") fails at compile time; the event's own fields are not known before
+// it arrives and are allowed undeclared.
+var exprOptions = expression.Options{Env: map[string]any{"event": EventMeta{}}, AllowUndefined: true, AsBool: true,
+	MaxNodes: MaxExpressionNodes}
 
 // compileConditions checks and compiles the conditions at prefix, recording every problem.
-func compileConditions(prefix string, in []Condition, depth int, problems *validation.Problems) []*condition {
+func compileConditions(prefix string, in []Condition, depth int, l sandbox.Limits, problems *validation.Problems) []*condition {
 	out := make([]*condition, 0, len(in))
 	for i, c := range in {
-		if cc := compileCondition(validation.Index(prefix, i), c, depth, problems); cc != nil {
+		if cc := compileCondition(validation.Index(prefix, i), c, depth, l, problems); cc != nil {
 			out = append(out, cc)
 		}
 	}
 	return out
 }
 
-func compileCondition(path string, c Condition, depth int, problems *validation.Problems) *condition {
+func compileCondition(path string, c Condition, depth int, l sandbox.Limits, problems *validation.Problems) *condition {
 	if depth > MaxConditionDepth {
 		problems.Add(path, "conditions are nested more than %d levels deep", MaxConditionDepth)
 		return nil
@@ -109,12 +111,12 @@ func compileCondition(path string, c Condition, depth int, problems *validation.
 			problems.Add(validation.Join(path, key), "must list at least one condition")
 			return nil
 		}
-		return &condition{path: path, kind: kind, children: compileConditions(validation.Join(path, key), list, depth+1, problems)}
+		return &condition{path: path, kind: kind, children: compileConditions(validation.Join(path, key), list, depth+1, l, problems)}
 	case c.Not != nil:
 		if c.Type != "" && c.Type != "group" {
 			problems.Add(validation.Join(path, "type"), "must be group (or left out) for a not group")
 		}
-		child := compileCondition(validation.Join(path, "not"), *c.Not, depth+1, problems)
+		child := compileCondition(validation.Join(path, "not"), *c.Not, depth+1, l, problems)
 		if child == nil {
 			return nil
 		}
@@ -123,12 +125,12 @@ func compileCondition(path string, c Condition, depth int, problems *validation.
 		if c.Type != "expression" {
 			problems.Add(validation.Join(path, "type"), "must be expression")
 		}
-		return compileExpression(path, c.Expression, problems)
+		return compileExpression(path, c.Expression, l, problems)
 	}
 	return compileFieldCheck(path, c, problems)
 }
 
-func compileExpression(path, src string, problems *validation.Problems) *condition {
+func compileExpression(path, src string, l sandbox.Limits, problems *validation.Problems) *condition {
 	if strings.TrimSpace(src) == "" {
 		problems.Add(validation.Join(path, "expression"), "is required")
 		return nil
@@ -137,8 +139,7 @@ func compileExpression(path, src string, problems *validation.Problems) *conditi
 		problems.Add(validation.Join(path, "expression"), "must be at most 4096 characters")
 		return nil
 	}
-	program, err := expr.Compile(src, expr.Env(exprEnv), expr.AllowUndefinedVariables(), expr.AsBool(),
-		expr.MaxNodes(MaxExpressionNodes))
+	program, err := expression.Compile(src, exprOptions, l)
 	if err != nil {
 		problems.Add(validation.Join(path, "expression"), "does not compile: %s", oneLine(err.Error()))
 		return nil
@@ -240,15 +241,16 @@ func compileFieldCheck(path string, c Condition, problems *validation.Problems) 
 	return cc
 }
 
-// eval evaluates the condition in scope and returns its result.
-func (c *condition) eval(scope Scope) ConditionResult {
+// eval evaluates the condition in scope and returns its result; expressions were evaluated
+// before (see Expressions), their outcomes are in done.
+func (c *condition) eval(scope Scope, done map[*condition]exprOutcome) ConditionResult {
 	data := scope.Vars
 	switch c.kind {
 	case "all", "any", "not":
 		r := ConditionResult{Path: c.path, Type: c.kind}
 		matched := c.kind == "all"
 		for _, child := range c.children {
-			cr := child.eval(scope)
+			cr := child.eval(scope, done)
 			r.Children = append(r.Children, cr)
 			switch c.kind {
 			case "all":
@@ -263,16 +265,15 @@ func (c *condition) eval(scope Scope) ConditionResult {
 		return r
 	case "expression":
 		r := ConditionResult{Path: c.path, Type: "expression", Expression: c.src}
-		machine := vm.VM{MemoryBudget: ExpressionMemoryBudget}
-		out, err := machine.Run(c.program, scope.exprVars)
-		if err != nil {
-			r.Error = oneLine(err.Error())
+		o := done[c]
+		if o.Error != "" {
+			r.Error = o.Error
 			return r
 		}
-		r.Actual = out
-		b, ok := out.(bool)
+		r.Actual = o.Value
+		b, ok := o.Value.(bool)
 		if !ok {
-			r.Error = fmt.Sprintf("the expression gave %T, not a boolean", out)
+			r.Error = fmt.Sprintf("the expression gave %T, not a boolean", o.Value)
 			return r
 		}
 		r.Matched = b
@@ -409,4 +410,141 @@ func compactJSON(v any) string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// exprOutcome is what one expression condition gave: its value or its error.
+type exprOutcome struct {
+	Value any    `json:"value"`
+	Error string `json:"error,omitempty"`
+}
+
+// Expressions evaluates the expression conditions of rules under the sandbox budget — all those
+// of one rule for one event under one budget — in this process, or in helper processes when it
+// has a pool. Safe for concurrent use; nil evaluates in this process with default limits.
+type Expressions struct {
+	limits sandbox.Limits
+	pool   *sandbox.Pool
+	cache  *lru.Cache[string, *expression.Program]
+}
+
+// NewExpressions returns an evaluator with limits (zero fields: defaults); pool may be nil.
+func NewExpressions(limits sandbox.Limits, pool *sandbox.Pool) *Expressions {
+	cache, _ := lru.New[string, *expression.Program](2048)
+	return &Expressions{limits: limits.OrDefaults(), pool: pool, cache: cache}
+}
+
+// Limits returns the budget of one rule's evaluation.
+func (x *Expressions) Limits() sandbox.Limits {
+	if x == nil {
+		return sandbox.DefaultLimits()
+	}
+	return x.limits
+}
+
+const methodConditions = "rules.conditions"
+
+type conditionsArgs struct {
+	Sources []string    `json:"sources"`
+	Event   store.Event `json:"event"`
+}
+
+// run evaluates the expressions of conds for scope's event. A budget error (a limit exceeded,
+// an engine panic) is returned as well: every expression it stopped carries it.
+func (x *Expressions) run(ctx context.Context, conds []*condition, scope Scope) (map[*condition]exprOutcome, error) {
+	done := make(map[*condition]exprOutcome, len(conds))
+	if len(conds) == 0 {
+		return done, nil
+	}
+	var outcomes []exprOutcome
+	var err error
+	if x != nil && x.pool != nil {
+		srcs := make([]string, len(conds))
+		for i, c := range conds {
+			srcs[i] = c.src
+		}
+		err = x.pool.Call(ctx, methodConditions, x.limits, conditionsArgs{Sources: srcs, Event: scope.Event}, &outcomes)
+		if err == nil {
+			for i := range outcomes {
+				outcomes[i].Value = plainNumbers(outcomes[i].Value)
+			}
+		}
+	} else {
+		b := sandbox.NewBudget(ctx, x.Limits())
+		defer b.Close()
+		programs := make([]*expression.Program, len(conds))
+		for i, c := range conds {
+			programs[i] = c.program
+		}
+		outcomes, err = runExpressions(b, programs, scope)
+	}
+	for i, c := range conds {
+		switch {
+		case err != nil:
+			done[c] = exprOutcome{Error: oneLine(err.Error())}
+		case i < len(outcomes):
+			done[c] = outcomes[i]
+		}
+	}
+	if err != nil && !sandbox.IsBudgetError(err) {
+		return done, fmt.Errorf("expression conditions: %w", err)
+	}
+	return done, err
+}
+
+// runExpressions runs programs over scope under b; a budget error ends them all.
+func runExpressions(b *sandbox.Budget, programs []*expression.Program, scope Scope) ([]exprOutcome, error) {
+	out := make([]exprOutcome, len(programs))
+	for i, p := range programs {
+		v, err := p.Run(b, scope.exprVars)
+		if stop := b.Err(); stop != nil {
+			return nil, stop
+		}
+		if err != nil {
+			out[i].Error = oneLine(err.Error())
+			continue
+		}
+		out[i].Value = v
+	}
+	return out, nil
+}
+
+// HelperHandlers are the evaluations a helper process serves for an Expressions with a pool.
+func HelperHandlers() sandbox.Handlers {
+	x := NewExpressions(sandbox.Limits{}, nil)
+	return sandbox.Handlers{
+		methodConditions: func(b *sandbox.Budget, raw json.RawMessage) (any, error) {
+			var a conditionsArgs
+			if err := sandbox.DecodeJSON(raw, &a, false); err != nil {
+				return nil, err
+			}
+			scope, err := NewScope(a.Event)
+			if err != nil {
+				return nil, err
+			}
+			programs := make([]*expression.Program, len(a.Sources))
+			for i, src := range a.Sources {
+				p, ok := x.cache.Get(src)
+				if !ok {
+					if p, err = expression.Compile(src, exprOptions, b.Limits()); err != nil {
+						return nil, err
+					}
+					x.cache.Add(src, p)
+				}
+				programs[i] = p
+			}
+			return runExpressions(b, programs, scope)
+		},
+	}
+}
+
+// expressions lists the expression conditions under conds, in order.
+func expressions(conds []*condition) []*condition {
+	var out []*condition
+	for _, c := range conds {
+		if c.kind == "expression" {
+			out = append(out, c)
+		}
+		out = append(out, expressions(c.children)...)
+	}
+	return out
 }

@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -35,9 +37,32 @@ type RenderedAction struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
+// FieldError is a template of a rule that failed to render, with the JSON path of its field
+// ("actions[0].body", "dedup_key").
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// renderError is a rendering failure of the template at path: permanent when the template is
+// at fault (an undefined variable, a limit of the evaluation budget), transient otherwise (no
+// evaluation helper could start, the caller gave up).
+func renderError(path string, err error) error {
+	fe := &FieldError{Path: path, Err: err}
+	var te *templating.Error
+	if errors.As(err, &te) {
+		return Permanent(fe)
+	}
+	return fe
+}
+
 // RenderAction renders action i of the rule for the event in scope. Errors (an undefined
-// variable, a recipient that is not an address) are permanent and name the action's field.
-func (c *Compiled) RenderAction(eng *templating.Engine, i int, scope Scope) (RenderedAction, error) {
+// variable, a recipient that is not an address, a limit of the evaluation budget) are
+// permanent and name the action's field.
+func (c *Compiled) RenderAction(ctx context.Context, eng *templating.Engine, i int, scope Scope) (RenderedAction, error) {
 	if i < 0 || i >= len(c.Def.Actions) {
 		return RenderedAction{}, Permanentf("%s has no action %d", c, i)
 	}
@@ -49,9 +74,9 @@ func (c *Compiled) RenderAction(eng *templating.Engine, i int, scope Scope) (Ren
 		if err != nil || src == "" {
 			return ""
 		}
-		out, rerr := eng.Render(src, scope.Vars)
+		out, rerr := eng.Render(ctx, src, scope.Vars)
 		if rerr != nil {
-			err = Permanentf("%s.%s: %v", path, field, rerr)
+			err = renderError(path+"."+field, rerr)
 		}
 		return out
 	}
@@ -62,9 +87,9 @@ func (c *Compiled) RenderAction(eng *templating.Engine, i int, scope Scope) (Ren
 		if v == nil {
 			return copyMap(scope.Data)
 		}
-		out, rerr := eng.RenderValue(v, scope.Vars)
+		out, rerr := eng.RenderValue(ctx, v, scope.Vars)
 		if rerr != nil {
-			err = Permanentf("%s.%s: %v", path, field, rerr)
+			err = renderError(path+"."+field, rerr)
 			return nil
 		}
 		m, ok := out.(map[string]any)
@@ -97,7 +122,7 @@ func (c *Compiled) RenderAction(eng *templating.Engine, i int, scope Scope) (Ren
 			r.TemplateData = object("template_data", a.TemplateData)
 		}
 		if err == nil {
-			r.To, err = c.renderRecipients(eng, path+".to", a.To, r.NotificationType, scope)
+			r.To, err = c.renderRecipients(ctx, eng, path+".to", a.To, r.NotificationType, scope)
 		}
 	case ActionWebhook, ActionEmitEvent:
 		r.EventType = strings.TrimSpace(text("event_type", a.EventType))
@@ -123,10 +148,10 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // renderRecipients renders `to` (a string, possibly a comma-separated list, or a list; a single
 // {{ expression }} may give a list) and checks each recipient's form.
-func (c *Compiled) renderRecipients(eng *templating.Engine, path string, to any, kind string, scope Scope) ([]string, error) {
-	v, err := eng.RenderValue(to, scope.Vars)
+func (c *Compiled) renderRecipients(ctx context.Context, eng *templating.Engine, path string, to any, kind string, scope Scope) ([]string, error) {
+	v, err := eng.RenderValue(ctx, to, scope.Vars)
 	if err != nil {
-		return nil, Permanentf("%s: %v", path, err)
+		return nil, renderError(path, err)
 	}
 	var raw []string
 	switch x := v.(type) {
@@ -168,13 +193,13 @@ func (c *Compiled) renderRecipients(eng *templating.Engine, path string, to any,
 }
 
 // RenderDedupKey renders the rule's dedup_key for the event ("" when the rule has none).
-func (c *Compiled) RenderDedupKey(eng *templating.Engine, scope Scope) (string, error) {
+func (c *Compiled) RenderDedupKey(ctx context.Context, eng *templating.Engine, scope Scope) (string, error) {
 	if c.Def.DedupKey == "" {
 		return "", nil
 	}
-	out, err := eng.Render(c.Def.DedupKey, scope.Vars)
+	out, err := eng.Render(ctx, c.Def.DedupKey, scope.Vars)
 	if err != nil {
-		return "", Permanentf("dedup_key: %v", err)
+		return "", renderError("dedup_key", err)
 	}
 	out = strings.TrimSpace(out)
 	if len(out) > 500 {

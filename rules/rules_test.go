@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
@@ -44,17 +45,17 @@ func scope(t *testing.T, e store.Event) Scope {
 }
 
 func TestSeedRuleIsAcceptedAndRendered(t *testing.T) {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	def := parse(t, seedRule(t))
 	r, problems := Compile("r1", 1, def, CompileOptions{Templates: eng, Targets: Targets{Notifications: nopNotifier{}}, CheckTargets: true})
 	if len(problems) > 0 {
 		t.Fatalf("the seed rule is refused: %v", problems)
 	}
 	verified := scope(t, event(t, "user.created", `{"user": {"email": "john@example.com", "email_verified": true}}`))
-	if ev := r.Evaluate(verified); !ev.Matched || ev.Conditions[0].Actual != true {
+	if ev := r.Evaluate(context.Background(), nil, verified); !ev.Matched || ev.Conditions[0].Actual != true {
 		t.Fatalf("verified user: %+v", ev)
 	}
-	act, err := r.RenderAction(eng, 0, verified)
+	act, err := r.RenderAction(context.Background(), eng, 0, verified)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestSeedRuleIsAcceptedAndRendered(t *testing.T) {
 		t.Errorf("rendered %+v", act)
 	}
 	unverified := scope(t, event(t, "user.created", `{"user": {"email": "jane@example.com", "email_verified": false}}`))
-	ev := r.Evaluate(unverified)
+	ev := r.Evaluate(context.Background(), nil, unverified)
 	if ev.Matched || !strings.Contains(ev.Reason, "conditions[0]: user.email_verified equals true, actual false") {
 		t.Errorf("unverified user: %+v", ev)
 	}
@@ -127,25 +128,25 @@ func TestFieldCheckOperators(t *testing.T) {
 			cond.Value = json.RawMessage(c.value)
 		}
 		var problems validation.Problems
-		cc := compileCondition("conditions[0]", cond, 1, &problems)
+		cc := compileCondition("conditions[0]", cond, 1, sandbox.Limits{}, &problems)
 		if len(problems) > 0 {
 			t.Errorf("%s %s %s: %v", c.field, c.op, c.value, problems)
 			continue
 		}
-		if got := cc.eval(sc); got.Matched != c.want {
+		if got := cc.eval(sc, nil); got.Matched != c.want {
 			t.Errorf("%s %s %s: matched %v, want %v (%+v)", c.field, c.op, c.value, got.Matched, c.want, got)
 		}
 	}
 	// Comparing a string with a number is reported, not silently false.
 	var problems validation.Problems
-	cc := compileCondition("c", Condition{Field: "s", Operator: "gt", Value: json.RawMessage(`1`)}, 1, &problems)
-	if r := cc.eval(sc); r.Matched || !strings.Contains(r.Error, "cannot compare") {
+	cc := compileCondition("c", Condition{Field: "s", Operator: "gt", Value: json.RawMessage(`1`)}, 1, sandbox.Limits{}, &problems)
+	if r := cc.eval(sc, nil); r.Matched || !strings.Contains(r.Error, "cannot compare") {
 		t.Errorf("string gt number: %+v", r)
 	}
 }
 
 func TestGroupsAndExpressions(t *testing.T) {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	def := parse(t, `{"name": "g", "trigger": {"type": "event", "event_type": "order.*"},
 		"conditions": [
 			{"any": [
@@ -161,29 +162,29 @@ func TestGroupsAndExpressions(t *testing.T) {
 		t.Fatal(problems)
 	}
 	match := scope(t, event(t, "order.placed", `{"order": {"total": 20, "items": [1, 2]}, "customer": {"vip": true}}`))
-	if ev := r.Evaluate(match); !ev.Matched {
+	if ev := r.Evaluate(context.Background(), nil, match); !ev.Matched {
 		t.Errorf("vip order: %+v", ev)
 	}
 	small := scope(t, event(t, "order.placed", `{"order": {"total": 20, "items": [1, 2]}, "customer": {"vip": false}}`))
-	ev := r.Evaluate(small)
+	ev := r.Evaluate(context.Background(), nil, small)
 	if ev.Matched || !strings.HasPrefix(ev.Reason, "condition conditions[0]: any group did not hold") ||
 		len(ev.Conditions[0].Children) != 2 || ev.Conditions[0].Children[0].Actual != 20 {
 		t.Errorf("small order: %+v", ev)
 	}
 	one := scope(t, event(t, "order.placed", `{"order": {"total": 200, "items": [1]}}`))
-	ev = r.Evaluate(one)
+	ev = r.Evaluate(context.Background(), nil, one)
 	if ev.Matched || ev.Conditions[2].Actual != false || !strings.Contains(ev.Reason, "conditions[2]: expression") {
 		t.Errorf("one item: %+v", ev)
 	}
 	// An expression failing at run time is an error of that condition, not a panic.
 	broken := scope(t, event(t, "order.placed", `{"order": {"total": 200, "items": 3}}`))
-	if ev := r.Evaluate(broken); ev.Matched || ev.Conditions[2].Error == "" {
+	if ev := r.Evaluate(context.Background(), nil, broken); ev.Matched || ev.Conditions[2].Error == "" {
 		t.Errorf("bad data: %+v", ev.Conditions[2])
 	}
 }
 
 func TestInvalidRulesNameEveryProblem(t *testing.T) {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	def := parse(t, `{"name": "", "trigger": {"type": "event", "event_type": "user created", "cron": "* * * * *"},
 		"conditions": [
 			{"type": "field_check", "field": "a", "operator": "resembles", "value": 1},
@@ -267,7 +268,7 @@ func TestTriggers(t *testing.T) {
 }
 
 func TestRenderActions(t *testing.T) {
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	def := parse(t, `{"name": "n", "trigger": {"type": "event", "event_type": "order.placed"}, "actions": [
 		{"type": "workflow", "workflow_id": "wf-{{ order.kind }}", "input_data": {"order": "{{ order }}", "total": "{{ order.total * 2 }}"}, "priority": "high"},
 		{"type": "notification", "notification_type": "sms", "to": ["{{ customer.phone }}"], "message": "Order {{ order.id }} placed"},
@@ -281,7 +282,7 @@ func TestRenderActions(t *testing.T) {
 		t.Fatal(problems)
 	}
 	sc := scope(t, event(t, "order.placed", `{"order": {"id": "o-9", "kind": "retail", "total": 21}, "customer": {"phone": "+15551234567", "email": "c@example.com"}}`))
-	render := func(i int) (RenderedAction, error) { return r.RenderAction(eng, i, sc) }
+	render := func(i int) (RenderedAction, error) { return r.RenderAction(context.Background(), eng, i, sc) }
 	wf, err := render(0)
 	if err != nil || wf.WorkflowID != "wf-retail" || wf.Priority != "high" || wf.InputData["total"] != json.Number("42") ||
 		wf.InputData["order"].(map[string]any)["id"] != "o-9" {

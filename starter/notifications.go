@@ -208,22 +208,29 @@ func notificationsListCmd(c *apiClient) *cobra.Command {
 }
 
 func templateRenderCmd(c *apiClient) *cobra.Command {
-	var data string
+	var (
+		data                string
+		repeat, concurrency int
+	)
 	cmd := &cobra.Command{
 		Use:   "render TEMPLATE_ID",
-		Short: "Preview a template with data",
+		Short: "Preview a template with data (--repeat: measure the cost of rendering)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dataFlag(data)
 			if err != nil {
 				return err
 			}
+			path := "/api/v1/notifications/templates/" + args[0] + "/render"
+			if repeat > 1 {
+				return c.measure(path, map[string]any{"data": d}, repeat, concurrency)
+			}
 			var out struct {
 				Subject  string `json:"subject"`
 				Body     string `json:"body"`
 				HTMLBody string `json:"html_body"`
 			}
-			raw, _, err := c.call("POST", "/api/v1/notifications/templates/"+args[0]+"/render", map[string]any{"data": d}, &out)
+			raw, _, err := c.call("POST", path, map[string]any{"data": d}, &out)
 			if err != nil || c.printJSON(raw) {
 				return err
 			}
@@ -238,5 +245,7 @@ func templateRenderCmd(c *apiClient) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "template data: a JSON object, or @file")
+	cmd.Flags().IntVar(&repeat, "repeat", 1, "render this many times and print throughput, latency and CPU per render")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "requests at a time with --repeat")
 	return cmd
 }

@@ -19,17 +19,17 @@ func checkWelcomeEmail(t *testing.T, s *store.Store, v2 store.NotificationTempla
 	if err != nil || v1.Version != 1 {
 		t.Fatalf("welcome_email version 1 is gone: %+v %v", v1, err)
 	}
-	eng := templating.New(0)
+	eng := templating.New(templating.Options{})
 	render := func(v store.NotificationTemplateVersion, data map[string]any) (string, error) {
-		subject, err := eng.Render(v.Subject, data)
+		subject, err := eng.Render(context.Background(), v.Subject, data)
 		if err != nil {
 			return "", err
 		}
-		body, err := eng.Render(v.Body, data)
+		body, err := eng.Render(context.Background(), v.Body, data)
 		if err != nil {
 			return "", err
 		}
-		html, err := eng.RenderHTML(v.HTMLBody, data)
+		html, err := eng.RenderHTML(context.Background(), v.HTMLBody, data)
 		return subject + "\n--\n" + body + "--\n" + html, err
 	}
 	seed := map[string]any{"user_name": "John <Doe>", "app_name": "PyAirtable"}

@@ -1,12 +1,16 @@
 // Package templating renders the service's Jinja-style templates ({{ user.email }}, filters,
 // {% if %}, {% for %}) with gonja v2 in a sandbox: no include, import, extends or from (nothing
-// reads files), a capped range(), bounded output, and strict undefined — a variable missing from
-// the data is an error that names it, never a silent blank. Notification templates, workflow step
-// configs and rule actions all render through it.
+// reads files), strict undefined — a variable missing from the data is an error that names it,
+// never a silent blank — bounded output, and every rendering under a sandbox.Budget: loops,
+// macro calls, filters and methods count steps, calls nest at most so deep, and the operations
+// that build large values (padding, repetition, concatenation, formatting, literals) check the
+// size first. Renderings run in helper processes when the engine has a sandbox.Pool.
+// Notification templates, workflow step configs and rule actions all render through it.
 package templating
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +26,11 @@ import (
 	"github.com/nikolalohinski/gonja/v2/config"
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
-	"github.com/nikolalohinski/gonja/v2/parser"
+
+	"github.com/pyairtable/automation-domain/sandbox"
 )
 
-// Limits of one rendering.
+// Limits of one rendering besides the evaluation budget.
 const (
 	// DefaultMaxOutput bounds what one template may produce.
 	DefaultMaxOutput = 256 << 10
@@ -35,18 +40,26 @@ const (
 	MaxSource = 64 << 10
 )
 
-// allowedStructures are the control structures a template may use; include, import, from and
-// extends are left out because they load other templates by name.
-var allowedStructures = []string{
-	"if", "for", "set", "with", "filter", "raw", "autoescape", "macro", "call", "break", "continue",
+// Options configure an Engine.
+type Options struct {
+	// MaxOutput bounds what one rendering produces (0: DefaultMaxOutput).
+	MaxOutput int
+	// Limits is the evaluation budget of one rendering (zero fields: sandbox defaults).
+	Limits sandbox.Limits
+	// Pool, when set, renders in helper processes; nil renders in this process.
+	Pool *sandbox.Pool
 }
 
 // Engine compiles and renders templates. It is safe for concurrent use; compiled templates are
 // cached by source.
 type Engine struct {
-	env       *exec.Environment
-	maxOutput int
-	cache     *lru.Cache[cacheKey, *exec.Template]
+	filters    *exec.FilterSet
+	structures *exec.ControlStructureSet
+	globals    *exec.Context
+	maxOutput  int
+	limits     sandbox.Limits
+	pool       *sandbox.Pool
+	cache      *lru.Cache[cacheKey, *compiled]
 }
 
 type cacheKey struct {
@@ -54,37 +67,41 @@ type cacheKey struct {
 	html bool
 }
 
+// compiled is a parsed template with its syntax tree rewritten to bounded operations.
+type compiled struct {
+	tmpl   *exec.Template
+	cfg    *config.Config
+	loader loaders.Loader
+	// nesting and depth are how deeply the source and the syntax tree nest.
+	nesting, depth int
+}
+
 var quietOnce sync.Once
 
-// New returns an engine whose renderings produce at most maxOutput bytes (0: DefaultMaxOutput).
-func New(maxOutput int) *Engine {
+// New returns an engine.
+func New(o Options) *Engine {
 	quietOnce.Do(func() { gonja.SetLoggerOutput(io.Discard) }) // gonja logs through logrus' global logger
-	if maxOutput <= 0 {
-		maxOutput = DefaultMaxOutput
+	if o.MaxOutput <= 0 {
+		o.MaxOutput = DefaultMaxOutput
 	}
-	structures := map[string]parser.ControlStructureParser{}
-	for _, name := range allowedStructures {
-		if p, ok := builtins.ControlStructures.Get(name); ok {
-			structures[name] = p
-		}
-	}
-	ctx := exec.EmptyContext().Update(builtins.GlobalFunctions)
-	ctx.Set("range", boundedRange)
-	cache, _ := lru.New[cacheKey, *exec.Template](1024)
+	cache, _ := lru.New[cacheKey, *compiled](1024)
 	return &Engine{
-		env: &exec.Environment{
-			Context:           ctx,
-			Filters:           builtins.Filters,
-			Tests:             builtins.Tests,
-			ControlStructures: exec.NewControlStructureSet(structures),
-			Methods:           builtins.Methods,
-		},
-		maxOutput: maxOutput,
-		cache:     cache,
+		filters:    boundedFilters(),
+		structures: controlStructureSet(),
+		globals:    globals(),
+		maxOutput:  o.MaxOutput,
+		limits:     o.Limits.OrDefaults(),
+		pool:       o.Pool,
+		cache:      cache,
 	}
 }
 
+// Limits returns the evaluation budget of one rendering.
+func (e *Engine) Limits() sandbox.Limits { return e.limits }
+
 // Error is a template that does not compile or render, with a message fit for an API response.
+// Err is the cause: a *sandbox.LimitError (or another sandbox error, see sandbox.IsBudgetError)
+// when the rendering went over its budget.
 type Error struct {
 	Msg string
 	Err error
@@ -93,63 +110,165 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Compile checks that src is a valid template (used by validation; Render compiles on its own).
+// Compile checks that src is a valid template within the nesting limit (used by validation;
+// Render compiles on its own).
 func (e *Engine) Compile(src string, html bool) error {
-	_, err := e.compile(src, html)
+	_, err := e.compile(src, html, e.limits)
 	return err
 }
 
-func (e *Engine) compile(src string, html bool) (*exec.Template, error) {
+func (e *Engine) compile(src string, html bool, l sandbox.Limits) (c *compiled, err error) {
+	defer func() {
+		var pe *sandbox.PanicError
+		if errors.As(err, &pe) {
+			err = &Error{Msg: pe.Error(), Err: pe}
+		}
+	}()
+	defer sandbox.Recover("template", &err)
 	key := cacheKey{src, html}
-	if t, ok := e.cache.Get(key); ok {
-		return t, nil
+	c, ok := e.cache.Get(key)
+	if !ok {
+		if len(src) > MaxSource {
+			return nil, &Error{Msg: fmt.Sprintf("template is longer than %d bytes", MaxSource)}
+		}
+		if c, err = parse(src, html, e.structures, l); err != nil {
+			return nil, err
+		}
+		e.cache.Add(key, c)
 	}
-	if len(src) > MaxSource {
-		return nil, &Error{Msg: fmt.Sprintf("template is longer than %d bytes", MaxSource)}
+	if c.nesting > l.MaxNesting || c.depth > l.MaxNesting*expressionDepthFactor {
+		le := &sandbox.LimitError{Limit: sandbox.LimitNesting, Max: int64(l.MaxNesting)}
+		return nil, &Error{Msg: "template: " + le.Error(), Err: le}
 	}
+	return c, nil
+}
+
+func parse(src string, html bool, structures *exec.ControlStructureSet, l sandbox.Limits) (*compiled, error) {
 	cfg := config.New()
 	cfg.StrictUndefined = true
 	cfg.AutoEscape = html
 	cfg.KeepTrailingNewline = true
+	// The parser recurses on brackets and blocks: measure them first.
+	c := &compiled{cfg: cfg, nesting: sourceNesting(src, cfg)}
+	if c.nesting > l.MaxNesting {
+		le := &sandbox.LimitError{Limit: sandbox.LimitNesting, Max: int64(l.MaxNesting)}
+		return nil, &Error{Msg: "template: " + le.Error(), Err: le}
+	}
 	loader, err := loaders.NewMemoryLoader(map[string]string{"/template": src})
 	if err != nil {
 		return nil, &Error{Msg: "template: " + err.Error(), Err: err}
 	}
-	t, err := exec.NewTemplate("/template", cfg, loader, e.env)
+	c.loader = loader
+	env := &exec.Environment{Context: exec.EmptyContext(), ControlStructures: structures,
+		Filters: exec.NewFilterSet(map[string]exec.FilterFunction{}), Tests: builtins.Tests}
+	c.tmpl, err = exec.NewTemplate("/template", cfg, loader, env)
 	if err != nil {
 		return nil, &Error{Msg: cleanMessage(err), Err: err}
 	}
-	e.cache.Add(key, t)
-	return t, nil
+	w := &rewriter{}
+	w.nodes(c.tmpl.Root().Nodes)
+	if w.err != nil {
+		return nil, &Error{Msg: w.err.Error(), Err: w.err}
+	}
+	c.depth = w.deepest
+	return c, nil
 }
 
 // Render renders src with data as plain text.
-func (e *Engine) Render(src string, data map[string]any) (string, error) {
-	return e.render(src, data, false)
+func (e *Engine) Render(ctx context.Context, src string, data map[string]any) (string, error) {
+	return e.render(ctx, src, data, false)
 }
 
 // RenderHTML renders src with data, HTML-escaping every substituted value (use |safe to opt out).
-func (e *Engine) RenderHTML(src string, data map[string]any) (string, error) {
-	return e.render(src, data, true)
+func (e *Engine) RenderHTML(ctx context.Context, src string, data map[string]any) (string, error) {
+	return e.render(ctx, src, data, true)
 }
 
-func (e *Engine) render(src string, data map[string]any, html bool) (string, error) {
+// renderArgs is a rendering sent to a helper process.
+type renderArgs struct {
+	Src       string         `json:"src,omitempty"`
+	HTML      bool           `json:"html,omitempty"`
+	Value     any            `json:"value,omitempty"`
+	Data      map[string]any `json:"data"`
+	MaxOutput int            `json:"max_output"`
+}
+
+func (e *Engine) render(ctx context.Context, src string, data map[string]any, html bool) (string, error) {
 	if !IsTemplate(src) {
 		return src, nil
 	}
-	t, err := e.compile(src, html)
+	if e.pool != nil {
+		if _, err := e.compile(src, html, e.limits); err != nil {
+			return "", err // what does not compile needs no helper
+		}
+		var out string
+		err := e.pool.Call(ctx, methodRender, e.limits, renderArgs{Src: src, HTML: html, Data: data, MaxOutput: e.maxOutput}, &out)
+		return out, remoteError(err)
+	}
+	b := sandbox.NewBudget(ctx, e.limits)
+	defer b.Close()
+	return e.renderIn(b, src, data, html, e.maxOutput)
+}
+
+// renderIn renders src under b: the engine's one recovery point.
+func (e *Engine) renderIn(b *sandbox.Budget, src string, data map[string]any, html bool, maxOutput int) (out string, err error) {
+	defer func() { err = budgetError(b, err) }()
+	defer sandbox.Recover("template", &err)
+	if !IsTemplate(src) {
+		return src, nil
+	}
+	c, err := e.compile(src, html, b.Limits())
 	if err != nil {
 		return "", err
 	}
-	w := &limitedBuffer{max: e.maxOutput}
-	err = t.Execute(w, exec.NewContext(normalize(data).(map[string]any)))
+	env := &exec.Environment{
+		Context:           e.globals.Inherit().Update(exec.NewContext(normalize(data).(map[string]any))),
+		Filters:           e.filters,
+		Tests:             builtins.Tests,
+		ControlStructures: e.structures,
+		Methods:           boundMethods(b),
+	}
+	env.Context.Set(budgetKey, &renderState{b: b})
+	w := &limitedBuffer{max: maxOutput, b: b}
+	err = exec.NewRenderer(env, w, c.cfg, c.loader, c.tmpl).Execute()
 	if w.exceeded { // gonja does not always pass a writer's error on
-		return "", &Error{Msg: fmt.Sprintf("rendered output exceeds %d bytes", e.maxOutput), Err: errTooLarge}
+		return "", b.Err()
 	}
 	if err != nil {
 		return "", &Error{Msg: cleanMessage(err), Err: err}
 	}
 	return w.String(), nil
+}
+
+// budgetError makes the reason a rendering stopped its error: the limit it went over (whatever
+// gonja made of the error on its way out), a recovered panic, or the caller's context ending.
+func budgetError(b *sandbox.Budget, err error) error {
+	if err == nil {
+		return nil
+	}
+	if stop := b.Err(); stop != nil {
+		err = stop
+	}
+	var te *Error
+	if errors.As(err, &te) {
+		return err
+	}
+	if sandbox.IsBudgetError(err) {
+		return &Error{Msg: err.Error(), Err: err}
+	}
+	return err // the caller's context ended: not the template's fault
+}
+
+// remoteError gives an error from a helper process the engine's type.
+func remoteError(err error) error {
+	var re *sandbox.RemoteError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re), sandbox.IsBudgetError(err):
+		return &Error{Msg: err.Error(), Err: err}
+	}
+	return err
 }
 
 // IsTemplate reports whether s contains template syntax at all.
@@ -160,18 +279,38 @@ func IsTemplate(s string) bool {
 // singleExpression matches a string that is one {{ expression }} and nothing else.
 var singleExpression = regexp.MustCompile(`^\s*\{\{-?\s*(.+?)\s*-?\}\}\s*$`)
 
-// RenderValue renders every string inside a JSON-like value (maps, slices, strings, numbers …).
-// A string that is exactly one {{ expression }} takes the expression's value with its type — a
-// number stays a number, a list stays a list — so configs can pass structured data along; other
-// strings render to strings.
-func (e *Engine) RenderValue(v any, data map[string]any) (any, error) {
+// RenderValue renders every string inside a JSON-like value (maps, slices, strings, numbers …),
+// all under one budget. A string that is exactly one {{ expression }} takes the expression's
+// value with its type — a number stays a number, a list stays a list — so configs can pass
+// structured data along; other strings render to strings.
+func (e *Engine) RenderValue(ctx context.Context, v any, data map[string]any) (any, error) {
+	if !hasTemplate(v) {
+		return e.renderValueIn(nil, v, data, e.maxOutput) // a copy; nothing to evaluate
+	}
+	if e.pool != nil {
+		for path, err := range e.CompileValue(v) {
+			if path != "" {
+				err = fmt.Errorf("%s: %w", path, err)
+			}
+			return nil, err // what does not compile needs no helper
+		}
+		var out any
+		err := e.pool.Call(ctx, methodValue, e.limits, renderArgs{Value: v, Data: data, MaxOutput: e.maxOutput}, &out)
+		return out, remoteError(err)
+	}
+	b := sandbox.NewBudget(ctx, e.limits)
+	defer b.Close()
+	return e.renderValueIn(b, v, data, e.maxOutput)
+}
+
+func (e *Engine) renderValueIn(b *sandbox.Budget, v any, data map[string]any, maxOutput int) (any, error) {
 	switch x := v.(type) {
 	case string:
 		if !IsTemplate(x) {
 			return x, nil
 		}
 		if m := singleExpression.FindStringSubmatch(x); m != nil && !strings.Contains(m[1], "}}") {
-			out, err := e.Render("{{ ("+m[1]+") | tojson }}", data)
+			out, err := e.renderIn(b, "{{ ("+m[1]+") | tojson }}", data, false, maxOutput)
 			if err != nil {
 				return nil, err
 			}
@@ -183,11 +322,11 @@ func (e *Engine) RenderValue(v any, data map[string]any) (any, error) {
 			}
 			return val, nil
 		}
-		return e.Render(x, data)
+		return e.renderIn(b, x, data, false, maxOutput)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, item := range x {
-			r, err := e.RenderValue(item, data)
+			r, err := e.renderValueIn(b, item, data, maxOutput)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
@@ -197,7 +336,7 @@ func (e *Engine) RenderValue(v any, data map[string]any) (any, error) {
 	case []any:
 		out := make([]any, len(x))
 		for i, item := range x {
-			r, err := e.RenderValue(item, data)
+			r, err := e.renderValueIn(b, item, data, maxOutput)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}
@@ -206,6 +345,27 @@ func (e *Engine) RenderValue(v any, data map[string]any) (any, error) {
 		return out, nil
 	}
 	return v, nil
+}
+
+// hasTemplate reports whether any string inside v is a template.
+func hasTemplate(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return IsTemplate(x)
+	case map[string]any:
+		for _, item := range x {
+			if hasTemplate(item) {
+				return true
+			}
+		}
+	case []any:
+		for _, item := range x {
+			if hasTemplate(item) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CompileValue checks every template string inside a JSON-like value and returns the problems by
@@ -281,62 +441,24 @@ func normalizeValue(v any) any {
 	return v
 }
 
-// boundedRange is range() with at most MaxRange items, returned as a slice (gonja's own streams
-// through a goroutine that leaks when a loop breaks early).
-func boundedRange(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
-	start, stop, step := 0, 0, 1
-	args := params.Args
-	for _, a := range args {
-		if !a.IsInteger() {
-			return nil, exec.ErrInvalidCall(errors.New("range() takes integers: [start, ]stop[, step]"))
-		}
-	}
-	switch len(args) {
-	case 1:
-		stop = args[0].Integer()
-	case 2:
-		start, stop = args[0].Integer(), args[1].Integer()
-	case 3:
-		start, stop, step = args[0].Integer(), args[1].Integer(), args[2].Integer()
-	default:
-		return nil, exec.ErrInvalidCall(errors.New("range() takes [start, ]stop[, step]"))
-	}
-	if step == 0 {
-		return nil, exec.ErrInvalidCall(errors.New("range() step cannot be 0"))
-	}
-	n := (stop - start) / step
-	if (stop-start)%step != 0 {
-		n++
-	}
-	if n > MaxRange {
-		return nil, exec.ErrInvalidCall(fmt.Errorf("range() of %d items exceeds the limit of %d", n, MaxRange))
-	}
-	out := make([]int, 0, max(n, 0))
-	for i := start; (step > 0 && i < stop) || (step < 0 && i > stop); i += step {
-		out = append(out, i)
-	}
-	return out, nil
-}
-
-// limitedBuffer fails writes past max. It wraps rather than embeds bytes.Buffer so that no
-// promoted WriteString slips past the limit.
+// limitedBuffer fails writes past max, stopping the rendering's budget. It wraps rather than
+// embeds bytes.Buffer so that no promoted WriteString slips past the limit.
 type limitedBuffer struct {
 	buf      bytes.Buffer
 	max      int
+	b        *sandbox.Budget
 	exceeded bool
 }
 
-var errTooLarge = errors.New("output limit reached")
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.buf.Len()+len(p) > b.max {
-		b.exceeded = true
-		return 0, errTooLarge
+func (w *limitedBuffer) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > w.max {
+		w.exceeded = true
+		return 0, w.b.Exceed(&sandbox.LimitError{Limit: sandbox.LimitOutput, Max: int64(w.max)})
 	}
-	return b.buf.Write(p)
+	return w.buf.Write(p)
 }
 
-func (b *limitedBuffer) String() string { return b.buf.String() }
+func (w *limitedBuffer) String() string { return w.buf.String() }
 
 // cleanMessage trims gonja's wrapping ("unable to execute template: …") to what the user needs.
 var noise = regexp.MustCompile(`(?i)^(unable to execute template: |failed to parse template '[^']*': )`)

@@ -1,6 +1,7 @@
 package templating
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -18,7 +19,7 @@ func data() map[string]any {
 }
 
 func TestRender(t *testing.T) {
-	e := New(0)
+	e := New(Options{})
 	for src, want := range map[string]string{
 		"Welcome {{ user_name }} to {{ app_name }}!":                       "Welcome John Doe to PyAirtable!",
 		"{{ user.email }}":                                                 "john@example.com",
@@ -33,7 +34,7 @@ func TestRender(t *testing.T) {
 		"{% set greeting = 'Hi ' ~ user_name %}{{ greeting }}":             "Hi John Doe",
 		"{{ user.name }}":                                                  "<b>Jo</b>",
 	} {
-		got, err := e.Render(src, data())
+		got, err := e.Render(context.Background(), src, data())
 		if err != nil {
 			t.Errorf("%s: %v", src, err)
 			continue
@@ -45,7 +46,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderHTMLEscapes(t *testing.T) {
-	got, err := New(0).RenderHTML("<p>{{ user.name }}</p>{{ '<i>ok</i>' | safe }}", data())
+	got, err := New(Options{}).RenderHTML(context.Background(), "<p>{{ user.name }}</p>{{ '<i>ok</i>' | safe }}", data())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,13 +56,13 @@ func TestRenderHTMLEscapes(t *testing.T) {
 }
 
 func TestMissingVariableIsNamed(t *testing.T) {
-	e := New(0)
+	e := New(Options{})
 	for src, name := range map[string]string{
 		"Hi {{ first_name }}": "first_name",
 		"Hi {{ user.phone }}": "phone",
 		"{{ order.id }}":      "order",
 	} {
-		_, err := e.Render(src, data())
+		_, err := e.Render(context.Background(), src, data())
 		var te *Error
 		if !errors.As(err, &te) {
 			t.Errorf("%s: %v, want a template error", src, err)
@@ -74,7 +75,7 @@ func TestMissingVariableIsNamed(t *testing.T) {
 }
 
 func TestSandbox(t *testing.T) {
-	e := New(0)
+	e := New(Options{})
 	for _, src := range []string{
 		"{% include '/etc/passwd' %}",
 		"{% import 'x' as y %}",
@@ -86,18 +87,18 @@ func TestSandbox(t *testing.T) {
 			t.Errorf("%s compiled", src)
 		}
 	}
-	if _, err := e.Render("{% for i in range(1000000000) %}{% endfor %}", nil); err == nil || !strings.Contains(err.Error(), "limit") {
+	if _, err := e.Render(context.Background(), "{% for i in range(1000000000) %}{% endfor %}", nil); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("huge range: %v", err)
 	}
-	small := New(100)
-	_, err := small.Render("{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", nil)
+	small := New(Options{MaxOutput: 100})
+	_, err := small.Render(context.Background(), "{% for i in range(1000) %}xxxxxxxxxx{% endfor %}", nil)
 	if err == nil || !strings.Contains(err.Error(), "exceeds 100 bytes") {
 		t.Errorf("output cap: %v", err)
 	}
 }
 
 func TestRenderValueKeepsTypes(t *testing.T) {
-	e := New(0)
+	e := New(Options{})
 	in := map[string]any{
 		"to":     "{{ user.email }}",
 		"count":  "{{ count }}",
@@ -107,7 +108,7 @@ func TestRenderValueKeepsTypes(t *testing.T) {
 		"nested": []any{"{{ user_name }}", 5, true},
 		"plain":  "x",
 	}
-	out, err := e.RenderValue(in, data())
+	out, err := e.RenderValue(context.Background(), in, data())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestRenderValueKeepsTypes(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if _, err := e.RenderValue(map[string]any{"a": []any{"{{ nope }}"}}, data()); err == nil || !strings.Contains(err.Error(), "a: [0]") {
+	if _, err := e.RenderValue(context.Background(), map[string]any{"a": []any{"{{ nope }}"}}, data()); err == nil || !strings.Contains(err.Error(), "a: [0]") {
 		t.Errorf("error path: %v", err)
 	}
 	problems := e.CompileValue(map[string]any{"ok": "{{ a }}", "bad": []any{"x", "{% if %}"}})

@@ -19,6 +19,7 @@ import (
 var version = "dev"
 
 func main() {
+	app.RunEvalHelper() // first: a helper process of this binary evaluates and exits here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, log, err := app.LoadConfig()

@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, store: st, acts: &activities.WorkflowEngine{
-		Store: st, Templates: templating.New(0),
+		Store: st, Templates: templating.New(templating.Options{}),
 		Egress: &netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}}

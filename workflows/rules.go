@@ -77,6 +77,8 @@ func RuleEvaluator(ctx workflow.Context, in rules.EvaluatorInput) error {
 			}
 			continue
 		}
+		// Events whose rules took too long to evaluate in this activity come next.
+		pending = append(decided.Deferred, pending...)
 		for _, run := range decided.Runs {
 			var todo []activities.ExecutionRun
 			for _, x := range run.Executions {

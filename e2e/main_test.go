@@ -1,0 +1,15 @@
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	"github.com/pyairtable/automation-domain/app"
+)
+
+// TestMain lets this test binary serve as the evaluation helper of the stacks its tests start
+// (they re-execute it, as the service re-executes its own binary).
+func TestMain(m *testing.M) {
+	app.RunEvalHelper()
+	os.Exit(m.Run())
+}
