@@ -156,7 +156,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	d.Webhooks, err = webhooks.New(webhooks.Options{
 		Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: d.Temporal, Events: d.Events,
 		Egress: d.Egress, ServiceSecret: cfg.WebhookSecretKey, Registry: d.Registry, Log: log,
-		TaskQueue: workflows.TaskQueue,
+		TaskQueue: workflows.TaskQueue, SenderID: identity() + "-" + store.NewID(),
 	})
 	if err != nil {
 		return nil, err

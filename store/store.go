@@ -53,6 +53,7 @@ type Options struct {
 type Store struct {
 	db      *gorm.DB
 	dialect Dialect
+	url     string // Postgres: for connections of its own (Listen)
 }
 
 // Open connects to the database. It does not migrate: call Migrate.
@@ -101,7 +102,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	sqlDB.SetMaxOpenConns(o.PoolSize + o.MaxOverflow)
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, dialect: dialect}
+	s := &Store{db: db, dialect: dialect, url: o.URL}
 	if err := s.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", dialect, err)
@@ -147,7 +148,7 @@ func (s *Store) Close() error {
 // Tx runs fn in one transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect})
+		return fn(&Store{db: tx, dialect: s.dialect, url: s.url})
 	})
 	return classify(err)
 }

@@ -230,6 +230,11 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 		cols["enabled"], cols["disabled_reason"], cols["disabled_at"] = true, "", nil
 		cols["failing_since"], cols["consecutive_failures"] = nil, 0
 	}
+	reset := enabling || in.URL != nil
+	if reset {
+		// A re-enabled endpoint, or one at a new address, starts with a closed circuit.
+		cols["failed_requests"], cols["circuit_trips"], cols["circuit_open_until"], cols["paused_until"] = 0, 0, nil, nil
+	}
 	cols["updated_at"] = now
 	if err := s.store.UpdateWebhookEndpoint(ctx, id, cols); err != nil {
 		return Endpoint{}, fmt.Errorf("update endpoint %s: %w", id, err)
@@ -239,13 +244,13 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 			return Endpoint{}, fmt.Errorf("disable endpoint %s: %w", id, err)
 		}
 	}
-	// The dispatcher re-reads the endpoint on every batch; a wake makes a change take effect now
-	// (and starts a dispatcher for pending deliveries after a re-enable).
-	wctx, cancel := context.WithTimeout(ctx, wakeWait)
-	defer cancel()
-	if err := s.signalDispatcher(wctx, id, Wake{Reset: enabling || in.URL != nil}); err != nil {
-		s.log.WarnContext(ctx, "endpoint updated but its dispatcher was not woken; the sweeper will", "endpoint_id", id, "error", err)
+	// The sender re-reads the endpoint on every batch; a wake-up makes a change take effect now
+	// (and starts a dispatcher for pending deliveries after a re-enable). Dispatchers started
+	// before sender sessions keep the circuit's state themselves: a reset signal tells them.
+	if reset {
+		s.waker.signalLater(id, Wake{Reset: true})
 	}
+	s.wake(ctx, []string{id})
 	return s.GetEndpoint(ctx, id)
 }
 
@@ -254,11 +259,8 @@ func (s *Service) DeleteEndpoint(ctx context.Context, id string) error {
 	if err := s.store.DeleteWebhookEndpoint(ctx, id, s.now()); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, wakeWait)
-	defer cancel()
-	if err := s.signalDispatcher(wctx, id, Wake{}); err != nil {
-		s.log.WarnContext(ctx, "endpoint deleted but its dispatcher was not told", "endpoint_id", id, "error", err)
-	}
+	// Its sender (or dispatcher) sees the deletion, fails what was left and ends.
+	s.wake(ctx, []string{id})
 	return nil
 }
 
@@ -360,9 +362,7 @@ func (s *Service) Recover(ctx context.Context, id string, since, until time.Time
 		return 0, fmt.Errorf("recover endpoint %s: %w", id, err)
 	}
 	if n > 0 {
-		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
-			s.log.WarnContext(ctx, "recovered deliveries wait for the sweeper", "endpoint_id", id, "error", err)
-		}
+		s.wake(ctx, []string{id})
 	}
 	return n, nil
 }
