@@ -253,4 +253,3 @@ func TestSenderSessionLeavesFarRetriesToTheDispatcher(t *testing.T) {
 		t.Fatalf("session %+v %v, want the retry's time (in a minute)", s.res, s.err)
 	}
 }
-
