@@ -17,6 +17,11 @@ type eventSubscriber struct{ s *Service }
 
 func (eventSubscriber) Name() string { return "webhooks" }
 
+// Immediate implements events.Immediate: the fan-out writes to the database and wakes senders
+// without waiting for Temporal, so an accepted event's deliveries exist when its request ends
+// (and an ordered endpoint gets events and messages in the order they were accepted).
+func (eventSubscriber) Immediate() bool { return true }
+
 // Deliver implements events.Subscriber: it returns once the deliveries are stored (a failure
 // leaves the event to the bus's redispatch loop) and their senders are woken.
 func (es eventSubscriber) Deliver(ctx context.Context, e store.Event) error {
