@@ -229,10 +229,21 @@ func Run(ctx context.Context, o Options) error {
 		if server == nil {
 			return nil
 		}
+		// Load balancers see /ready fail and stop sending requests; those that still come are
+		// served until the drain period is over.
+		server.Drain()
+		if cfg.DrainPeriod > 0 {
+			log.Info("draining the API: /ready answers 503, requests are still served", "for", cfg.DrainPeriod)
+			time.Sleep(cfg.DrainPeriod)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		log.Info("shutting down the API")
-		return server.Shutdown(sctx)
+		log.Info("shutting down the API: no new connections, finishing requests in flight")
+		err := server.Shutdown(sctx)
+		// Events accepted by the last requests are still being handed off (the redispatch loop
+		// would do it later otherwise).
+		deps.Events.Wait(sctx)
+		return err
 	})
 	err = g.Wait()
 	log.Info("stopped")
