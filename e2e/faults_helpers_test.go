@@ -15,11 +15,15 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/pyairtable/automation-domain/devserver"
 	"github.com/pyairtable/automation-domain/internal/testenv"
+	"github.com/pyairtable/automation-domain/webhooks"
+	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // Environment of the Temporal server helper process (see TestMain).
@@ -223,4 +227,63 @@ func describeEvent(e *historypb.HistoryEvent) string {
 		s += " " + e.GetTimerStartedEventAttributes().StartToFireTimeout.AsDuration().String()
 	}
 	return s
+}
+
+// replayDispatcherRuns replays every run of an endpoint's dispatcher against the current
+// workflow code and returns the longest history. A run recorded here is what a deployment finds
+// running: a change to WebhookDispatcher that would break it fails the test (guard such changes
+// with workflow.GetVersion).
+func replayDispatcherRuns(t *testing.T, address, endpointID string) *historypb.History {
+	t.Helper()
+	tc, err := client.Dial(client.Options{HostPort: address, Namespace: "automation", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id := webhooks.DispatcherWorkflowID(endpointID)
+	runs, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s'", id), PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longest *historypb.History
+	for _, run := range runs.Executions {
+		hist := &historypb.History{}
+		it := tc.GetWorkflowHistory(ctx, id, run.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hist.Events = append(hist.Events, ev)
+		}
+		replayer := worker.NewWorkflowReplayer()
+		replayer.RegisterWorkflow(workflows.WebhookDispatcher)
+		if err := replayer.ReplayWorkflowHistory(nil, hist); err != nil {
+			t.Errorf("dispatcher run %s (%d events) does not replay: %v", run.Execution.RunId, len(hist.Events), err)
+		}
+		if longest == nil || len(hist.Events) > len(longest.Events) {
+			longest = hist
+		}
+	}
+	return longest
+}
+
+// saveReplayFixture writes a history as a replay test fixture in workflows/testdata when
+// UPDATE_REPLAY_HISTORY=1.
+func saveReplayFixture(t *testing.T, hist *historypb.History, name string) {
+	t.Helper()
+	if os.Getenv("UPDATE_REPLAY_HISTORY") != "1" || hist == nil {
+		return
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("../workflows/testdata/"+name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote the replay fixture %s (%d events)", name, len(hist.Events))
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/store"
 )
@@ -231,6 +233,16 @@ func TestFaultsInProductionShape(t *testing.T) {
 			t.Errorf("ordered endpoint %d: %s", i, bad)
 		}
 	}
+
+	// Every dispatcher run replays against the workflow code (they span worker changes and a
+	// Temporal restart); the longest is kept as a replay fixture with UPDATE_REPLAY_HISTORY=1.
+	var longest *historypb.History
+	for _, id := range endpointIDs {
+		if h := replayDispatcherRuns(t, temporal.Address(), id); longest == nil || len(h.Events) > len(longest.Events) {
+			longest = h
+		}
+	}
+	saveReplayFixture(t, longest, "webhook_dispatcher_sessions_history.json")
 
 	// The figures, phase by phase.
 	report := load.Report(rcs)

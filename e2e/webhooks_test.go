@@ -211,6 +211,9 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 		if r := c.do("PATCH", "/api/v1/webhooks/endpoints/"+id, map[string]any{"enabled": true}); r.Status != 200 || r.JSON(t)["enabled"] != true {
 			t.Fatalf("re-enable: %d %s", r.Status, r.Body)
 		}
+		// The dispatcher's run (a session, then the disable) replays; UPDATE_REPLAY_HISTORY=1
+		// keeps it as a fixture.
+		saveReplayFixture(t, replayDispatcherRuns(t, s.Config.TemporalAddress, id), "webhook_dispatcher_disable_history.json")
 	})
 
 	t.Run("rotation sends two signatures that both verify", func(t *testing.T) {

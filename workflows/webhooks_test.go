@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -258,14 +259,28 @@ func TestCircuitCooldownDoublesUpToTheCap(t *testing.T) {
 	}
 }
 
-// A dispatcher history recorded on the embedded stack (an ordered endpoint: a 500, a 429 with
-// Retry-After, successes, then 410 and the disable) still replays: a change to the workflow that
+// Dispatcher histories recorded on a real server still replay: a change to the workflow that
 // would break running dispatchers fails here (guard it with workflow.GetVersion).
-func TestDispatcherReplaysARecordedHistory(t *testing.T) {
-	replayer := worker.NewWorkflowReplayer()
-	replayer.RegisterWorkflow(WebhookDispatcher)
-	if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/webhook_dispatcher_history.json"); err != nil {
-		t.Fatal(err)
+//   - webhook_dispatcher_history.json: a dispatcher of the first design (batches from a local
+//     activity) on an ordered endpoint: a 500, a 429 with Retry-After, successes, then 410 and
+//     the disable;
+//   - webhook_dispatcher_sessions_history.json: sender sessions across a worker killed, one
+//     started, one stopped and a Temporal restart (e2e.TestFaultsInProductionShape);
+//   - webhook_dispatcher_disable_history.json: a session, then 410 and the disable
+//     (e2e.TestWebhookDelivery).
+//
+// UPDATE_REPLAY_HISTORY=1 on those e2e tests records the last two again.
+func TestDispatcherReplaysRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/webhook_dispatcher*history.json")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("histories: %v %v", files, err)
+	}
+	for _, f := range files {
+		replayer := worker.NewWorkflowReplayer()
+		replayer.RegisterWorkflow(WebhookDispatcher)
+		if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
 
