@@ -238,6 +238,9 @@ func TestSenderSessionCircuitBreaker(t *testing.T) {
 	if owner := f2.senderOf(e2.ID); owner != "" {
 		t.Errorf("the endpoint is still held by %q while its circuit is open", owner)
 	}
+	if view, _ := f2.svc.GetEndpoint(context.Background(), e2.ID); view.CircuitOpenUntil == nil || !view.CircuitOpenUntil.Equal(s2.res.NextDueAt) {
+		t.Errorf("the endpoint does not show its open circuit: %v, want %s", view.CircuitOpenUntil, s2.res.NextDueAt)
+	}
 }
 
 // A retry due later than the session lingers ends the session with its time.

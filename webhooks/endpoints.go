@@ -37,6 +37,10 @@ type Endpoint struct {
 	// deliveries that failed for good since then.
 	FailingSince        *time.Time `json:"failing_since,omitempty"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
+	// CircuitOpenUntil is set while the circuit breaker holds the endpoint (then one probe
+	// decides); PausedUntil while a receiver's Retry-After does.
+	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
+	PausedUntil      *time.Time `json:"paused_until,omitempty"`
 	CreatedAt           time.Time  `json:"created_at"`
 	UpdatedAt           time.Time  `json:"updated_at"`
 }
@@ -374,6 +378,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		DisabledReason: e.DisabledReason, DisabledAt: e.DisabledAt, RateLimitPerSecond: e.RateLimitPerSecond,
 		Ordered: e.Ordered, DisableAfterFailures: e.DisableAfterFailures, FailingSince: e.FailingSince,
 		ConsecutiveFailures: e.ConsecutiveFailures, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
 		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second),
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
@@ -544,4 +549,12 @@ func orEmpty(h map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return h
+}
+
+// future is t when it is after now, nil otherwise.
+func future(t *time.Time, now time.Time) *time.Time {
+	if t == nil || !t.After(now) {
+		return nil
+	}
+	return t
 }
