@@ -41,8 +41,8 @@ type Endpoint struct {
 	// decides); PausedUntil while a receiver's Retry-After does.
 	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
 	PausedUntil      *time.Time `json:"paused_until,omitempty"`
-	CreatedAt           time.Time  `json:"created_at"`
-	UpdatedAt           time.Time  `json:"updated_at"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
