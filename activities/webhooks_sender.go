@@ -91,6 +91,9 @@ func (a *Webhooks) RunWebhookSender(ctx context.Context, in WebhookSenderInput) 
 		return WebhookSenderResult{}, errSenderHandoff
 	default:
 	}
+	if _, stopped, err := a.liveEndpoint(ctx, in.EndpointID); err != nil || stopped != "" {
+		return WebhookSenderResult{Stopped: stopped}, err
+	}
 	lease, err := a.Senders.Acquire(ctx, in.EndpointID)
 	if err != nil {
 		return WebhookSenderResult{}, err

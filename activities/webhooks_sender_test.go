@@ -256,3 +256,19 @@ func TestSenderSessionLeavesFarRetriesToTheDispatcher(t *testing.T) {
 		t.Fatalf("session %+v %v, want the retry's time (in a minute)", s.res, s.err)
 	}
 }
+
+// A session for an endpoint that was deleted, or never existed, ends at once and says so.
+func TestSenderSessionForAGoneEndpoint(t *testing.T) {
+	f := newWebhookFixture(t, webhooks.Settings{})
+	e := f.endpoint(webhooks.EndpointInput{URL: newHook(t, 200).URL})
+	if err := f.svc.DeleteEndpoint(context.Background(), e.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{e.ID, store.NewID()} {
+		s := f.startSession(id, nil)
+		s.wait(t, 5*time.Second)
+		if s.err != nil || s.res.Stopped != "deleted" {
+			t.Errorf("session for %s: %+v %v", id, s.res, s.err)
+		}
+	}
+}
