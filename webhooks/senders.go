@@ -226,9 +226,13 @@ func (l *Lease) Release() {
 func (s *Senders) RunListener(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := s.store.Listen(ctx, store.WebhookWakeChannel, s.WakePayload)
 		if errors.Is(err, store.ErrListenUnsupported) || ctx.Err() != nil {
 			return
+		}
+		if time.Since(began) > time.Minute {
+			backoff = time.Second // it was up for a while: this is a new outage
 		}
 		s.log.Warn("webhook wake-up listener disconnected; sessions poll until it is back", "error", err, "retry_in", backoff)
 		// Wake every session: deliveries may have come while the connection was down.
