@@ -145,6 +145,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		}},
 	)
 	d.meterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(secondsView))
+	circuit, err := newTemporalCircuit(d.Registry)
+	if err != nil {
+		return nil, err
+	}
 	d.Temporal, err = client.NewLazyClient(client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
@@ -155,7 +159,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
 		}),
 		Identity:     identity(),
-		Interceptors: []interceptor.ClientInterceptor{&rpcDeadline{timeout: cfg.TemporalRPCTimeout}},
+		Interceptors: []interceptor.ClientInterceptor{&rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalDialOptions(),
 			GetSystemInfoTimeout: cfg.TemporalRPCTimeout},
 	})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -26,35 +28,121 @@ func temporalDialOptions() []grpc.DialOption {
 // rpcDeadline gives every workflow start, signal, cancel, terminate, query and update made
 // without a deadline of its own (the API's requests) one of timeout: with Temporal down such a
 // request fails after that long, as Unavailable (503 with Retry-After), instead of after the
-// SDK's 10 s of retries. Callers that may wait longer (background hand-offs, activities) set
-// their own deadlines and are left alone.
+// SDK's 10 s of retries. After two such calls in a row got no answer, they fail at once for a
+// second (then one goes through to see whether Temporal is back), so that an outage costs a
+// request milliseconds, not the timeout. Callers that may wait longer (background hand-offs,
+// activities) set their own deadlines and are left alone.
 type rpcDeadline struct {
 	interceptor.ClientInterceptorBase
 	timeout time.Duration
+	circuit *temporalCircuit
 }
 
 func (r *rpcDeadline) InterceptClient(next interceptor.ClientOutboundInterceptor) interceptor.ClientOutboundInterceptor {
-	return &rpcDeadlineOutbound{ClientOutboundInterceptorBase: interceptor.ClientOutboundInterceptorBase{Next: next}, timeout: r.timeout}
+	return &rpcDeadlineOutbound{ClientOutboundInterceptorBase: interceptor.ClientOutboundInterceptorBase{Next: next},
+		timeout: r.timeout, circuit: r.circuit}
 }
 
 type rpcDeadlineOutbound struct {
 	interceptor.ClientOutboundInterceptorBase
 	timeout time.Duration
+	circuit *temporalCircuit
 }
 
-// call runs fn under the deadline when ctx has none, and says so in the error when it passed.
+// temporalCircuit remembers that Temporal does not answer.
+type temporalCircuit struct {
+	up prometheus.Gauge
+
+	mu        sync.Mutex
+	failures  int
+	openSince time.Time
+	retryAt   time.Time
+	probing   bool
+}
+
+const (
+	temporalCircuitThreshold = 2
+	temporalCircuitCooldown  = time.Second
+)
+
+func newTemporalCircuit(reg prometheus.Registerer) (*temporalCircuit, error) {
+	c := &temporalCircuit{up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "automation_temporal_up",
+		Help: "1 while Temporal answers this process's calls, 0 while they fail at once (its circuit is open)."})}
+	c.up.Set(1)
+	if reg != nil {
+		if err := reg.Register(c.up); err != nil {
+			return nil, fmt.Errorf("temporal metrics: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// admit says whether a call may go to Temporal; the error says why not.
+func (c *temporalCircuit) admit() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.openSince.IsZero() {
+		return nil
+	}
+	if c.probing || time.Now().Before(c.retryAt) {
+		return serviceerror.NewUnavailable(fmt.Sprintf("temporal has not answered since %s", c.openSince.UTC().Format(time.RFC3339)))
+	}
+	c.probing = true
+	return nil
+}
+
+// done records whether Temporal answered (nil: the call says nothing either way).
+func (c *temporalCircuit) done(answered *bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.probing = false
+	if answered == nil {
+		return
+	}
+	if *answered {
+		c.failures, c.openSince = 0, time.Time{}
+		c.up.Set(1)
+		return
+	}
+	c.failures++
+	if c.failures >= temporalCircuitThreshold || !c.openSince.IsZero() {
+		if c.openSince.IsZero() {
+			c.openSince = time.Now()
+		}
+		c.retryAt = time.Now().Add(temporalCircuitCooldown)
+		c.up.Set(0)
+	}
+}
+
+// call runs fn under the deadline (and the circuit) when ctx has no deadline of its own, and
+// says so in the error when the deadline passed.
 func call[T any](o *rpcDeadlineOutbound, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	if _, ok := ctx.Deadline(); ok {
 		return fn(ctx)
 	}
+	if err := o.circuit.admit(); err != nil {
+		var zero T
+		return zero, err
+	}
 	bounded, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	out, err := fn(bounded)
-	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
-		var unavailable *serviceerror.Unavailable
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		o.circuit.done(nil) // its caller gave up: that says nothing about Temporal
+	case err != nil && (bounded.Err() != nil || errors.As(err, &unavailable) || errors.As(err, &deadline)):
 		if !errors.As(err, &unavailable) {
 			err = serviceerror.NewUnavailable(fmt.Sprintf("temporal did not answer within %s (TEMPORAL_RPC_TIMEOUT): %v", o.timeout, err))
 		}
+		answered := false
+		o.circuit.done(&answered)
+	default:
+		answered := true // an answer, even an error of Temporal's own
+		o.circuit.done(&answered)
 	}
 	return out, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
 // TestFaultsInProductionShape runs the production shape — two API and two worker processes, a
@@ -254,7 +255,7 @@ func TestFaultsInProductionShape(t *testing.T) {
 			continue // deliveries wait for Temporal to come back; checked below
 		case p.MaxWait > 10*time.Second:
 			t.Errorf("%s: a due delivery waited %.1f s", p.Name, p.MaxWait.Seconds())
-			dumpHistory(t, temporal.Address(), "webhook-endpoint-"+endpointIDs[p.MaxWaitEndpoint], p.From, p.To)
+			dumpHistory(t, temporal.Address(), webhooks.DispatcherWorkflowID(endpointIDs[p.MaxWaitEndpoint]), p.From, p.To)
 		}
 	}
 	if down := report.Phase("redis stopped").P99; down > 2*steady.P99 {
