@@ -19,7 +19,8 @@ const SenderTaskQueue = "automation-webhooks"
 // Sender leases: a session holds its endpoint in the database for SenderLeaseTTL and renews it
 // every SenderLeaseRenewal, so that at most one session sends an endpoint's deliveries at a time
 // (the order of an ordered endpoint holds even when a worker is cut off from Temporal) and one
-// whose worker died lets go within SenderLeaseTTL.
+// whose worker died lets go within SenderLeaseTTL. Lease times are the processes' own clocks:
+// they must agree within senderLeaseMargin (NTP does).
 const (
 	SenderLeaseTTL     = 5 * time.Second
 	SenderLeaseRenewal = time.Second
