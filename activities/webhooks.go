@@ -15,7 +15,9 @@ import (
 )
 
 // Webhooks sends the deliveries of one endpoint at a time for its dispatcher workflow
-// (workflows.WebhookDispatcher), records every attempt and decides what comes next.
+// (workflows.WebhookDispatcher): sender sessions (RunWebhookSender) and, for dispatchers started
+// before those, single batches (DeliverWebhookBatch). It records every attempt and decides what
+// comes next.
 type Webhooks struct {
 	Store    *store.Store
 	Sender   *webhooks.Sender
@@ -24,6 +26,13 @@ type Webhooks struct {
 	Events   *events.Bus
 	Metrics  *webhooks.Metrics
 	Settings webhooks.Settings
+	// Senders holds the endpoints of this process's sender sessions.
+	Senders *webhooks.Senders
+	// StopGrace is how long a session that hands its endpoint over (the worker stops) waits
+	// for the requests in flight before it abandons them (0: DefaultStopGrace).
+	StopGrace time.Duration
+	// Timings tune the sender sessions (zero fields: the defaults).
+	Timings SenderTimings
 	// Jitter spreads retry delays (nil: random).
 	Jitter func() float64
 }
@@ -77,46 +86,92 @@ type sendJob struct {
 	res  webhooks.Response
 	at   time.Time
 	sent bool
+	// attemptID is the attempt's row, written as started before the request goes out.
+	attemptID string
+	// aborted: the worker stopped and the request was given up before its response came.
+	aborted bool
 	// next is when it is retried (nil once it succeeded or failed for good).
 	next *time.Time
 }
 
+// batchOptions say how deliverBatch sends.
+type batchOptions struct {
+	// limit caps the deliveries sent (1 for a probe through an open circuit).
+	limit int
+	// failedInARow counts failed requests since the last success, before this batch.
+	failedInARow int
+	// circuit keeps the circuit breaker's state on the endpoint's row (sender sessions).
+	circuit bool
+	// halt, when set, stops the batch from starting more requests once it returns true (the
+	// worker stops, the session lost its endpoint).
+	halt func() bool
+	// stopping, when set, is closed when the worker stops: requests in flight then get grace
+	// to finish before they are abandoned.
+	stopping <-chan struct{}
+	grace    time.Duration
+}
+
 // DeliverWebhookBatch sends the endpoint's due deliveries (a local activity: the fast path has
 // no activity task round trip), records each attempt in the attempt log and moves each delivery
-// on: succeeded, retrying at its next scheduled time, or failed for good.
+// on: succeeded, retrying at its next scheduled time, or failed for good. Dispatchers started
+// before sender sessions run it; they keep the circuit breaker's state themselves.
 func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput) (WebhookBatchResult, error) {
 	out := WebhookBatchResult{CircuitCooldown: a.Settings.CircuitCooldown, FailedInARow: in.FailedInARow}
-	e, err := a.Store.GetWebhookEndpointAny(ctx, in.EndpointID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		out.Stopped = "deleted"
-		return out, nil
-	case err != nil:
-		return out, fmt.Errorf("webhook batch %s: %w", in.EndpointID, err)
-	case e.DeletedAt != nil || !e.Enabled:
-		// Deliveries may have been queued after it was disabled (a race with recover): end them.
-		if _, err := a.Store.FailPendingWebhookDeliveries(ctx, e.ID, "the endpoint is disabled", now()); err != nil {
-			return out, fmt.Errorf("webhook batch %s: %w", in.EndpointID, err)
-		}
-		out.Stopped = "disabled"
-		if e.DeletedAt != nil {
-			out.Stopped = "deleted"
-		}
-		return out, nil
+	e, stopped, err := a.liveEndpoint(ctx, in.EndpointID)
+	if err != nil || stopped != "" {
+		out.Stopped = stopped
+		return out, err
 	}
-	keys, err := a.signingKeys(e)
-	if err != nil {
+	// Only one such batch runs for an endpoint at a time: what an earlier one left started was
+	// cut short.
+	if _, err := a.Store.RecoverStartedWebhookAttempts(ctx, e.ID, now()); err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
 	limit := WebhookBatchSize
 	if in.Limit > 0 {
 		limit = in.Limit
 	}
-	queued, err := a.Store.QueuedWebhookDeliveries(ctx, e.ID, e.Ordered, limit+1)
+	res, err := a.deliverBatch(ctx, e, batchOptions{limit: limit, failedInARow: in.FailedInARow})
+	res.CircuitCooldown = a.Settings.CircuitCooldown
+	if in.Limit > 0 {
+		res.More = false
+	}
+	return res, err
+}
+
+// liveEndpoint reads the endpoint; for one deleted or disabled it fails what is still pending
+// (deliveries queued after it was disabled, in a race with recover) and says which it is.
+func (a *Webhooks) liveEndpoint(ctx context.Context, id string) (store.WebhookEndpoint, string, error) {
+	e, err := a.Store.GetWebhookEndpointAny(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return e, "deleted", nil
+	case err != nil:
+		return e, "", fmt.Errorf("webhook endpoint %s: %w", id, err)
+	case e.DeletedAt != nil || !e.Enabled:
+		if _, err := a.Store.FailPendingWebhookDeliveries(ctx, e.ID, "the endpoint is disabled", now()); err != nil {
+			return e, "", fmt.Errorf("webhook endpoint %s: %w", id, err)
+		}
+		if e.DeletedAt != nil {
+			return e, "deleted", nil
+		}
+		return e, "disabled", nil
+	}
+	return e, "", nil
+}
+
+// deliverBatch sends up to o.limit due deliveries of a live endpoint and records them.
+func (a *Webhooks) deliverBatch(ctx context.Context, e store.WebhookEndpoint, o batchOptions) (WebhookBatchResult, error) {
+	out := WebhookBatchResult{FailedInARow: o.failedInARow}
+	keys, err := a.signingKeys(e)
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
-	jobs, err := dueJobs(queued, e.Ordered, limit, now())
+	queued, err := a.Store.QueuedWebhookDeliveries(ctx, e.ID, e.Ordered, o.limit+1)
+	if err != nil {
+		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
+	}
+	jobs, err := dueJobs(queued, e.Ordered, o.limit, now())
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
@@ -128,21 +183,54 @@ func (a *Webhooks) DeliverWebhookBatch(ctx context.Context, in WebhookBatchInput
 		return webhooks.Request{URL: e.URL, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
 			Headers: headers, Timeout: webhooks.EffectiveTimeout(e, a.Settings)}
 	}
+	if o.halt == nil {
+		o.halt = func() bool { return false }
+	}
+	// Requests in flight outlive a cancelled activity (a lost heartbeat) and a stopping worker
+	// by the grace period, so that what they did is known and recorded.
+	sendCtx, cancel := graceful(ctx, o.stopping, o.grace)
+	defer cancel()
 	var stop stopReason
 	if e.Ordered {
-		stop = a.sendInOrder(ctx, e, jobs, req)
+		stop, err = a.sendInOrder(sendCtx, e, jobs, req, o)
 	} else {
-		stop = a.sendConcurrently(ctx, e, jobs, req, in.FailedInARow)
+		stop, err = a.sendConcurrently(sendCtx, e, jobs, req, o)
 	}
-	if err := a.record(ctx, e, jobs, &out); err != nil {
+	// Record even when the activity was cancelled meanwhile: the requests were made.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer rcancel()
+	if rerr := a.record(rctx, e, jobs, o, stop, &out); rerr != nil {
+		return out, rerr
+	}
+	if err != nil {
 		return out, err
 	}
 	out.PauseUntil = stop.pauseUntil
-	moreDue := len(jobs) == limit && len(queued) > limit && !after(queued[limit].NextAttemptAt, now())
-	out.More = in.Limit == 0 && out.Disable == "" && !out.OpenCircuit && stop.pauseUntil.IsZero() &&
+	moreDue := len(jobs) == o.limit && len(queued) > o.limit && !after(queued[o.limit].NextAttemptAt, now())
+	out.More = out.Disable == "" && !out.OpenCircuit && stop.pauseUntil.IsZero() && !stop.halted &&
 		(stop.budget || (moreDue && !stop.blocked))
 	out.NextDueAt = nextDue(queued, jobs, e.Ordered)
 	return out, nil
+}
+
+// graceful returns a context for requests that ends grace after ctx ends or stopping closes
+// (at once with no grace).
+func graceful(ctx context.Context, stopping <-chan struct{}, grace time.Duration) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-out.Done():
+			return
+		case <-ctx.Done():
+		case <-stopping:
+		}
+		select {
+		case <-out.Done():
+		case <-time.After(grace):
+			cancel()
+		}
+	}()
+	return out, cancel
 }
 
 // dueJobs picks the deliveries to send now from the queue (limit+1 rows): the due ones, or for an
@@ -208,42 +296,76 @@ func after(t *time.Time, ref time.Time) bool { return t != nil && t.After(ref) }
 // stopReason says why a batch stopped before its end.
 type stopReason struct {
 	pauseUntil time.Time // the rate limit or a receiver's Retry-After
+	retryAfter time.Time // a receiver's Retry-After (kept on the endpoint by sender sessions)
 	blocked    bool      // an ordered endpoint's head must wait for its retry
 	budget     bool      // the time budget ran out
+	halted     bool      // the worker stops or the session lost its endpoint
+}
+
+// start writes the jobs' attempts as started, just before their requests go out.
+func (a *Webhooks) start(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob) error {
+	rows := make([]store.WebhookAttempt, len(jobs))
+	at := now()
+	for i, j := range jobs {
+		j.attemptID, j.at = store.NewID(), at
+		rows[i] = store.WebhookAttempt{ID: j.attemptID, DeliveryID: j.d.ID, EndpointID: e.ID, Attempt: j.d.Attempts + 1,
+			URL: e.URL, StartedAt: at}
+	}
+	if err := a.Store.StartWebhookAttempts(context.WithoutCancel(ctx), rows); err != nil {
+		return fmt.Errorf("webhook batch %s: start attempts: %w", e.ID, err)
+	}
+	return nil
+}
+
+// sent marks a job's request done; one given up because the worker stopped is aborted.
+func sent(ctx context.Context, j *sendJob, res webhooks.Response) {
+	j.res, j.sent = res, true
+	j.aborted = res.StatusCode == 0 && ctx.Err() != nil
 }
 
 // sendInOrder sends one at a time; a retryable failure blocks the rest (FIFO: a message waits
 // for the previous one's success or final failure).
-func (a *Webhooks) sendInOrder(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob, req func(*sendJob) webhooks.Request) stopReason {
+func (a *Webhooks) sendInOrder(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob,
+	req func(*sendJob) webhooks.Request, o batchOptions) (stopReason, error) {
 	start := time.Now()
 	for _, j := range jobs {
+		if o.halt() || ctx.Err() != nil {
+			return stopReason{halted: true}, nil
+		}
 		if time.Since(start) > WebhookBatchBudget {
-			return stopReason{budget: true}
+			return stopReason{budget: true}, nil
 		}
 		if wait := a.allow(ctx, e); wait > 0 {
-			return stopReason{pauseUntil: now().Add(wait)}
+			return stopReason{pauseUntil: now().Add(wait)}, nil
 		}
-		j.at = now()
-		j.res, j.sent = a.Sender.Send(ctx, req(j)), true
+		if err := a.start(ctx, e, []*sendJob{j}); err != nil {
+			return stopReason{}, err
+		}
+		sent(ctx, j, a.Sender.Send(ctx, req(j)))
+		if j.aborted {
+			return stopReason{halted: true}, nil
+		}
 		v := webhooks.Judge(j.res)
 		switch {
 		case v.Gone:
-			return stopReason{}
+			return stopReason{}, nil
 		case v.Pause > 0:
-			return stopReason{pauseUntil: now().Add(v.Pause), blocked: true}
+			until := now().Add(v.Pause)
+			return stopReason{pauseUntil: until, retryAfter: until, blocked: true}, nil
 		case v.Retryable && !a.final(e, j):
-			return stopReason{blocked: true}
+			return stopReason{blocked: true}, nil
 		}
 	}
-	return stopReason{}
+	return stopReason{}, nil
 }
 
 // sendConcurrently sends up to WebhookConcurrency at a time; it starts no more once the rate
 // limit or a receiver says to wait, the endpoint is gone, or the failures in a row (counting
-// failedInARow from before) reach the circuit breaker's threshold: a dead or hanging endpoint
-// costs a few requests, not a batch.
+// o.failedInARow from before) reach the circuit breaker's threshold: a dead or hanging endpoint
+// costs a few requests, not a batch. The attempts of the requests that can go out together are
+// written as started in one statement.
 func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob,
-	req func(*sendJob) webhooks.Request, failedInARow int) stopReason {
+	req func(*sendJob) webhooks.Request, o batchOptions) (stopReason, error) {
 	start := time.Now()
 	var (
 		mu                  sync.Mutex
@@ -251,58 +373,109 @@ func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint
 		gone                bool
 		failures, successes int
 		wg                  sync.WaitGroup
+		err                 error
 	)
 	threshold := a.Settings.CircuitThreshold
 	slots := make(chan struct{}, WebhookConcurrency)
-	for _, j := range jobs {
-		slots <- struct{}{}
+	// admit says whether one more request may start, and records why not.
+	admit := func() bool {
 		mu.Lock()
-		tripped := threshold > 0 && successes == 0 && failures > 0 && failedInARow+failures >= threshold
+		tripped := threshold > 0 && successes == 0 && failures > 0 && o.failedInARow+failures >= threshold
 		halt := gone || tripped || !stop.pauseUntil.IsZero()
 		mu.Unlock()
 		if halt {
-			<-slots
-			break
+			return false
+		}
+		if o.halt() || ctx.Err() != nil {
+			mu.Lock()
+			stop.halted = true
+			mu.Unlock()
+			return false
 		}
 		if time.Since(start) > WebhookBatchBudget {
-			<-slots
 			mu.Lock()
 			stop.budget = true
 			mu.Unlock()
-			break
+			return false
 		}
 		if wait := a.allow(ctx, e); wait > 0 {
-			<-slots
 			mu.Lock()
 			stop.pauseUntil = now().Add(wait)
 			mu.Unlock()
+			return false
+		}
+		return true
+	}
+	send := func(j *sendJob) {
+		defer func() { <-slots; wg.Done() }()
+		sent(ctx, j, a.Sender.Send(ctx, req(j)))
+		mu.Lock()
+		defer mu.Unlock()
+		if j.aborted {
+			stop.halted = true
+			return
+		}
+		v := webhooks.Judge(j.res)
+		if v.Gone {
+			gone = true
+		}
+		if v.Success {
+			successes++
+		} else {
+			failures++
+		}
+		if v.Pause > 0 {
+			if until := now().Add(v.Pause); until.After(stop.pauseUntil) {
+				stop.pauseUntil, stop.retryAfter = until, until
+			}
+		}
+	}
+	next := 0
+waves:
+	for next < len(jobs) {
+		slots <- struct{}{} // wait for a free slot
+		var wave []*sendJob
+		for {
+			if !admit() {
+				<-slots
+				break
+			}
+			wave = append(wave, jobs[next])
+			next++
+			if next == len(jobs) {
+				break
+			}
+			select {
+			case slots <- struct{}{}: // another slot is free: the next job joins this wave
+				continue
+			default:
+			}
 			break
 		}
-		wg.Add(1)
-		j.at, j.sent = now(), true
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			j.res = a.Sender.Send(ctx, req(j))
-			v := webhooks.Judge(j.res)
-			mu.Lock()
-			defer mu.Unlock()
-			if v.Gone {
-				gone = true
-			}
-			if v.Success {
-				successes++
-			} else {
-				failures++
-			}
-			if v.Pause > 0 {
-				if until := now().Add(v.Pause); until.After(stop.pauseUntil) {
-					stop.pauseUntil = until
+		if len(wave) > 0 {
+			if err = a.start(ctx, e, wave); err != nil {
+				for range wave {
+					<-slots
 				}
+				break waves
 			}
-		}()
+			for _, j := range wave {
+				wg.Add(1)
+				go send(j)
+			}
+		}
+		if next < len(jobs) && len(wave) == 0 {
+			break
+		}
+		mu.Lock()
+		done := stop.halted || stop.budget || !stop.pauseUntil.IsZero()
+		mu.Unlock()
+		if done {
+			break
+		}
 	}
 	wg.Wait()
-	return stop
+	return stop, err
 }
 
 // allow applies the endpoint's rate limit; it returns how long to wait (0: send now). When the
@@ -355,9 +528,10 @@ func (a *Webhooks) headers(e store.WebhookEndpoint) (map[string]string, error) {
 	return a.Secrets.OpenHeaders(e.ID, sealed)
 }
 
-// record writes the attempts of the jobs that were sent, updates the endpoint's health, counts
-// metrics and decides whether the endpoint must be disabled.
-func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob, out *WebhookBatchResult) error {
+// record writes the attempts of the jobs that were sent, updates the endpoint's health (and,
+// with o.circuit, its circuit breaker), counts metrics and decides whether the endpoint must be
+// disabled.
+func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*sendJob, o batchOptions, stop stopReason, out *WebhookBatchResult) error {
 	schedule := webhooks.EffectiveSchedule(e, a.Settings)
 	maxAttempts := webhooks.MaxAttempts(e.MaxAttempts, schedule)
 	jitter := a.Jitter
@@ -377,11 +551,16 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 		v := webhooks.Judge(j.res)
 		attempt := j.d.Attempts + 1
 		r := store.WebhookAttemptResult{PrevAttempts: j.d.Attempts, Attempt: store.WebhookAttempt{
-			ID: store.NewID(), DeliveryID: j.d.ID, EndpointID: e.ID, Attempt: attempt, URL: e.URL,
+			ID: j.attemptID, DeliveryID: j.d.ID, EndpointID: e.ID, Attempt: attempt, URL: e.URL,
 			StartedAt: j.at, DurationMS: float64(j.res.Duration.Microseconds()) / 1000, StatusCode: j.res.StatusCode,
 			ResponseHeaders: store.MustJSON(orEmpty(j.res.Header)), ResponseBody: j.res.Body, Error: j.res.Err,
 		}}
 		switch {
+		case j.aborted:
+			// Not the receiver's doing: the next session sends it again at once.
+			r.Status, r.Attempt.Outcome, r.NextAttemptAt = store.DeliveryPending, store.AttemptUnknown, &at
+			r.Attempt.Error = "outcome unknown: the worker stopped before the response came (" + j.res.Err + ")"
+			j.next = &at
 		case v.Success:
 			r.Status, r.Attempt.Outcome = store.DeliverySucceeded, store.AttemptSucceeded
 			out.Succeeded++
@@ -414,8 +593,34 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 	if len(results) == 0 {
 		return nil
 	}
-	if !health.Healthy {
+	if !health.Healthy && out.Failed > 0 {
 		health.FailedAt = &at
+	}
+	if out.Succeeded > 0 {
+		out.FailedInARow = 0
+	} else {
+		out.FailedInARow += out.Failed
+	}
+	if t := a.Settings.CircuitThreshold; t > 0 && out.Succeeded == 0 && out.Failed > 0 && out.FailedInARow >= t {
+		out.OpenCircuit = true
+	}
+	if o.circuit {
+		c := store.CircuitOf(e)
+		switch {
+		case out.Succeeded > 0:
+			c = store.WebhookCircuit{}
+		case out.Failed > 0:
+			c.FailedRequests = out.FailedInARow
+			if out.OpenCircuit {
+				c.Trips++
+				until := at.Add(webhooks.CircuitCooldown(a.Settings.CircuitCooldown, c.Trips))
+				c.OpenUntil = &until
+			}
+		}
+		health.Circuit = &c
+		if !stop.retryAfter.IsZero() {
+			health.PausedUntil = &stop.retryAfter
+		}
 	}
 	applied, err := a.Store.RecordWebhookAttempts(ctx, e, results, health, at)
 	if err != nil {
@@ -425,16 +630,10 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 	if gone {
 		out.Disable, out.DisableKind = "the endpoint answered 410 Gone", "gone"
 	}
-	if out.Succeeded > 0 {
-		out.FailedInARow = 0
-		return nil
-	}
-	out.FailedInARow += out.Failed
-	if t := a.Settings.CircuitThreshold; t > 0 && out.FailedInARow >= t {
-		out.OpenCircuit = true
+	if out.OpenCircuit {
 		a.Metrics.CircuitOpened.WithLabelValues(e.ID).Inc()
 	}
-	if gone {
+	if out.Succeeded > 0 || gone || out.Failed == 0 {
 		return nil
 	}
 	ep, err := a.Store.GetWebhookEndpointAny(ctx, e.ID)

@@ -72,7 +72,8 @@ func newWebhookFixture(t *testing.T, settings webhooks.Settings) *webhookFixture
 		t.Fatal(err)
 	}
 	a := &activities.Webhooks{Store: st, Sender: svc.Sender(), Secrets: svc.Secrets(), Limiter: ratelimit.NewLocal(),
-		Events: bus, Metrics: svc.Metrics(), Settings: svc.Settings(), Jitter: func() float64 { return 0.5 }}
+		Events: bus, Metrics: svc.Metrics(), Settings: svc.Settings(), Senders: svc.Senders(),
+		Jitter: func() float64 { return 0.5 }}
 	return &webhookFixture{t: t, st: st, svc: svc, a: a, bus: bus}
 }
 
@@ -109,25 +110,38 @@ func (f *webhookFixture) batch(id string, in activities.WebhookBatchInput) activ
 	return res
 }
 
-// hook is a receiver answering status codes in turn (the last one repeats).
+// hook is a receiver answering status codes in turn (the last one repeats), after delay.
 type hook struct {
 	*httptest.Server
 	mu     sync.Mutex
 	codes  []int
 	header http.Header
+	delay  time.Duration
 	got    []string // webhook-id of each request
+	// arrived is signalled (without blocking) on each request.
+	arrived chan struct{}
 }
 
 func newHook(t *testing.T, codes ...int) *hook {
-	h := &hook{codes: codes, header: http.Header{}}
+	h := &hook{codes: codes, header: http.Header{}, arrived: make(chan struct{}, 1)}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices a client that goes away
 		h.mu.Lock()
 		code := h.codes[min(len(h.got), len(h.codes)-1)]
 		h.got = append(h.got, r.Header.Get("webhook-id"))
 		for k, v := range h.header {
 			w.Header()[k] = v
 		}
+		delay := h.delay
 		h.mu.Unlock()
+		select {
+		case h.arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
 		w.WriteHeader(code)
 	}))
 	t.Cleanup(h.Close)

@@ -121,6 +121,12 @@ func (a *WorkflowEngine) StartRun(ctx context.Context, in StartRunInput) (StartR
 			"DefinitionUnreadable", nil)
 	}
 	if err := a.Store.MarkExecutionRunning(ctx, exec.ID, in.RunID, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Its request gave up on the start (Temporal did not confirm it in time) and removed
+			// the execution: the client was told to retry, so this run does nothing.
+			return StartRunResult{}, temporal.NewNonRetryableApplicationError("execution "+exec.ID+" does not exist",
+				"ExecutionNotFound", nil)
+		}
 		return StartRunResult{}, fmt.Errorf("start run %s: %w", exec.ID, err)
 	}
 	return StartRunResult{

@@ -119,7 +119,7 @@ func (s *Server) postEvent(c echo.Context) error {
 	if err := problems.Err(); err != nil {
 		return err
 	}
-	stored, dup, err := s.events.Publish(c.Request().Context(), e)
+	stored, dup, err := s.events.Accept(c.Request().Context(), e)
 	if err != nil {
 		return err
 	}

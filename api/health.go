@@ -135,6 +135,10 @@ func (s *Server) healthDetailed(c echo.Context) error {
 }
 
 func (s *Server) ready(c echo.Context) error {
+	if s.draining.Load() {
+		c.Response().Header().Set("Retry-After", "5")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+	}
 	down := failing(s.runChecks(c.Request().Context()))
 	if len(down) > 0 {
 		c.Response().Header().Set("Retry-After", "2")

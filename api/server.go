@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -79,6 +80,8 @@ type Server struct {
 	webhooks *webhooks.Service
 	started  time.Time
 	http     *http.Server
+	// draining is set once the server is told to stop: /ready answers 503 from then on.
+	draining atomic.Bool
 
 	events    *events.Bus
 	templates *templating.Engine
@@ -222,6 +225,10 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	return nil
 }
+
+// Drain makes /ready answer 503 (draining) while the server goes on serving: load balancers
+// stop sending requests before Shutdown stops accepting them.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Shutdown stops accepting requests and waits for those in flight.
 func (s *Server) Shutdown(ctx context.Context) error {

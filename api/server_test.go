@@ -476,3 +476,53 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A draining server answers /ready with 503 and goes on serving everything else.
+func TestDrainingServerIsNotReadyButServes(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.Drain()
+	r := s.do(t, "GET", "/ready", nil)
+	if r.StatusCode != 503 || r.json(t)["status"] != "draining" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("/ready while draining: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.do(t, "GET", "/api/v1/workflows", nil, "X-API-Key", testKey); r.StatusCode != 200 {
+		t.Errorf("a request while draining: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.do(t, "GET", "/live", nil); r.StatusCode != 200 {
+		t.Errorf("/live while draining: %d", r.StatusCode)
+	}
+}
+
+// With Temporal down an execution is refused with 503 and Retry-After, and the request leaves
+// no execution behind (with or without an idempotency key): nothing is listed, nothing failed.
+func TestExecuteWithTemporalDownLeavesNothing(t *testing.T) {
+	s := newTestServer(t, nil)
+	key := []string{"X-API-Key", testKey, "Content-Type", "application/json"}
+	r := s.do(t, "POST", "/api/v1/workflows", strings.NewReader(`{"name": "w", "trigger_type": "manual",
+		"steps": [{"id": "a", "type": "data_transform", "config": {"mapping": {"x": "1"}}}]}`), key...)
+	if r.StatusCode != 201 {
+		t.Fatalf("create: %d %s", r.StatusCode, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	for _, idem := range []string{"", "once"} {
+		// The app bounds Temporal calls without a deadline (TEMPORAL_RPC_TIMEOUT); here the
+		// request's own deadline does.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req := httptest.NewRequestWithContext(ctx, "POST", "/api/v1/workflows/"+id+"/execute", strings.NewReader(`{"input_data": {}}`))
+		req.Header.Set("X-API-Key", testKey)
+		req.Header.Set("Content-Type", "application/json")
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		cancel()
+		if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("execute with Temporal down (key %q): %d %s", idem, rec.Code, rec.Body)
+		}
+	}
+	r = s.do(t, "GET", "/api/v1/executions", nil, key...)
+	if items := r.json(t)["items"].([]any); r.StatusCode != 200 || len(items) != 0 {
+		t.Errorf("refused executions left records: %d %s", r.StatusCode, r.body)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/pyairtable/automation-domain/activities"
@@ -41,13 +42,15 @@ import (
 
 // Deps are the connected dependencies shared by the API and the worker of one process.
 type Deps struct {
-	Config   *config.Config
-	Log      *slog.Logger
-	Store    *store.Store
-	Redis    *redis.Client // nil when REDIS_URL is unset
-	Limiter  ratelimit.Limiter
-	Temporal client.Client
-	Registry *prometheus.Registry
+	Config  *config.Config
+	Log     *slog.Logger
+	Store   *store.Store
+	Redis   *redis.Client // nil when REDIS_URL is unset
+	Limiter ratelimit.Limiter
+	// RedisBreaker is the limiter's circuit breaker in front of Redis (nil without Redis).
+	RedisBreaker *ratelimit.Breaker
+	Temporal     client.Client
+	Registry     *prometheus.Registry
 	// Events stores and dispatches domain events (see package events).
 	Events *events.Bus
 	// Templates renders every user template (notifications, step configs, rule actions).
@@ -124,10 +127,20 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			opt.Password = cfg.RedisPassword
 		}
 		opt.PoolSize = cfg.RedisMaxConnections
+		// A Redis that is down must not hold requests up: short timeouts, no retries (the
+		// breaker decides in process after a few failures).
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout =
+			cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+		opt.MaxRetries, opt.DialerRetries = -1, 1
 		d.Redis = redis.NewClient(opt)
-		d.Limiter = ratelimit.NewRedis(d.Redis)
+		d.RedisBreaker, err = ratelimit.NewBreaker(ratelimit.NewRedis(d.Redis), ratelimit.NewLocal(),
+			ratelimit.BreakerOptions{Registry: d.Registry})
+		if err != nil {
+			return nil, err
+		}
+		d.Limiter = d.RedisBreaker
 		if err := d.Redis.Ping(ctx).Err(); err != nil {
-			// Not fatal: rate limits fail open and /ready reports Redis down until it answers.
+			// Not fatal: limits are kept in process until it answers (degraded, not unready).
 			log.Warn("redis does not answer yet", "error", err)
 		}
 	} else {
@@ -147,6 +160,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		}},
 	)
 	d.meterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(secondsView))
+	circuit, err := newTemporalCircuit(d.Registry)
+	if err != nil {
+		return nil, err
+	}
 	d.Temporal, err = client.NewLazyClient(client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
@@ -156,7 +173,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			UseMonotonicCounters: true,
 			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
 		}),
-		Identity: identity(),
+		Identity:     identity(),
+		Interceptors: []interceptor.ClientInterceptor{&rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalDialOptions(),
+			GetSystemInfoTimeout: cfg.TemporalRPCTimeout},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
@@ -171,7 +191,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	d.Webhooks, err = webhooks.New(webhooks.Options{
 		Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: d.Temporal, Events: d.Events,
 		Egress: d.Egress, ServiceSecret: cfg.WebhookSecretKey, Registry: d.Registry, Log: log,
-		TaskQueue: workflows.TaskQueue,
+		TaskQueue: workflows.TaskQueue, SenderID: identity() + "-" + store.NewID(),
 	})
 	if err != nil {
 		return nil, err
@@ -222,17 +242,29 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 	}
 }
 
-// Checks are the dependencies /health/detailed reports and /ready requires.
-func (d *Deps) Checks() []api.Check {
+// Checks are the dependencies the API's /health/detailed reports and /ready requires: the API
+// serves nothing without its database, but goes on without Temporal (what stores first is
+// accepted, what needs Temporal answers 503 at once) and without Redis, which only degrade it.
+func (d *Deps) Checks() []api.Check { return d.checks(false) }
+
+// checks lists the dependencies; a worker (needsTemporal) cannot work without Temporal.
+func (d *Deps) checks(needsTemporal bool) []api.Check {
 	checks := []api.Check{
 		{Name: "database", Mode: d.Modes["database"], Probe: d.Store.Ping},
-		{Name: "temporal", Mode: d.Modes["temporal"], Probe: func(ctx context.Context) error {
+		{Name: "temporal", Mode: d.Modes["temporal"], Optional: !needsTemporal, Probe: func(ctx context.Context) error {
 			_, err := d.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}},
 	}
 	if d.Redis != nil {
-		checks = append(checks, api.Check{Name: "redis", Mode: "external", Probe: func(ctx context.Context) error {
+		// Tolerated: without Redis the rate limits are kept in each process, so it degrades the
+		// service and takes no instance out.
+		checks = append(checks, api.Check{Name: "redis", Mode: "external", Optional: true, Probe: func(ctx context.Context) error {
+			if err := d.RedisBreaker.Err(); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, d.Config.RedisTimeout)
+			defer cancel()
 			return d.Redis.Ping(ctx).Err()
 		}})
 	} else {
@@ -307,7 +339,7 @@ func (d *Deps) metricsServer() *http.Server {
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		for _, c := range d.Checks() {
+		for _, c := range d.checks(true) {
 			if c.Probe == nil || c.Optional {
 				continue
 			}

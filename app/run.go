@@ -171,9 +171,17 @@ func Run(ctx context.Context, o Options) error {
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("worker: start: %w", err)
 		}
+		// Sender sessions keep their endpoints' leases while they hand them over: renewal ends
+		// after the worker has stopped.
+		leases, stopLeases := context.WithCancel(context.WithoutCancel(gctx))
+		g.Go(func() error {
+			deps.Webhooks.Senders().Run(leases)
+			return nil
+		})
 		g.Go(func() error {
 			<-gctx.Done()
 			w.Stop() // waits for running activities up to SHUTDOWN_TIMEOUT
+			stopLeases()
 			return nil
 		})
 		// Events stored but not handed off (a crash, Temporal down) are handed off again.
@@ -186,9 +194,14 @@ func Run(ctx context.Context, o Options) error {
 			deps.ensureRuleSchedules(gctx)
 			return nil
 		})
+		// The wake-ups other processes send to this process's sender sessions.
+		g.Go(func() error {
+			deps.Webhooks.Senders().RunListener(gctx)
+			return nil
+		})
 		// Webhook deliveries whose dispatcher was not woken (or ended) are woken again.
 		g.Go(func() error {
-			deps.Webhooks.RunSweeper(gctx, 10*time.Second, 20*time.Second)
+			deps.Webhooks.RunSweeper(gctx, 5*time.Second, 5*time.Second)
 			return nil
 		})
 	}
@@ -216,10 +229,21 @@ func Run(ctx context.Context, o Options) error {
 		if server == nil {
 			return nil
 		}
+		// Load balancers see /ready fail and stop sending requests; those that still come are
+		// served until the drain period is over.
+		server.Drain()
+		if cfg.DrainPeriod > 0 {
+			log.Info("draining the API: /ready answers 503, requests are still served", "for", cfg.DrainPeriod)
+			time.Sleep(cfg.DrainPeriod)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		log.Info("shutting down the API")
-		return server.Shutdown(sctx)
+		log.Info("shutting down the API: no new connections, finishing requests in flight")
+		err := server.Shutdown(sctx)
+		// Events accepted by the last requests are still being handed off (the redispatch loop
+		// would do it later otherwise).
+		deps.Events.Wait(sctx)
+		return err
 	})
 	err = g.Wait()
 	log.Info("stopped")

@@ -1,18 +1,29 @@
 package app
 
 import (
+	"sync"
+	"time"
+
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pyairtable/automation-domain/activities"
+	"github.com/pyairtable/automation-domain/webhooks"
 	"github.com/pyairtable/automation-domain/workflows"
 )
+
+// stickyScheduleToStartTimeout is how long a workflow task waits on the sticky queue of the
+// worker that ran the workflow last before any worker may take it: after a worker dies, its
+// long-running workflows (rule evaluators, dispatchers) move on after this long instead of the
+// SDK's 5 s.
+const stickyScheduleToStartTimeout = 2 * time.Second
 
 // NewWorker builds the Temporal worker for this service's task queue with every workflow and
 // activity registered. WORKERS scales how many tasks it polls for and runs at once.
 //
 // Notification deliveries run on task queues of their own, one per channel, each with
-// Temporal's task-queue activity rate limit set to the provider's send rate: the returned
-// worker starts and stops those channel workers with itself.
+// Temporal's task-queue activity rate limit set to the provider's send rate, and webhook
+// sender sessions on theirs (webhooks.SenderTaskQueue), with room for many at once since most
+// of them wait: the returned worker starts and stops those workers with itself.
 func NewWorker(d *Deps) worker.Worker {
 	n := d.Config.Workers
 	w := worker.New(d.Temporal, workflows.TaskQueue, worker.Options{
@@ -22,6 +33,7 @@ func NewWorker(d *Deps) worker.Worker {
 		MaxConcurrentWorkflowTaskExecutionSize:  200 * n,
 		MaxConcurrentLocalActivityExecutionSize: 200 * n,
 		WorkerStopTimeout:                       d.Config.ShutdownTimeout,
+		StickyScheduleToStartTimeout:            stickyScheduleToStartTimeout,
 		EnableSessionWorker:                     false,
 	})
 	w.RegisterWorkflow(workflows.Ping)
@@ -57,11 +69,20 @@ func NewWorker(d *Deps) worker.Worker {
 	registerRules(w, d)
 
 	w.RegisterWorkflow(workflows.WebhookDispatcher)
-	w.RegisterActivity(&activities.Webhooks{
+	hooks := &activities.Webhooks{
 		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
 		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
+		Senders: d.Webhooks.Senders(), StopGrace: min(activities.DefaultStopGrace, d.Config.ShutdownTimeout/2),
+	}
+	w.RegisterActivity(hooks)
+	senders := worker.New(d.Temporal, webhooks.SenderTaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: 2000 * n,
+		MaxConcurrentActivityTaskPollers:   2 * n,
+		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
+		DisableWorkflowWorker:              true,
 	})
-	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms}}
+	senders.RegisterActivity(hooks.RunWebhookSender)
+	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms, senders}}
 }
 
 // workerGroup is the main worker (registrations go to it) plus workers of other task queues
@@ -98,12 +119,18 @@ func (g *workerGroup) Run(interruptCh <-chan any) error {
 	return nil
 }
 
-// Stop stops every worker, the channel workers first, waiting for running activities.
+// Stop stops every worker at once (each waits for its running activities up to
+// SHUTDOWN_TIMEOUT; sender sessions hand their endpoints over within seconds).
 func (g *workerGroup) Stop() {
-	for _, w := range g.extra {
-		w.Stop()
+	var wg sync.WaitGroup
+	for _, w := range append([]worker.Worker{g.Worker}, g.extra...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Stop()
+		}()
 	}
-	g.Worker.Stop()
+	wg.Wait()
 }
 
 var _ worker.Worker = (*workerGroup)(nil)

@@ -52,6 +52,9 @@ type Config struct {
 	RedisURL            string `env:"REDIS_URL"`
 	RedisPassword       string `env:"REDIS_PASSWORD"`
 	RedisMaxConnections int    `env:"REDIS_MAX_CONNECTIONS" envDefault:"20"`
+	// RedisTimeout bounds dialling, reading and writing one Redis call: a Redis that is down
+	// costs a request at most this long (and nothing once its circuit is open).
+	RedisTimeout time.Duration `env:"REDIS_TIMEOUT" envDefault:"250ms"`
 
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"automation"`
@@ -59,6 +62,9 @@ type Config struct {
 	TemporalUIPort    int    `env:"TEMPORAL_UI_PORT" envDefault:"8233"`
 	// TemporalUIURL is the Web UI's base URL used for links; derived in embedded mode.
 	TemporalUIURL string `env:"TEMPORAL_UI_URL"`
+	// TemporalRPCTimeout bounds each call that starts, signals, cancels or queries a workflow:
+	// with Temporal down a request that needs it answers 503 after this long.
+	TemporalRPCTimeout time.Duration `env:"TEMPORAL_RPC_TIMEOUT" envDefault:"1s"`
 
 	InternalAPIKey   string `env:"INTERNAL_API_KEY"`
 	JWTSecretKey     string `env:"JWT_SECRET_KEY"`
@@ -128,6 +134,11 @@ type Config struct {
 	MetricsPort int `env:"METRICS_PORT" envDefault:"0"`
 	// ShutdownTimeout bounds graceful shutdown of the API and the worker.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	// DrainPeriod is how long the API goes on serving after SIGTERM while /ready answers 503,
+	// so that load balancers stop sending it requests before it stops accepting them
+	// (DRAIN_PERIOD; 5s in production and 0 otherwise unless set).
+	DrainPeriod    time.Duration  `env:"-"`
+	DrainPeriodEnv *time.Duration `env:"DRAIN_PERIOD"`
 
 	// RulesPartitions is how many long-running evaluator workflows share the events (by a hash
 	// of the event type).
@@ -239,6 +250,20 @@ func (c *Config) normalize() error {
 	}
 	if c.RedisMaxConnections < 1 {
 		bad("REDIS_MAX_CONNECTIONS", "must be at least 1, got %d", c.RedisMaxConnections)
+	}
+	if c.RedisTimeout <= 0 {
+		bad("REDIS_TIMEOUT", "must be positive, got %v", c.RedisTimeout)
+	}
+	if c.TemporalRPCTimeout <= 0 {
+		bad("TEMPORAL_RPC_TIMEOUT", "must be positive, got %v", c.TemporalRPCTimeout)
+	}
+	switch {
+	case c.DrainPeriodEnv != nil && *c.DrainPeriodEnv < 0:
+		bad("DRAIN_PERIOD", "must not be negative, got %v", *c.DrainPeriodEnv)
+	case c.DrainPeriodEnv != nil:
+		c.DrainPeriod = *c.DrainPeriodEnv
+	case c.Env == EnvProduction:
+		c.DrainPeriod = 5 * time.Second
 	}
 	c.checkNotifications(bad)
 	if c.MaxBodyBytes < 1024 {

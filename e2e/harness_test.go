@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -306,7 +307,14 @@ type process struct {
 // startProcess runs a service binary with env (and nothing inherited but PATH and HOME).
 func startProcess(t *testing.T, name string, env map[string]string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t, name))
+	return startCommand(t, name, binary(t, name), env)
+}
+
+// startCommand runs the program at path with env (and nothing inherited but PATH and HOME) and
+// kills it when the test ends; its output is shown when the test fails.
+func startCommand(t *testing.T, name, path string, env map[string]string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -327,16 +335,25 @@ func startProcess(t *testing.T, name string, env map[string]string) *process {
 	return p
 }
 
-// Terminate sends SIGTERM and waits for the exit.
-func (p *process) Terminate(timeout time.Duration) error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+// errNoExit is Wait's error when the process is still running.
+var errNoExit = errors.New("the process did not exit in time")
+
+// Wait waits up to timeout for the process to exit and returns its exit error (errNoExit when
+// it is still running).
+func (p *process) Wait(timeout time.Duration) error {
 	select {
 	case err := <-p.done:
 		p.done <- err
 		return err
 	case <-time.After(timeout):
-		return fmt.Errorf("no exit %v after SIGTERM", timeout)
+		return errNoExit
 	}
+}
+
+// Terminate sends SIGTERM and waits up to timeout for the exit.
+func (p *process) Terminate(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.Wait(timeout)
 }
 
 // Kill stops the process at once (as a crash would).

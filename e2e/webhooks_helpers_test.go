@@ -252,16 +252,3 @@ func rawPost(hc *http.Client, url, key string, body any) (int, []byte, error) {
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, b, err
 }
-
-// dumpDispatcher logs the history of an endpoint's dispatcher (for failing tests).
-func dumpDispatcher(t *testing.T, s *stack, endpointID string) {
-	it := s.Temporal.GetWorkflowHistory(context.Background(), "webhook-endpoint-"+endpointID, "", false, 0)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			t.Logf("history: %v", err)
-			return
-		}
-		t.Logf("HISTORY %d %s %s", e.EventId, e.EventType, e.String()[:min(len(e.String()), 3000)])
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
 // TestWebhookDelivery drives outbound webhooks end to end on the embedded stack with real
@@ -150,7 +152,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 		// ±20% jitter, and the embedded server may fire a timer up to ~1 s late: the gaps still grow.
 		if !(gaps[0] < gaps[1] && gaps[1] < gaps[2]) || gaps[0] < 700*time.Millisecond {
 			t.Errorf("gaps %v do not grow from ~1 s", gaps)
-			dumpDispatcher(t, s, id)
+			dumpHistory(t, s.Config.TemporalAddress, webhooks.DispatcherWorkflowID(id), time.Time{}, time.Now())
 		}
 		for _, r := range got {
 			if r.MessageID() != got[0].MessageID() {
@@ -211,6 +213,9 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 		if r := c.do("PATCH", "/api/v1/webhooks/endpoints/"+id, map[string]any{"enabled": true}); r.Status != 200 || r.JSON(t)["enabled"] != true {
 			t.Fatalf("re-enable: %d %s", r.Status, r.Body)
 		}
+		// The dispatcher's run (a session, then the disable) replays; UPDATE_REPLAY_HISTORY=1
+		// keeps it as a fixture.
+		saveReplayFixture(t, replayDispatcherRuns(t, s.Config.TemporalAddress, id), "webhook_dispatcher_disable_history.json")
 	})
 
 	t.Run("rotation sends two signatures that both verify", func(t *testing.T) {

@@ -156,13 +156,18 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 	case errors.As(err, &started):
 		runID = started.RunId
 	default:
-		if req.IdempotencyKey == "" {
-			// Nothing will start it: say so in its record. (With a key it stays pending, and
-			// the client's retry with the same key starts it.)
-			msg := "not started: the workflow engine (Temporal) refused or did not answer: " + err.Error()
-			if ferr := s.store.FinishExecution(context.WithoutCancel(ctx), e.ID, store.ExecutionFailed, nil, msg, s.now()); ferr != nil {
-				s.log.WarnContext(ctx, "record unstarted execution", "execution_id", e.ID, "error", ferr)
+		// Temporal refused the start or did not answer in time: the client is told to retry
+		// (503), and the request leaves nothing behind. A start that went through all the same
+		// finds no execution and does nothing (StartRun); one already under way kept its row,
+		// and the request is accepted after all.
+		deleted, derr := s.store.DeleteUnstartedExecution(context.WithoutCancel(ctx), e.ID)
+		if derr == nil && !deleted {
+			if cur, gerr := s.store.GetExecution(context.WithoutCancel(ctx), e.ID); gerr == nil && cur.TemporalRunID != "" {
+				return Execution{Execution: cur, Replayed: replayed}, nil
 			}
+		}
+		if derr != nil {
+			s.log.WarnContext(ctx, "remove the execution Temporal did not start", "execution_id", e.ID, "error", derr)
 		}
 		return Execution{}, fmt.Errorf("start execution %s: %w", e.ID, err)
 	}

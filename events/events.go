@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pyairtable/automation-domain/store"
@@ -26,17 +27,37 @@ type Subscriber interface {
 	Deliver(ctx context.Context, e store.Event) error
 }
 
+// Immediate is implemented by subscribers whose hand-off only writes to the database (the
+// webhook fan-out): Accept runs them before it returns, so that what they store follows the
+// order in which events were accepted, and runs the others (which wait on Temporal) after.
+type Immediate interface {
+	Subscriber
+	Immediate() bool
+}
+
+func immediate(s Subscriber) bool {
+	i, ok := s.(Immediate)
+	return ok && i.Immediate()
+}
+
 // Bus stores and dispatches events. Subscribe every subscriber before the first Publish.
 type Bus struct {
 	store *store.Store
 	log   *slog.Logger
 	subs  []Subscriber
 	now   func() time.Time
+	// background counts the hand-offs Accept left running; slots bounds them.
+	background sync.WaitGroup
+	slots      chan struct{}
 }
+
+// maxBackground bounds the hand-offs Accept runs at once; beyond it events wait for the
+// redispatch loop (they are stored already).
+const maxBackground = 1000
 
 // NewBus returns a bus over st with no subscribers.
 func NewBus(st *store.Store, log *slog.Logger) *Bus {
-	return &Bus{store: st, log: log, now: func() time.Time { return time.Now().UTC() }}
+	return &Bus{store: st, log: log, now: func() time.Time { return time.Now().UTC() }, slots: make(chan struct{}, maxBackground)}
 }
 
 // Subscribe adds s.
@@ -48,6 +69,62 @@ func (b *Bus) Subscribe(s Subscriber) { b.subs = append(b.subs, s) }
 // if its first hand-off did not finish). The error is non-nil only when the event could not be
 // stored; a failed hand-off is logged and left to the redispatch loop.
 func (b *Bus) Publish(ctx context.Context, e store.Event) (stored store.Event, duplicate bool, err error) {
+	stored, duplicate, pending, err := b.record(ctx, e)
+	if err == nil && pending {
+		b.dispatch(ctx, stored)
+	}
+	return stored, duplicate, err
+}
+
+// Accept stores e as Publish does and hands it to the Immediate subscribers, and to the others
+// in the background, so that the caller (an API request) waits for the database only: once
+// Accept returns the event is durable, and the redispatch loop hands off what a crash or an
+// outage (Temporal down) interrupted. Wait waits for the hand-offs still running.
+func (b *Bus) Accept(ctx context.Context, e store.Event) (stored store.Event, duplicate bool, err error) {
+	stored, duplicate, pending, err := b.record(ctx, e)
+	if err != nil || !pending {
+		return stored, duplicate, err
+	}
+	var now, later []Subscriber
+	for _, s := range b.subs {
+		if immediate(s) {
+			now = append(now, s)
+		} else {
+			later = append(later, s)
+		}
+	}
+	errs := b.deliver(ctx, stored, now)
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		b.log.WarnContext(ctx, "too many event hand-offs running; this one waits for the redispatch loop", "event_id", stored.ID)
+		return stored, duplicate, nil
+	}
+	b.background.Add(1)
+	go func() {
+		defer func() { <-b.slots; b.background.Done() }()
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		b.finish(hctx, stored, append(errs, b.deliver(hctx, stored, later)...))
+	}()
+	return stored, duplicate, nil
+}
+
+// Wait waits until the hand-offs Accept started are done, or ctx ends.
+func (b *Bus) Wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		b.background.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// record stores e (see Publish); pending says whether it still has to be handed off.
+func (b *Bus) record(ctx context.Context, e store.Event) (stored store.Event, duplicate, pending bool, err error) {
 	now := b.now()
 	if e.ID == "" {
 		e.ID = store.NewID()
@@ -66,30 +143,36 @@ func (b *Bus) Publish(ctx context.Context, e store.Event) (stored store.Event, d
 	e.DispatchedAt = nil
 	inserted, err := b.store.InsertEvent(ctx, &e)
 	if err != nil {
-		return store.Event{}, false, fmt.Errorf("publish %s %s: %w", e.Type, e.ID, err)
+		return store.Event{}, false, false, fmt.Errorf("publish %s %s: %w", e.Type, e.ID, err)
 	}
 	if !inserted {
 		existing, err := b.store.GetEvent(ctx, e.ID)
 		if err != nil {
-			return store.Event{}, true, fmt.Errorf("publish %s: %w", e.ID, err)
+			return store.Event{}, true, false, fmt.Errorf("publish %s: %w", e.ID, err)
 		}
-		if existing.DispatchedAt == nil {
-			b.dispatch(ctx, existing)
-		}
-		return existing, true, nil
+		return existing, true, existing.DispatchedAt == nil, nil
 	}
-	b.dispatch(ctx, e)
-	return e, false, nil
+	return e, false, true, nil
 }
 
 // dispatch hands e to every subscriber and marks it dispatched when all of them took it.
 func (b *Bus) dispatch(ctx context.Context, e store.Event) bool {
+	return b.finish(ctx, e, b.deliver(ctx, e, b.subs))
+}
+
+// deliver hands e to subs and returns their failures.
+func (b *Bus) deliver(ctx context.Context, e store.Event, subs []Subscriber) []error {
 	var errs []error
-	for _, s := range b.subs {
+	for _, s := range subs {
 		if err := s.Deliver(ctx, e); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 		}
 	}
+	return errs
+}
+
+// finish marks e dispatched when no hand-off failed.
+func (b *Bus) finish(ctx context.Context, e store.Event, errs []error) bool {
 	if err := errors.Join(errs...); err != nil {
 		b.log.WarnContext(ctx, "event hand-off failed; the redispatch loop will retry",
 			"event_id", e.ID, "type", e.Type, "error", err)

@@ -19,11 +19,16 @@ type recorder struct {
 	mu   sync.Mutex
 	got  []string
 	fail bool
+	// hold, when set, keeps Deliver waiting until it is closed.
+	hold chan struct{}
 }
 
 func (r *recorder) Name() string { return "recorder" }
 
 func (r *recorder) Deliver(_ context.Context, e store.Event) error {
+	if r.hold != nil {
+		<-r.hold
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail {
@@ -80,6 +85,41 @@ func TestPublishStoresThenDelivers(t *testing.T) {
 		}
 		if got := rec.ids(); len(got) != 1 {
 			t.Errorf("delivered %d times, want 1", len(got))
+		}
+	})
+}
+
+// immediateRecorder is a subscriber that only writes to the database.
+type immediateRecorder struct{ recorder }
+
+func (*immediateRecorder) Immediate() bool { return true }
+
+// Accept returns once the event is stored and handed to the Immediate subscribers, without
+// waiting for the others (they may be stuck on Temporal); their hand-off goes on in the
+// background and Wait waits for it.
+func TestAcceptDoesNotWaitForTheHandOff(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		rec := &recorder{hold: make(chan struct{})}
+		imm := &immediateRecorder{}
+		bus := events.NewBus(st, slog.Default())
+		bus.Subscribe(rec)
+		bus.Subscribe(imm)
+		e, dup, err := bus.Accept(ctx, store.Event{Type: "user.created"})
+		if err != nil || dup {
+			t.Fatalf("accept: %v dup=%v", err, dup)
+		}
+		if got := imm.ids(); len(got) != 1 || got[0] != e.ID {
+			t.Errorf("the immediate subscriber got %v before Accept returned, want the event", got)
+		}
+		stored, err := st.GetEvent(ctx, e.ID)
+		if err != nil || stored.DispatchedAt != nil {
+			t.Fatalf("stored %+v %v: want stored and not handed off yet", stored, err)
+		}
+		close(rec.hold)
+		bus.Wait(ctx)
+		if stored, _ := st.GetEvent(ctx, e.ID); stored.DispatchedAt == nil || len(rec.ids()) != 1 {
+			t.Errorf("after Wait: dispatched at %v, delivered %d times", stored.DispatchedAt, len(rec.ids()))
 		}
 	})
 }

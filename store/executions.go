@@ -154,7 +154,8 @@ func (s *Store) SetExecutionRun(ctx context.Context, id, runID string, at time.T
 }
 
 // MarkExecutionRunning records that the interpreter started (a pending execution, or one it
-// restarted after a crash: started_at keeps the first start).
+// restarted after a crash: started_at keeps the first start). It returns ErrNotFound when the
+// execution is gone (its request failed and removed it: see DeleteUnstartedExecution).
 func (s *Store) MarkExecutionRunning(ctx context.Context, id, runID string, at time.Time) error {
 	res := s.db.WithContext(ctx).Model(&Execution{}).
 		Where("id = ? AND status IN ?", id, []string{ExecutionPending, ExecutionRunning}).
@@ -162,7 +163,19 @@ func (s *Store) MarkExecutionRunning(ctx context.Context, id, runID string, at t
 			"status": ExecutionRunning, "temporal_run_id": runID, "updated_at": at,
 			"started_at": clause.Expr{SQL: "COALESCE(started_at, ?)", Vars: []any{at}},
 		})
-	return classify(res.Error)
+	if res.Error != nil || res.RowsAffected > 0 {
+		return classify(res.Error)
+	}
+	_, err := s.GetExecution(ctx, id)
+	return err
+}
+
+// DeleteUnstartedExecution removes an execution whose start Temporal refused or did not
+// confirm, unless a run has begun it meanwhile; deleted says whether it did.
+func (s *Store) DeleteUnstartedExecution(ctx context.Context, id string) (deleted bool, err error) {
+	res := s.db.WithContext(ctx).Where("id = ? AND status = ? AND temporal_run_id = ''", id, ExecutionPending).
+		Delete(&Execution{})
+	return res.RowsAffected == 1, classify(res.Error)
 }
 
 // FinishExecution records an execution's final status unless it has one already (terminate,

@@ -59,6 +59,7 @@ type Store struct {
 	db          *gorm.DB
 	dialect     Dialect
 	sealHeaders schema.SealHeaders
+	url         string // Postgres: for connections of its own (Listen)
 }
 
 // Open connects to the database. It does not migrate: call Migrate.
@@ -110,7 +111,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	sqlDB.SetMaxOpenConns(o.PoolSize + o.MaxOverflow)
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, dialect: dialect, sealHeaders: o.SealHeaders}
+	s := &Store{db: db, dialect: dialect, sealHeaders: o.SealHeaders, url: o.URL}
 	if err := s.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", dialect, err)
@@ -156,7 +157,7 @@ func (s *Store) Close() error {
 // Tx runs fn in one transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect, sealHeaders: s.sealHeaders})
+		return fn(&Store{db: tx, dialect: s.dialect, sealHeaders: s.sealHeaders, url: s.url})
 	})
 	return classify(err)
 }

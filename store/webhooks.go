@@ -42,9 +42,20 @@ type WebhookEndpoint struct {
 	FailingSince *time.Time
 	// ConsecutiveFailures counts deliveries that failed for good since the last success.
 	ConsecutiveFailures int
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
-	DeletedAt           *time.Time
+	// SenderID is the process whose sender session holds the endpoint until SenderLeaseUntil
+	// ("" when none does): see AcquireWebhookSender.
+	SenderID         string
+	SenderLeaseUntil *time.Time
+	// The circuit breaker: FailedRequests counts requests failed in a row, CircuitTrips the times
+	// the circuit opened in a row; nothing is sent before CircuitOpenUntil, nor before
+	// PausedUntil (a receiver's Retry-After).
+	FailedRequests   int
+	CircuitTrips     int
+	CircuitOpenUntil *time.Time
+	PausedUntil      *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	DeletedAt        *time.Time
 }
 
 // TableName implements gorm's tabler.
@@ -94,11 +105,14 @@ type WebhookDelivery struct {
 // TableName implements gorm's tabler.
 func (WebhookDelivery) TableName() string { return "webhook_deliveries" }
 
-// Attempt outcomes.
+// Attempt outcomes. An attempt is written as started before its request goes out; one whose
+// sender died before recording the response becomes unknown (the receiver may have got it).
 const (
+	AttemptStarted   = "started"
 	AttemptSucceeded = "succeeded"
 	AttemptRetrying  = "retrying"
 	AttemptFailed    = "failed"
+	AttemptUnknown   = "unknown"
 )
 
 // WebhookAttempt is one HTTP request of a delivery.
@@ -433,17 +447,40 @@ type WebhookHealthChange struct {
 	FailedAt *time.Time
 	// FinalFailures is added to ConsecutiveFailures.
 	FinalFailures int
+	// Circuit, when set, is the circuit breaker's new state (the batch's sender keeps it here).
+	Circuit *WebhookCircuit
+	// PausedUntil, when later than the stored one, holds the endpoint (a receiver's Retry-After).
+	PausedUntil *time.Time
 }
 
-// RecordWebhookAttempts writes a batch of attempts, moves their deliveries on and updates the
-// endpoint's health, in one transaction and a few statements whatever the batch size. It
-// returns the ids of the deliveries it moved on (those no other sender had moved meanwhile).
-// ep is the endpoint as the batch began: a healthy endpoint that stays healthy is not written.
+// WebhookCircuit is an endpoint's circuit breaker state (see WebhookEndpoint).
+type WebhookCircuit struct {
+	FailedRequests int
+	Trips          int
+	OpenUntil      *time.Time
+}
+
+// CircuitOf returns the endpoint's circuit breaker state.
+func CircuitOf(e WebhookEndpoint) WebhookCircuit {
+	return WebhookCircuit{FailedRequests: e.FailedRequests, Trips: e.CircuitTrips, OpenUntil: e.CircuitOpenUntil}
+}
+
+func (c WebhookCircuit) equal(o WebhookCircuit) bool {
+	return c.FailedRequests == o.FailedRequests && c.Trips == o.Trips &&
+		(c.OpenUntil == nil) == (o.OpenUntil == nil) && (c.OpenUntil == nil || c.OpenUntil.Equal(*o.OpenUntil))
+}
+
+// RecordWebhookAttempts writes a batch of attempts (replacing the started rows of the same
+// ids), moves their deliveries on and updates the endpoint's health, in one transaction and a
+// few statements whatever the batch size. It returns the ids of the deliveries it moved on
+// (those no other sender had moved meanwhile; the attempts of the others are logged all the
+// same). ep is the endpoint as the batch began: what does not change is not written.
 func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, results []WebhookAttemptResult,
 	health WebhookHealthChange, at time.Time) (applied []string, err error) {
 	ids := make([]string, len(results))
+	attemptIDs := make([]string, len(results))
 	for i, r := range results {
-		ids[i] = r.Attempt.DeliveryID
+		ids[i], attemptIDs[i] = r.Attempt.DeliveryID, r.Attempt.ID
 	}
 	err = s.Tx(ctx, func(tx *Store) error {
 		applied = applied[:0]
@@ -451,24 +488,26 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 		if tx.dialect == Postgres {
 			lock = " FOR UPDATE"
 		}
-		rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+lock,
-			ids, DeliveryPending).Rows()
-		if err != nil {
-			return classify(err)
-		}
 		attemptsNow := make(map[string]int, len(ids))
-		for rows.Next() {
-			var id string
-			var n int
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
+		if len(ids) > 0 {
+			rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+lock,
+				ids, DeliveryPending).Rows()
+			if err != nil {
 				return classify(err)
 			}
-			attemptsNow[id] = n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return classify(err)
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					rows.Close()
+					return classify(err)
+				}
+				attemptsNow[id] = n
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return classify(err)
+			}
 		}
 		// Deliveries moving to the same state are updated by one statement.
 		type change struct {
@@ -478,7 +517,6 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 		}
 		groups := map[change][]string{}
 		var order []change
-		var attempts []WebhookAttempt
 		for _, r := range results {
 			if n, ok := attemptsNow[r.Attempt.DeliveryID]; !ok || n != r.PrevAttempts {
 				continue
@@ -491,7 +529,6 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 				order = append(order, c)
 			}
 			groups[c] = append(groups[c], r.Attempt.DeliveryID)
-			attempts = append(attempts, r.Attempt)
 			applied = append(applied, r.Attempt.DeliveryID)
 		}
 		for _, c := range order {
@@ -507,24 +544,36 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 				return classify(err)
 			}
 		}
-		if err := tx.insertRows("webhook_attempts", attemptColumns, len(attempts), func(i int) []any {
-			a := &attempts[i]
+		if len(attemptIDs) > 0 {
+			if err := tx.db.Where("id IN ?", attemptIDs).Delete(&WebhookAttempt{}).Error; err != nil {
+				return classify(err)
+			}
+		}
+		if err := tx.insertRows("webhook_attempts", attemptColumns, len(results), func(i int) []any {
+			a := &results[i].Attempt
 			return []any{a.ID, a.DeliveryID, a.EndpointID, a.Attempt, a.URL, a.StartedAt, a.DurationMS,
 				a.StatusCode, a.ResponseHeaders, a.ResponseBody, a.Error, a.Outcome}
 		}); err != nil {
 			return err
 		}
-		q := tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID)
+		cols := map[string]any{}
 		switch {
 		case health.Healthy && (ep.FailingSince != nil || ep.ConsecutiveFailures != 0):
-			return classify(q.Updates(map[string]any{"failing_since": nil, "consecutive_failures": 0}).Error)
+			cols["failing_since"], cols["consecutive_failures"] = nil, 0
 		case !health.Healthy && health.FailedAt != nil:
-			return classify(q.Updates(map[string]any{
-				"failing_since":        gorm.Expr("COALESCE(failing_since, ?)", *health.FailedAt),
-				"consecutive_failures": gorm.Expr("consecutive_failures + ?", health.FinalFailures),
-			}).Error)
+			cols["failing_since"] = gorm.Expr("COALESCE(failing_since, ?)", *health.FailedAt)
+			cols["consecutive_failures"] = gorm.Expr("consecutive_failures + ?", health.FinalFailures)
 		}
-		return nil
+		if c := health.Circuit; c != nil && !c.equal(CircuitOf(ep)) {
+			cols["failed_requests"], cols["circuit_trips"], cols["circuit_open_until"] = c.FailedRequests, c.Trips, c.OpenUntil
+		}
+		if p := health.PausedUntil; p != nil && (ep.PausedUntil == nil || p.After(*ep.PausedUntil)) {
+			cols["paused_until"] = *p
+		}
+		if len(cols) == 0 {
+			return nil
+		}
+		return classify(tx.db.Model(&WebhookEndpoint{}).Where("id = ?", ep.ID).Updates(cols).Error)
 	})
 	return applied, err
 }
@@ -564,12 +613,16 @@ func (s *Store) RecoverWebhookDeliveries(ctx context.Context, endpointID string,
 	return res.RowsAffected, classify(res.Error)
 }
 
-// OverdueWebhookEndpoints returns the endpoints with a pending delivery due before dueBefore:
-// their dispatchers should have sent it by now (a lost wake-up, a dispatcher that ended).
-func (s *Store) OverdueWebhookEndpoints(ctx context.Context, dueBefore time.Time, limit int) ([]string, error) {
+// OverdueWebhookEndpoints returns the endpoints with a pending delivery due before dueBefore
+// that no sender holds at now and that are not held back (circuit open, Retry-After): their
+// dispatchers should have sent it by now (a lost wake-up, a dispatcher that ended).
+func (s *Store) OverdueWebhookEndpoints(ctx context.Context, dueBefore, now time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.WithContext(ctx).Model(&WebhookDelivery{}).
 		Where("status = ? AND next_attempt_at < ?", DeliveryPending, dueBefore.UTC()).
+		Where(`endpoint_id IN (SELECT id FROM webhook_endpoints WHERE (sender_id = '' OR sender_lease_until IS NULL OR sender_lease_until < ?)
+			AND (circuit_open_until IS NULL OR circuit_open_until < ?) AND (paused_until IS NULL OR paused_until < ?))`,
+			now.UTC(), now.UTC(), now.UTC()).
 		Distinct("endpoint_id").Limit(limit).Pluck("endpoint_id", &ids).Error
 	return ids, classify(err)
 }

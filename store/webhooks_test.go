@@ -115,8 +115,20 @@ func TestRecordWebhookAttempts(t *testing.T) {
 		results := []store.WebhookAttemptResult{
 			{Attempt: attempt(ds[0], 200, store.AttemptSucceeded), Status: store.DeliverySucceeded},
 			{Attempt: attempt(ds2[0], 500, store.AttemptRetrying), Status: store.DeliveryPending, NextAttemptAt: &retry},
-			// Another sender moved this one on meanwhile: skipped.
+			// Another sender moved this one on meanwhile: not moved again (but its request is logged).
 			{Attempt: attempt(ds3[0], 200, store.AttemptSucceeded), Status: store.DeliverySucceeded, PrevAttempts: 4},
+		}
+		// The attempts were recorded as started before their requests went out; recording the
+		// outcome replaces those rows.
+		var started []store.WebhookAttempt
+		for _, r := range results {
+			started = append(started, r.Attempt)
+		}
+		if err := s.StartWebhookAttempts(ctx, started); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := s.WebhookDeliveryAttempts(ctx, ds[0].ID); len(a) != 1 || a[0].Outcome != store.AttemptStarted {
+			t.Fatalf("started attempt: %+v", a)
 		}
 		failedAt := now
 		applied, err := s.RecordWebhookAttempts(ctx, e, results, store.WebhookHealthChange{FailedAt: &failedAt, FinalFailures: 2}, now)
@@ -138,8 +150,11 @@ func TestRecordWebhookAttempts(t *testing.T) {
 		if d3.Status != store.DeliveryPending || d3.Attempts != 0 {
 			t.Errorf("the skipped one was written: %+v", d3)
 		}
-		if a, _ := s.WebhookDeliveryAttempts(ctx, ds3[0].ID); len(a) != 0 {
-			t.Errorf("an attempt of the skipped one was logged")
+		if a, _ := s.WebhookDeliveryAttempts(ctx, ds3[0].ID); len(a) != 1 || a[0].Outcome != store.AttemptSucceeded {
+			t.Errorf("the request of the skipped one is not in the log as it went: %+v", a)
+		}
+		if a, _ := s.WebhookDeliveryAttempts(ctx, ds[0].ID); len(a) != 1 || a[0].Outcome != store.AttemptSucceeded || a[0].StatusCode != 200 {
+			t.Errorf("the started attempt was not replaced by its outcome: %+v", a)
 		}
 		ep, _ := s.GetWebhookEndpoint(ctx, e.ID)
 		if ep.FailingSince == nil || !ep.FailingSince.Equal(now) || ep.ConsecutiveFailures != 2 {
@@ -205,9 +220,25 @@ func TestRequeueRecoverAndDisable(t *testing.T) {
 		if d, _ := s.GetWebhookDelivery(ctx, ds[0].ID); d.Status != store.DeliveryPending || d.CompletedAt != nil {
 			t.Errorf("recovered: %+v", d)
 		}
-		overdue, err := s.OverdueWebhookEndpoints(ctx, now.Add(time.Second), 10)
+		overdue, err := s.OverdueWebhookEndpoints(ctx, now.Add(time.Second), now, 10)
 		if err != nil || len(overdue) != 1 || overdue[0] != e.ID {
 			t.Errorf("overdue: %v %v", overdue, err)
+		}
+		// Not overdue while a sender holds it, nor while its circuit is open.
+		if ok, err := s.AcquireWebhookSender(ctx, e.ID, "p1", now.Add(time.Minute), now); !ok || err != nil {
+			t.Fatalf("acquire: %v %v", ok, err)
+		}
+		if overdue, _ := s.OverdueWebhookEndpoints(ctx, now.Add(time.Second), now, 10); len(overdue) != 0 {
+			t.Errorf("overdue while held: %v", overdue)
+		}
+		if err := s.ReleaseWebhookSender(ctx, e.ID, "p1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateWebhookEndpoint(ctx, e.ID, map[string]any{"circuit_open_until": now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if overdue, _ := s.OverdueWebhookEndpoints(ctx, now.Add(time.Second), now, 10); len(overdue) != 0 {
+			t.Errorf("overdue while the circuit is open: %v", overdue)
 		}
 		if err := s.DeleteWebhookEndpoint(ctx, e.ID, now); err != nil {
 			t.Fatal(err)

@@ -47,9 +47,9 @@ type DeliveryState struct {
 const maxIdempotencyKey = 255
 
 // Deliver stores the message with a pending delivery per matching endpoint and wakes their
-// dispatchers. Once it returns without error the message is durable: a dispatcher that was
-// not woken (Temporal unreachable, a crash) is woken by the sweeper. A request repeating an
-// idempotency key returns the first message with Duplicate set.
+// senders (see wake); it does not wait for Temporal. Once it returns without error the message
+// is durable: a dispatcher that was not woken (Temporal unreachable, a crash) is woken by the
+// sweeper. A request repeating an idempotency key returns the first message with Duplicate set.
 func (s *Service) Deliver(ctx context.Context, req DeliverRequest) (Message, error) {
 	var p validation.Problems
 	if msg := ValidEventType(req.EventType); msg != "" {
@@ -133,17 +133,35 @@ func (s *Service) matching(ctx context.Context, eventType string) ([]string, err
 	return ids, nil
 }
 
-// fanOut stores m with one delivery per endpoint and wakes the endpoints. A failed wake-up is
-// logged, not returned: the message is durable and the sweeper wakes overdue dispatchers.
+// fanOut stores m with one delivery per endpoint and wakes the endpoints.
 func (s *Service) fanOut(ctx context.Context, m store.WebhookMessage, endpointIDs []string) (Message, error) {
 	out, wake, err := s.storeMessage(ctx, m, endpointIDs)
 	if err != nil {
 		return Message{}, err
 	}
-	if err := s.waker.wakeAll(ctx, wake); err != nil {
-		s.log.WarnContext(ctx, "message stored but a dispatcher was not woken; the sweeper will", "message_id", out.ID, "error", err)
-	}
+	s.wake(ctx, wake)
 	return out, nil
+}
+
+// wake gets these endpoints' pending deliveries sent without waiting for Temporal: the sessions
+// that hold them, in this process or another, are told at once (NOTIFY on Postgres); the
+// dispatchers of the endpoints no session holds are signalled in the background. Nothing here
+// fails the caller: the deliveries are stored, and the sweeper wakes whatever a lost wake-up
+// left behind.
+func (s *Service) wake(ctx context.Context, endpointIDs []string) {
+	if len(endpointIDs) == 0 {
+		return
+	}
+	s.senders.Wake(endpointIDs...)
+	if err := s.store.NotifyWebhookEndpoints(ctx, endpointIDs); err != nil {
+		s.log.WarnContext(ctx, "notify webhook senders", "endpoints", len(endpointIDs), "error", err)
+	}
+	idle, err := s.store.WebhookEndpointsWithoutSender(ctx, endpointIDs, s.now())
+	if err != nil {
+		s.log.WarnContext(ctx, "look up webhook senders; waking every dispatcher", "error", err)
+		idle = endpointIDs
+	}
+	s.waker.wakeLater(idle)
 }
 
 // storeMessage stores m with one pending delivery per endpoint and returns it with the
@@ -186,9 +204,7 @@ func (s *Service) duplicate(ctx context.Context, m store.WebhookMessage) (Messag
 	if err != nil {
 		return Message{}, err
 	}
-	if err := s.waker.wakeAll(ctx, pending); err != nil {
-		s.log.WarnContext(ctx, "duplicate message: a dispatcher was not woken", "message_id", m.ID, "error", err)
-	}
+	s.wake(ctx, pending)
 	return out, nil
 }
 
@@ -262,7 +278,9 @@ type Attempt struct {
 	ResponseHeaders map[string]string `json:"response_headers"`
 	ResponseBody    string            `json:"response_body,omitempty"`
 	Error           string            `json:"error,omitempty"`
-	Outcome         string            `json:"outcome"`
+	// Outcome is succeeded, retrying or failed; started while the request is in flight, unknown
+	// when its worker stopped before the response was recorded.
+	Outcome string `json:"outcome"`
 }
 
 func deliveryView(d store.WebhookDelivery) Delivery {
@@ -339,9 +357,7 @@ func (s *Service) RetryDelivery(ctx context.Context, id string) (Delivery, error
 		}
 		return Delivery{}, err
 	}
-	if err := s.waker.wakeAll(ctx, []string{d.EndpointID}); err != nil {
-		s.log.WarnContext(ctx, "retry queued; its dispatcher waits for the sweeper", "delivery_id", id, "error", err)
-	}
+	s.wake(ctx, []string{d.EndpointID})
 	d, err = s.store.GetWebhookDelivery(ctx, id)
 	return deliveryView(d), err
 }

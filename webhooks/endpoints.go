@@ -39,8 +39,12 @@ type Endpoint struct {
 	// deliveries that failed for good since then.
 	FailingSince        *time.Time `json:"failing_since,omitempty"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
-	CreatedAt           time.Time  `json:"created_at"`
-	UpdatedAt           time.Time  `json:"updated_at"`
+	// CircuitOpenUntil is set while the circuit breaker holds the endpoint (then one probe
+	// decides); PausedUntil while a receiver's Retry-After does.
+	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
+	PausedUntil      *time.Time `json:"paused_until,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
@@ -247,6 +251,11 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 		cols["enabled"], cols["disabled_reason"], cols["disabled_at"] = true, "", nil
 		cols["failing_since"], cols["consecutive_failures"] = nil, 0
 	}
+	reset := enabling || in.URL != nil
+	if reset {
+		// A re-enabled endpoint, or one at a new address, starts with a closed circuit.
+		cols["failed_requests"], cols["circuit_trips"], cols["circuit_open_until"], cols["paused_until"] = 0, 0, nil, nil
+	}
 	cols["updated_at"] = now
 	if err := s.store.UpdateWebhookEndpoint(ctx, id, cols); err != nil {
 		return Endpoint{}, fmt.Errorf("update endpoint %s: %w", id, err)
@@ -256,13 +265,13 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 			return Endpoint{}, fmt.Errorf("disable endpoint %s: %w", id, err)
 		}
 	}
-	// The dispatcher re-reads the endpoint on every batch; a wake makes a change take effect now
-	// (and starts a dispatcher for pending deliveries after a re-enable).
-	wctx, cancel := context.WithTimeout(ctx, wakeWait)
-	defer cancel()
-	if err := s.signalDispatcher(wctx, id, Wake{Reset: enabling || in.URL != nil}); err != nil {
-		s.log.WarnContext(ctx, "endpoint updated but its dispatcher was not woken; the sweeper will", "endpoint_id", id, "error", err)
+	// The sender re-reads the endpoint on every batch; a wake-up makes a change take effect now
+	// (and starts a dispatcher for pending deliveries after a re-enable). Dispatchers started
+	// before sender sessions keep the circuit's state themselves: a reset signal tells them.
+	if reset {
+		s.waker.signalLater(id, Wake{Reset: true})
 	}
+	s.wake(ctx, []string{id})
 	return s.GetEndpoint(ctx, id)
 }
 
@@ -271,11 +280,8 @@ func (s *Service) DeleteEndpoint(ctx context.Context, id string) error {
 	if err := s.store.DeleteWebhookEndpoint(ctx, id, s.now()); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, wakeWait)
-	defer cancel()
-	if err := s.signalDispatcher(wctx, id, Wake{}); err != nil {
-		s.log.WarnContext(ctx, "endpoint deleted but its dispatcher was not told", "endpoint_id", id, "error", err)
-	}
+	// Its sender (or dispatcher) sees the deletion, fails what was left and ends.
+	s.wake(ctx, []string{id})
 	return nil
 }
 
@@ -377,9 +383,7 @@ func (s *Service) Recover(ctx context.Context, id string, since, until time.Time
 		return 0, fmt.Errorf("recover endpoint %s: %w", id, err)
 	}
 	if n > 0 {
-		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
-			s.log.WarnContext(ctx, "recovered deliveries wait for the sweeper", "endpoint_id", id, "error", err)
-		}
+		s.wake(ctx, []string{id})
 	}
 	return n, nil
 }
@@ -391,6 +395,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		DisabledReason: e.DisabledReason, DisabledAt: e.DisabledAt, RateLimitPerSecond: e.RateLimitPerSecond,
 		Ordered: e.Ordered, DisableAfterFailures: e.DisableAfterFailures, FailingSince: e.FailingSince,
 		ConsecutiveFailures: e.ConsecutiveFailures, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
 		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second),
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
@@ -582,4 +587,19 @@ func scheduleJSON(d []time.Duration) store.JSON {
 		ms[i] = v.Milliseconds()
 	}
 	return store.MustJSON(ms)
+}
+
+func orEmpty(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+// future is t when it is after now, nil otherwise.
+func future(t *time.Time, now time.Time) *time.Time {
+	if t == nil || !t.After(now) {
+		return nil
+	}
+	return t
 }

@@ -40,3 +40,15 @@ func RetryDelay(schedule []time.Duration, maxAttempts, made int, jitter float64)
 
 // RandomJitter is the jitter source of real deliveries.
 func RandomJitter() float64 { return rand.Float64() }
+
+// CircuitCooldown is how long an open circuit holds an endpoint after its trips-th trip in a
+// row: the base cool-down, doubling with each trip up to MaxCircuitCooldown (or the base, when
+// that is longer).
+func CircuitCooldown(base time.Duration, trips int) time.Duration {
+	limit := max(base, MaxCircuitCooldown)
+	d := base
+	for i := 1; i < trips && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}

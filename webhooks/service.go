@@ -2,13 +2,19 @@
 // deliveries of messages, the fan-out of messages and domain events to them, and inbound
 // webhooks verified and recorded as events.
 //
-// Delivery is built for throughput on Temporal. A message is stored with one pending delivery
-// row per matching endpoint (the deliveries table is the queue), then each endpoint's
-// long-running dispatcher workflow (workflows.WebhookDispatcher, one per endpoint) is woken by a
-// signal. A dispatcher sends its endpoint's due deliveries in batches from a local activity,
-// schedules retries with durable timers, holds the endpoint while a circuit breaker is open or
-// a receiver asked to wait, and continues as new before its history grows large. Endpoints never
-// share a dispatcher, so a slow or failing one delays no other.
+// Delivery is built to keep going through worker changes and to cost Temporal little per
+// message. A message is stored with one pending delivery row per matching endpoint (the
+// deliveries table is the queue). Each endpoint has a dispatcher workflow
+// (workflows.WebhookDispatcher, one per endpoint, started and woken with SignalWithStart) whose
+// work is done by sender sessions: heartbeating activities on SenderTaskQueue that hold the
+// endpoint with a lease in the database (Senders), send its due deliveries in batches, record
+// every attempt (as started before the request goes out), keep the circuit breaker's state on
+// the endpoint's row and wait for more. While a session holds the endpoint, a new message costs
+// Temporal nothing: the session is told through Postgres NOTIFY (or directly, in the embedded
+// mode); only an endpoint without a session gets a signal. A worker that dies lets go within
+// seconds (heartbeat timeout and lease), one that stops hands its sessions over at once, and
+// far retries and open circuits wait on the workflow's durable timers instead of a session.
+// Endpoints never share a session, so a slow or failing one delays no other.
 //
 // Other domains call Service.Deliver (the workflow engine's webhook step, automation rules'
 // webhook action); domain events reach it through the events bus (Service.Subscriber).
@@ -90,6 +96,9 @@ type Options struct {
 	Log           *slog.Logger
 	// TaskQueue is where dispatcher workflows run.
 	TaskQueue string
+	// SenderID names this process among those that run sender sessions (unique per process
+	// run; generated when empty).
+	SenderID string
 }
 
 // Service is the webhook module.
@@ -104,6 +113,7 @@ type Service struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	waker     *waker
+	senders   *Senders
 	taskQueue string
 	now       func() time.Time
 }
@@ -135,9 +145,17 @@ func New(o Options) (*Service, error) {
 		secrets: box, sender: NewSender(o.Egress), metrics: m, log: o.Log.With("component", "webhooks"),
 		taskQueue: o.TaskQueue, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
-	s.waker = newWaker(s.signalDispatcher)
+	s.waker = newWaker(s.signalDispatcher, s.log)
+	owner := o.SenderID
+	if owner == "" {
+		owner = "sender-" + store.NewID()
+	}
+	s.senders = NewSenders(o.Store, owner, s.log)
 	return s, nil
 }
+
+// Senders returns the lease keeper of this process's sender sessions.
+func (s *Service) Senders() *Senders { return s.senders }
 
 // Settings returns the service-wide defaults.
 func (s *Service) Settings() Settings { return s.settings }

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/store"
@@ -18,8 +17,13 @@ type eventSubscriber struct{ s *Service }
 
 func (eventSubscriber) Name() string { return "webhooks" }
 
-// Deliver implements events.Subscriber: it returns only once the deliveries are stored and
-// their dispatchers woken, so that a failure leaves the event to the bus's redispatch loop.
+// Immediate implements events.Immediate: the fan-out writes to the database and wakes senders
+// without waiting for Temporal, so an accepted event's deliveries exist when its request ends
+// (and an ordered endpoint gets events and messages in the order they were accepted).
+func (eventSubscriber) Immediate() bool { return true }
+
+// Deliver implements events.Subscriber: it returns once the deliveries are stored (a failure
+// leaves the event to the bus's redispatch loop) and their senders are woken.
 func (es eventSubscriber) Deliver(ctx context.Context, e store.Event) error {
 	s := es.s
 	var wake []string
@@ -45,8 +49,6 @@ func (es eventSubscriber) Deliver(ctx context.Context, e store.Event) error {
 			return err
 		}
 	}
-	if err := s.waker.wakeAll(ctx, wake); err != nil {
-		return fmt.Errorf("fan out event %s: %w", e.ID, err)
-	}
+	s.wake(ctx, wake)
 	return nil
 }

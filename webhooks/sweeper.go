@@ -5,22 +5,21 @@ import (
 	"time"
 )
 
-// Sweep wakes the dispatchers of endpoints with a delivery due more than grace ago: a wake-up
-// that was lost (Temporal unreachable when the message came, a crash between storing and
-// signalling) or a dispatcher that ended. It also forgets the replay keys of inbound webhooks
-// older than the replay window (Settings.ReplayWindow). It returns how many endpoints it woke.
+// Sweep wakes the dispatchers of endpoints with a delivery due more than grace ago that no
+// sender holds: a wake-up that was lost (Temporal unreachable when the message came, a crash
+// between storing and signalling) or a dispatcher that ended. It also forgets the replay keys of
+// inbound webhooks older than the replay window (Settings.ReplayWindow). It returns how many
+// endpoints it woke.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
-	ids, err := s.store.OverdueWebhookEndpoints(ctx, s.now().Add(-grace), 1000)
+	now := s.now()
+	ids, err := s.store.OverdueWebhookEndpoints(ctx, now.Add(-grace), now, 1000)
 	if err != nil {
 		return 0, err
 	}
-	woken := 0
-	for _, id := range ids {
-		if err := s.waker.wakeAll(ctx, []string{id}); err != nil {
-			return woken, err
-		}
-		woken++
+	if err := s.waker.wakeAll(ctx, ids); err != nil {
+		return 0, err
 	}
+	woken := len(ids)
 	if _, err := s.store.PruneWebhookSeen(ctx, s.now().Add(-s.settings.ReplayWindow)); err != nil {
 		return woken, err
 	}

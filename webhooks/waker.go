@@ -3,7 +3,9 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -55,8 +57,12 @@ func (s *Service) signalDispatcher(ctx context.Context, endpointID string, w Wak
 // round trip instead of one per message.
 type waker struct {
 	signal func(ctx context.Context, endpointID string, w Wake) error
+	log    *slog.Logger
 	mu     sync.Mutex
 	lines  map[string]*wakeLine
+	// lastWarned (unix nanoseconds) keeps failed background wake-ups from flooding the log
+	// while Temporal is down.
+	lastWarned atomic.Int64
 }
 
 type wakeLine struct {
@@ -68,12 +74,42 @@ type wakeRound struct {
 	err  error
 }
 
-func newWaker(signal func(context.Context, string, Wake) error) *waker {
-	return &waker{signal: signal, lines: map[string]*wakeLine{}}
+func newWaker(signal func(context.Context, string, Wake) error, log *slog.Logger) *waker {
+	return &waker{signal: signal, log: log, lines: map[string]*wakeLine{}}
 }
 
 // signalTimeout bounds one signal; callers wait at most until their own context ends.
 const signalTimeout = 15 * time.Second
+
+// wakeLater wakes the endpoints in the background (nobody waits for Temporal); failures are
+// logged, and the sweeper wakes what they missed.
+func (w *waker) wakeLater(endpointIDs []string) {
+	for _, id := range endpointIDs {
+		go func() { w.warn(id, w.Wake(context.Background(), id)) }()
+	}
+}
+
+// signalLater sends one signal in the background.
+func (w *waker) signalLater(endpointID string, wake Wake) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+		defer cancel()
+		w.warn(endpointID, w.signal(ctx, endpointID, wake))
+	}()
+}
+
+// warn logs a failed background wake-up, at most once every ten seconds.
+func (w *waker) warn(endpointID string, err error) {
+	if err == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := w.lastWarned.Load()
+	if now-last < int64(10*time.Second) || !w.lastWarned.CompareAndSwap(last, now) {
+		return
+	}
+	w.log.Warn("webhook dispatcher not woken; the sweeper will wake it", "endpoint_id", endpointID, "error", err)
+}
 
 // Wake makes sure the endpoint's dispatcher is signalled after this call began.
 func (w *waker) Wake(ctx context.Context, endpointID string) error {
@@ -124,9 +160,8 @@ func (w *waker) run(endpointID string, line *wakeLine) {
 	}
 }
 
-// wakeWait bounds how long a request waits for its wake-ups: when Temporal is slow or down the
-// message is stored already (durable), the signal goes on in the background and the sweeper
-// wakes whatever it missed.
+// wakeWait bounds how long wakeAll waits for its wake-ups: the signals go on in the background
+// and the sweeper wakes whatever they missed.
 const wakeWait = 3 * time.Second
 
 // wakeAll wakes several endpoints at once and returns the first error.

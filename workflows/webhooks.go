@@ -13,6 +13,9 @@ import (
 
 // Dispatcher tuning.
 const (
+	// senderSessionTimeout bounds one sender session (it ends by itself after
+	// SenderTimings.MaxSession and its last batch).
+	senderSessionTimeout = 10 * time.Minute
 	// dispatcherIdle is how long a dispatcher with nothing pending waits for a wake-up before it
 	// ends (the next message starts it again with SignalWithStart).
 	dispatcherIdle = 5 * time.Minute
@@ -22,15 +25,21 @@ const (
 )
 
 // WebhookDispatcher sends one endpoint's webhook deliveries, for as long as it has any. It is
-// started and woken by webhooks.Service with SignalWithStart (id
-// webhooks.DispatcherWorkflowID), one per endpoint, so a slow or failing endpoint delays no
-// other. Each round runs the DeliverWebhookBatch local activity, which sends what is due and
-// records the attempts; between rounds the dispatcher sleeps on a durable timer until the next
-// retry is due or a wake signal says new deliveries are queued. It holds the endpoint while its
-// circuit is open (probing with one delivery after each cool-down) or a receiver asked it to
-// wait, disables the endpoint when the batch says so, and continues as new before its history
-// grows large, carrying its circuit state.
+// started and woken by webhooks.Service with SignalWithStart (id webhooks.DispatcherWorkflowID),
+// one per endpoint, so a slow or failing endpoint delays no other.
+//
+// Since version "sender-sessions" the sending is done by sender sessions
+// ((*activities.Webhooks).RunWebhookSender, see dispatchSessions). Runs started before keep the
+// first design to their end: each round runs the DeliverWebhookBatch local activity, which
+// sends what is due and records the attempts; between rounds the dispatcher sleeps on a durable
+// timer until the next retry is due or a wake signal says new deliveries are queued. It holds
+// the endpoint while its circuit is open (probing with one delivery after each cool-down) or a
+// receiver asked it to wait, disables the endpoint when the batch says so, and continues as new
+// (into the current version) before its history grows large.
 func WebhookDispatcher(ctx workflow.Context, in webhooks.DispatcherInput) error {
+	if workflow.GetVersion(ctx, "sender-sessions", workflow.DefaultVersion, 1) >= 1 {
+		return dispatchSessions(ctx, in.EndpointID)
+	}
 	st := in
 	wake := workflow.GetSignalChannel(ctx, webhooks.WakeSignal)
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -85,13 +94,13 @@ func WebhookDispatcher(ctx workflow.Context, in webhooks.DispatcherInput) error 
 		}
 		if res.OpenCircuit {
 			st.CircuitTrips++
-			st.CircuitOpenUntil = workflow.Now(ctx).Add(circuitCooldown(res.CircuitCooldown, st.CircuitTrips))
+			st.CircuitOpenUntil = workflow.Now(ctx).Add(webhooks.CircuitCooldown(res.CircuitCooldown, st.CircuitTrips))
 		}
 		if res.PauseUntil.After(st.PausedUntil) {
 			st.PausedUntil = res.PauseUntil
 		}
 		if res.Disable != "" {
-			return disableEndpoint(ctx, a, st.EndpointID, res, drain)
+			return disableEndpoint(ctx, a, st.EndpointID, res.Disable, res.DisableKind, drain)
 		}
 		if res.Stopped != "" {
 			drain()
@@ -158,14 +167,78 @@ func (t *timerSlot) clear() {
 func (t *timerSlot) armed() bool { return t.f != nil }
 func (t *timerSlot) fired() bool { return t.f != nil && t.f.IsReady() }
 
+// dispatchSessions runs the endpoint's sender sessions one after another: a session (a
+// heartbeating activity on webhooks.SenderTaskQueue) sends for as long as deliveries keep
+// coming or are due soon, and is run again on another worker within seconds when its worker
+// dies or stops. Between sessions the dispatcher waits on a durable timer for a retry or a hold
+// (open circuit, Retry-After) that is due later, or for a wake signal (a message for an endpoint
+// no session holds). It disables the endpoint when a session says so, ends when nothing is
+// pending (the next message starts it again) and continues as new before its history grows
+// large. The circuit breaker's state is on the endpoint's row, so wake-ups carry nothing.
+func dispatchSessions(ctx workflow.Context, endpointID string) error {
+	wake := workflow.GetSignalChannel(ctx, webhooks.WakeSignal)
+	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           webhooks.SenderTaskQueue,
+		StartToCloseTimeout: senderSessionTimeout,
+		HeartbeatTimeout:    activities.SenderHeartbeatTimeout,
+		// A session that ends with an error (its worker stops, the database is down) runs again
+		// quickly; retries never end (a cancellation ends the dispatcher).
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2,
+			MaximumInterval: 2 * time.Second},
+	})
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+	drain := func() bool {
+		woke := false
+		var w webhooks.Wake
+		for wake.ReceiveAsync(&w) {
+			woke = true
+		}
+		return woke
+	}
+	var a *activities.Webhooks
+	due := &timerSlot{}
+	for {
+		drain()
+		var res activities.WebhookSenderResult
+		if err := workflow.ExecuteActivity(sctx, a.RunWebhookSender, activities.WebhookSenderInput{EndpointID: endpointID}).Get(ctx, &res); err != nil {
+			return err
+		}
+		if res.Disable != "" {
+			return disableEndpoint(lctx, a, endpointID, res.Disable, res.DisableKind, drain)
+		}
+		if res.Stopped != "" {
+			drain()
+			return nil
+		}
+		if info := workflow.GetInfo(ctx); info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= dispatcherHistoryLimit {
+			drain()
+			return workflow.NewContinueAsNewError(ctx, WebhookDispatcher, webhooks.DispatcherInput{EndpointID: endpointID})
+		}
+		if res.NextDueAt.IsZero() {
+			if drain() {
+				continue
+			}
+			return nil // nothing pending: the next message starts a new run
+		}
+		if !res.NextDueAt.After(workflow.Now(ctx)) {
+			continue
+		}
+		due.set(ctx, res.NextDueAt)
+		waitForWake(ctx, wake, due)
+	}
+}
+
 // disableEndpoint runs the disable activity with an event id fixed in the history, so that a
 // retried activity emits webhook.endpoint.disabled once.
-func disableEndpoint(ctx workflow.Context, a *activities.Webhooks, endpointID string, res activities.WebhookBatchResult, drain func() bool) error {
+func disableEndpoint(ctx workflow.Context, a *activities.Webhooks, endpointID, reason, kind string, drain func() bool) error {
 	var eventID string
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return store.NewID() }).Get(&eventID); err != nil {
 		return err
 	}
-	in := activities.WebhookDisableInput{EndpointID: endpointID, Reason: res.Disable, Kind: res.DisableKind, EventID: eventID}
+	in := activities.WebhookDisableInput{EndpointID: endpointID, Reason: reason, Kind: kind, EventID: eventID}
 	if err := workflow.ExecuteLocalActivity(ctx, a.DisableWebhookEndpoint, in).Get(ctx, nil); err != nil {
 		return err
 	}
@@ -181,17 +254,6 @@ func waitForWake(ctx workflow.Context, wake workflow.ReceiveChannel, t *timerSlo
 		sel.AddFuture(t.f, func(workflow.Future) {})
 	}
 	sel.Select(ctx)
-}
-
-// circuitCooldown doubles the base cool-down with each trip in a row, up to
-// webhooks.MaxCircuitCooldown (or the base, when that is longer).
-func circuitCooldown(base time.Duration, trips int) time.Duration {
-	limit := max(base, webhooks.MaxCircuitCooldown)
-	d := base
-	for i := 1; i < trips && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 func later(a, b time.Time) time.Time {

@@ -3,12 +3,15 @@ package workflows
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -46,10 +49,13 @@ func (s *batchScript) snapshot() []batchCall {
 	return append([]batchCall(nil), s.calls...)
 }
 
+// newDispatcherEnv runs the dispatcher as started before sender sessions (the first design,
+// which running dispatchers keep to their end): batches from a local activity.
 func newDispatcherEnv(t *testing.T, answers ...func(time.Time) activities.WebhookBatchResult) (*testsuite.TestWorkflowEnvironment, *batchScript) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
+	env.OnGetVersion("sender-sessions", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	env.RegisterWorkflow(WebhookDispatcher)
 	a := &activities.Webhooks{}
 	env.RegisterActivity(a)
@@ -244,22 +250,184 @@ func TestDispatcherContinuesAsNew(t *testing.T) {
 
 func TestCircuitCooldownDoublesUpToTheCap(t *testing.T) {
 	for trips, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 5: 8 * time.Minute, 6: 10 * time.Minute, 20: 10 * time.Minute} {
-		if got := circuitCooldown(30*time.Second, trips); got != want {
+		if got := webhooks.CircuitCooldown(30*time.Second, trips); got != want {
 			t.Errorf("trips %d: %s, want %s", trips, got, want)
 		}
 	}
-	if got := circuitCooldown(time.Hour, 3); got != time.Hour {
+	if got := webhooks.CircuitCooldown(time.Hour, 3); got != time.Hour {
 		t.Errorf("a base above the cap: %s", got)
 	}
 }
 
-// A dispatcher history recorded on the embedded stack (an ordered endpoint: a 500, a 429 with
-// Retry-After, successes, then 410 and the disable) still replays: a change to the workflow that
+// Dispatcher histories recorded on a real server still replay: a change to the workflow that
 // would break running dispatchers fails here (guard it with workflow.GetVersion).
-func TestDispatcherReplaysARecordedHistory(t *testing.T) {
-	replayer := worker.NewWorkflowReplayer()
-	replayer.RegisterWorkflow(WebhookDispatcher)
-	if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/webhook_dispatcher_history.json"); err != nil {
+//   - webhook_dispatcher_history.json: a dispatcher of the first design (batches from a local
+//     activity) on an ordered endpoint: a 500, a 429 with Retry-After, successes, then 410 and
+//     the disable;
+//   - webhook_dispatcher_sessions_history.json: sender sessions across a worker killed, one
+//     started, one stopped and a Temporal restart (e2e.TestFaultsInProductionShape);
+//   - webhook_dispatcher_disable_history.json: a session, then 410 and the disable
+//     (e2e.TestWebhookDelivery).
+//
+// UPDATE_REPLAY_HISTORY=1 on those e2e tests records the last two again.
+func TestDispatcherReplaysRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/webhook_dispatcher*history.json")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("histories: %v %v", files, err)
+	}
+	for _, f := range files {
+		replayer := worker.NewWorkflowReplayer()
+		replayer.RegisterWorkflow(WebhookDispatcher)
+		if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// sessionScript answers RunWebhookSender calls in order (the last answer repeats; an answer
+// may fail the attempt) and records each call with the workflow clock and its activity info.
+type sessionScript struct {
+	mu      sync.Mutex
+	env     *testsuite.TestWorkflowEnvironment
+	answers []func(now time.Time) (activities.WebhookSenderResult, error)
+	calls   []sessionCall
+}
+
+type sessionCall struct {
+	at   time.Time
+	in   activities.WebhookSenderInput
+	info activity.Info
+}
+
+func newSessionEnv(t *testing.T, answers ...func(time.Time) (activities.WebhookSenderResult, error)) (*testsuite.TestWorkflowEnvironment, *sessionScript) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(WebhookDispatcher)
+	a := &activities.Webhooks{}
+	env.RegisterActivity(a)
+	script := &sessionScript{env: env, answers: answers}
+	env.OnActivity(a.RunWebhookSender, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.WebhookSenderInput) (activities.WebhookSenderResult, error) {
+			script.mu.Lock()
+			defer script.mu.Unlock()
+			script.calls = append(script.calls, sessionCall{at: env.Now(), in: in, info: activity.GetInfo(ctx)})
+			i := min(len(script.calls)-1, len(script.answers)-1)
+			return script.answers[i](env.Now())
+		})
+	return env, script
+}
+
+func (s *sessionScript) snapshot() []sessionCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sessionCall(nil), s.calls...)
+}
+
+func noneDue(time.Time) (activities.WebhookSenderResult, error) {
+	return activities.WebhookSenderResult{}, nil
+}
+
+// Sessions run on the sender task queue with a heartbeat timeout; a session that says the next
+// delivery is due later is followed by another at that time, on a durable timer; with nothing
+// pending the dispatcher ends.
+func TestDispatcherRunsSenderSessions(t *testing.T) {
+	env, script := newSessionEnv(t,
+		func(now time.Time) (activities.WebhookSenderResult, error) {
+			return activities.WebhookSenderResult{Sent: 3, NextDueAt: now.Add(5 * time.Minute)}, nil
+		},
+		noneDue,
+	)
+	env.ExecuteWorkflow(WebhookDispatcher, webhooks.DispatcherInput{EndpointID: "ep"})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("completed=%v err=%v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	calls := script.snapshot()
+	if len(calls) != 2 {
+		t.Fatalf("%d sessions, want 2", len(calls))
+	}
+	if gap := calls[1].at.Sub(calls[0].at); gap != 5*time.Minute {
+		t.Errorf("the second session came %s after the first, want when the retry is due (5 min)", gap)
+	}
+	info := calls[0].info
+	if calls[0].in.EndpointID != "ep" || info.TaskQueue != webhooks.SenderTaskQueue || info.HeartbeatTimeout != activities.SenderHeartbeatTimeout {
+		t.Errorf("session %+v on %q with heartbeat timeout %s", calls[0].in, info.TaskQueue, info.HeartbeatTimeout)
+	}
+}
+
+// A session that ends with an error (its worker stopped and it handed the endpoint over) runs
+// again within a second; a wake signal ends a timer wait at once.
+func TestDispatcherRetriesAHandedOverSessionAndWakesOnSignal(t *testing.T) {
+	env, script := newSessionEnv(t,
+		func(time.Time) (activities.WebhookSenderResult, error) {
+			return activities.WebhookSenderResult{}, temporal.NewApplicationError("the worker is stopping", "SenderHandoff")
+		},
+		func(now time.Time) (activities.WebhookSenderResult, error) {
+			return activities.WebhookSenderResult{NextDueAt: now.Add(time.Hour)}, nil
+		},
+		noneDue,
+	)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(webhooks.WakeSignal, webhooks.Wake{}) }, 10*time.Minute)
+	env.ExecuteWorkflow(WebhookDispatcher, webhooks.DispatcherInput{EndpointID: "ep"})
+	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
+	}
+	calls := script.snapshot()
+	if len(calls) != 3 {
+		t.Fatalf("%d sessions, want 3", len(calls))
+	}
+	if gap := calls[1].at.Sub(calls[0].at); gap > time.Second || calls[1].info.Attempt != 2 {
+		t.Errorf("the handed-over session ran again after %s (attempt %d), want within a second", gap, calls[1].info.Attempt)
+	}
+	if at := calls[2].at.Sub(calls[0].at); at != 10*time.Minute {
+		t.Errorf("the session after the wake signal came at +%s, want +10 min (the signal), not after 1 h", at)
+	}
+}
+
+// A session that says the endpoint must be disabled has it disabled once; a session that finds
+// it disabled or deleted ends the dispatcher.
+func TestDispatcherSessionsDisableAndStop(t *testing.T) {
+	env, _ := newSessionEnv(t, func(time.Time) (activities.WebhookSenderResult, error) {
+		return activities.WebhookSenderResult{Sent: 1, Disable: "the endpoint answered 410 Gone", DisableKind: "gone"}, nil
+	})
+	var a *activities.Webhooks
+	var got []activities.WebhookDisableInput
+	env.OnActivity(a.DisableWebhookEndpoint, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WebhookDisableInput) error { got = append(got, in); return nil })
+	env.ExecuteWorkflow(WebhookDispatcher, webhooks.DispatcherInput{EndpointID: "ep"})
+	if err := env.GetWorkflowError(); err != nil || !env.IsWorkflowCompleted() {
+		t.Fatalf("err=%v", err)
+	}
+	if len(got) != 1 || got[0].EndpointID != "ep" || got[0].Kind != "gone" || got[0].EventID == "" {
+		t.Fatalf("disable calls %+v", got)
+	}
+
+	env, script := newSessionEnv(t, func(time.Time) (activities.WebhookSenderResult, error) {
+		return activities.WebhookSenderResult{Stopped: "deleted"}, nil
+	})
+	env.ExecuteWorkflow(WebhookDispatcher, webhooks.DispatcherInput{EndpointID: "ep"})
+	if err := env.GetWorkflowError(); err != nil || !env.IsWorkflowCompleted() || len(script.snapshot()) != 1 {
+		t.Fatalf("deleted endpoint: err=%v sessions=%d", err, len(script.snapshot()))
+	}
+}
+
+// A busy dispatcher continues as new before its history grows large; the circuit's state is on
+// the endpoint's row, so only the endpoint goes on.
+func TestDispatcherSessionsContinueAsNew(t *testing.T) {
+	env, _ := newSessionEnv(t, func(now time.Time) (activities.WebhookSenderResult, error) {
+		return activities.WebhookSenderResult{Sent: 1, NextDueAt: now.Add(time.Minute)}, nil
+	})
+	env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(dispatcherHistoryLimit) }, 10*time.Minute)
+	env.ExecuteWorkflow(WebhookDispatcher, webhooks.DispatcherInput{EndpointID: "ep"})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next webhooks.DispatcherInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if can.WorkflowType.Name != webhooks.DispatcherWorkflow || next != (webhooks.DispatcherInput{EndpointID: "ep"}) {
+		t.Errorf("continued as %s with %+v", can.WorkflowType.Name, next)
 	}
 }
