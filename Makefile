@@ -12,9 +12,13 @@ export GOTOOLCHAIN ?= local
 
 .PHONY: run build api worker starter test test-cov bench fuzz lint fmt db-upgrade dev stop logs clean
 
+# The run targets build, then exec the binary: `go run` exits 1 after an interrupt even when the
+# program stops cleanly, which made Ctrl-C end in "make: *** Error 1".
+
 ## run: the whole service in one process (embedded Temporal + Web UI, SQLite, in-process limits)
 run:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/automation
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/automation ./cmd/automation
+	exec $(BIN)/automation
 
 ## build: every binary into ./bin
 build:
@@ -26,19 +30,23 @@ build:
 
 ## api: the API alone (needs TEMPORAL_ADDRESS)
 api:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/api
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/api ./cmd/api
+	exec $(BIN)/api
 
 ## worker: the Temporal worker alone (needs TEMPORAL_ADDRESS)
 worker:
-	$(GO) run -ldflags "$(LDFLAGS)" ./worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/worker ./worker
+	exec $(BIN)/worker
 
 ## starter: build the operator CLI into ./bin/starter
 starter:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/starter ./starter
 
-## test: every test (unit, workflow, end to end on the embedded stack)
+## test: every test (unit, workflow, end to end on the embedded stack; the deploy module's
+## chart, compose and .dockerignore tests, which need HELM or helm on PATH, as .ci/run provides)
 test:
 	$(GO) test -count=1 -timeout 20m ./...
+	cd deploy && $(GO) test -count=1 ./...
 
 ## test-cov: tests with a coverage report (coverage.html)
 test-cov:
@@ -70,6 +78,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	$(GO) run $(WORKFLOWCHECK) ./workflows/...
 
 fmt:

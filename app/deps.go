@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
@@ -83,10 +82,13 @@ type Deps struct {
 	meterProvider *sdkmetric.MeterProvider
 }
 
+// Service names the process in its telemetry (service.name and service.version).
+type Service struct{ Name, Version string }
+
 // Open connects every dependency named by cfg (cfg.TemporalAddress must be set by now) and
 // applies the database migrations. modes says how each part runs (see Modes); it is computed by
 // the caller before an embedded Temporal server fills in TEMPORAL_ADDRESS.
-func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[string]string) (*Deps, error) {
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[string]string, svc Service) (*Deps, error) {
 	d := &Deps{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), Modes: modes}
 	d.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -147,19 +149,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		d.Limiter = ratelimit.NewLocal()
 	}
 
-	exporter, err := otelprom.New(otelprom.WithRegisterer(d.Registry), otelprom.WithoutScopeInfo())
+	d.meterProvider, err = newMeterProvider(ctx, d.Registry, svc.Name, svc.Version)
 	if err != nil {
-		return nil, fmt.Errorf("metrics exporter: %w", err)
+		return nil, err
 	}
-	// The SDK records its timers in seconds; OpenTelemetry's default buckets are meant for
-	// milliseconds, so give second-valued histograms buckets that fit.
-	secondsView := sdkmetric.NewView(
-		sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
-		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
-			Boundaries: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
-		}},
-	)
-	d.meterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(secondsView))
 	circuit, err := newTemporalCircuit(d.Registry)
 	if err != nil {
 		return nil, err
@@ -251,9 +244,12 @@ func (d *Deps) Checks() []api.Check { return d.checks(false) }
 func (d *Deps) checks(needsTemporal bool) []api.Check {
 	checks := []api.Check{
 		{Name: "database", Mode: d.Modes["database"], Probe: d.Store.Ping},
+		// Ready once the frontend answers and the namespace exists (see waitForTemporal).
 		{Name: "temporal", Mode: d.Modes["temporal"], Optional: !needsTemporal, Probe: func(ctx context.Context) error {
-			_, err := d.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
+			if _, err := d.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return err
+			}
+			return checkNamespace(ctx, d.Temporal, d.Config.TemporalNamespace)
 		}},
 	}
 	if d.Redis != nil {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pyairtable/automation-domain/api"
@@ -94,7 +93,7 @@ func Run(ctx context.Context, o Options) error {
 			"ui", srv.UIURL(), "took", time.Since(start).Round(time.Millisecond))
 	}
 
-	deps, err := Open(ctx, cfg, log, modes)
+	deps, err := Open(ctx, cfg, log, modes, Service{Name: ServiceName(o.API, o.Worker), Version: o.Version})
 	if err != nil {
 		return err
 	}
@@ -103,9 +102,23 @@ func Run(ctx context.Context, o Options) error {
 		o.Wire(deps)
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	// runCtx ends the parts already started when start-up fails half-way (abort).
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	abort := func(err error) error {
+		cancelRun()
+		if werr := g.Wait(); werr != nil {
+			err = werr // a part that failed first is the cause
+		}
+		if ctx.Err() != nil {
+			return nil // stopped (SIGTERM, Ctrl-C) while starting: a clean stop
+		}
+		return err
+	}
 	var listener net.Listener
 	var server *api.Server
+	started := make(chan struct{}) // closed once every part is up
 	if o.API {
 		server, err = api.New(api.Options{
 			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
@@ -124,13 +137,42 @@ func Run(ctx context.Context, o Options) error {
 				return fmt.Errorf("api: listen on %s (PORT): %w", addr, err)
 			}
 		}
-		g.Go(func() error { return server.Serve(listener) })
+		g.Go(func() error {
+			err := server.Serve(listener)
+			if gctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+				return nil // closed below: a stop that came before Serve had begun
+			}
+			return err
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			select {
+			case <-started:
+				// Load balancers see /ready fail and stop sending requests; those that still
+				// come are served until the drain period is over.
+				server.Drain()
+				if cfg.DrainPeriod > 0 {
+					log.Info("draining the API: /ready answers 503, requests are still served", "for", cfg.DrainPeriod)
+					time.Sleep(cfg.DrainPeriod)
+				}
+			default: // stopped while starting: nothing was sent here yet
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			log.Info("shutting down the API: no new connections, finishing requests in flight")
+			err := server.Shutdown(sctx)
+			_ = listener.Close() // ends a Serve that Shutdown did not see start yet
+			// Events accepted by the last requests are still being handed off (the redispatch
+			// loop would do it later otherwise).
+			deps.Events.Wait(sctx)
+			return err
+		})
 	}
 	if !o.API && cfg.MetricsPort != 0 {
 		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.MetricsPort))
 		ml, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("metrics: listen on %s (METRICS_PORT): %w", addr, err)
+			return abort(fmt.Errorf("metrics: listen on %s (METRICS_PORT): %w", addr, err))
 		}
 		ms := deps.metricsServer()
 		g.Go(func() error {
@@ -145,14 +187,16 @@ func Run(ctx context.Context, o Options) error {
 		})
 		log.Info("metrics served", "url", fmt.Sprintf("http://%s/metrics", addr))
 	}
+	// The API answers /live (and /ready, failing) meanwhile; so does the worker's METRICS_PORT.
+	if err := waitForTemporal(gctx, deps.Temporal, cfg.TemporalNamespace, cfg.TemporalAddress,
+		cfg.TemporalWaitTimeout, log); err != nil {
+		return abort(err)
+	}
 	if o.Worker {
-		if err := waitForTemporal(gctx, deps.Temporal, log); err != nil {
-			return err
-		}
 		// The interpreter upserts these; a workflow task would fail until they exist.
 		added, err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace)
 		if err != nil {
-			return err
+			return abort(err)
 		}
 		if added {
 			settle := 11 * time.Second // a cluster's default namespace cache refresh is 10 s
@@ -163,13 +207,13 @@ func Run(ctx context.Context, o Options) error {
 				"names", engine.SearchAttributeNames(), "wait", settle)
 			select {
 			case <-gctx.Done():
-				return gctx.Err()
+				return abort(gctx.Err())
 			case <-time.After(settle):
 			}
 		}
 		w := NewWorker(deps)
 		if err := w.Start(); err != nil {
-			return fmt.Errorf("worker: start: %w", err)
+			return abort(fmt.Errorf("worker: start: %w", err))
 		}
 		// Sender sessions keep their endpoints' leases while they hand them over: renewal ends
 		// after the worker has stopped.
@@ -221,61 +265,13 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		log.Info("ready", "worker", "polling task queue", "temporal", cfg.TemporalAddress)
 	}
+	close(started)
 	if o.Ready != nil {
 		close(o.Ready)
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		if server == nil {
-			return nil
-		}
-		// Load balancers see /ready fail and stop sending requests; those that still come are
-		// served until the drain period is over.
-		server.Drain()
-		if cfg.DrainPeriod > 0 {
-			log.Info("draining the API: /ready answers 503, requests are still served", "for", cfg.DrainPeriod)
-			time.Sleep(cfg.DrainPeriod)
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		log.Info("shutting down the API: no new connections, finishing requests in flight")
-		err := server.Shutdown(sctx)
-		// Events accepted by the last requests are still being handed off (the redispatch loop
-		// would do it later otherwise).
-		deps.Events.Wait(sctx)
-		return err
-	})
 	err = g.Wait()
 	log.Info("stopped")
 	return err
-}
-
-// waitForTemporal blocks until the frontend answers and the namespace exists, so that a worker
-// started beside a cluster that is still coming up waits instead of crashing.
-func waitForTemporal(ctx context.Context, c client.Client, log *slog.Logger) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for attempt := 1; ; attempt++ {
-		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := c.CheckHealth(hctx, &client.CheckHealthRequest{})
-		if err == nil {
-			_, err = c.WorkflowService().GetSystemInfo(hctx, nil)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("temporal does not answer: %w", err)
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			log.Warn("waiting for temporal", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 func describeTemporal(cfg *config.Config) string {

@@ -65,6 +65,9 @@ type Config struct {
 	// TemporalRPCTimeout bounds each call that starts, signals, cancels or queries a workflow:
 	// with Temporal down a request that needs it answers 503 after this long.
 	TemporalRPCTimeout time.Duration `env:"TEMPORAL_RPC_TIMEOUT" envDefault:"1s"`
+	// TemporalWaitTimeout bounds how long the API and the worker wait at start-up for the
+	// frontend to answer and the namespace to exist (0: as long as it takes).
+	TemporalWaitTimeout time.Duration `env:"TEMPORAL_WAIT_TIMEOUT" envDefault:"10m"`
 
 	InternalAPIKey   string `env:"INTERNAL_API_KEY"`
 	JWTSecretKey     string `env:"JWT_SECRET_KEY"`
@@ -239,6 +242,9 @@ func (c *Config) normalize() error {
 	checkPort("TEMPORAL_UI_PORT", c.TemporalUIPort, true)
 	checkPort("SMTP_PORT", c.SMTPPort, false)
 	checkPort("METRICS_PORT", c.MetricsPort, true)
+	if c.TemporalWaitTimeout < 0 {
+		bad("TEMPORAL_WAIT_TIMEOUT", "must be 0 (no limit) or more, got %s", c.TemporalWaitTimeout)
+	}
 	if c.Workers < 1 || c.Workers > 64 {
 		bad("WORKERS", "must be between 1 and 64, got %d", c.Workers)
 	}

@@ -229,7 +229,9 @@ func TestHostileInputAndLeaks(t *testing.T) {
 		}
 	})
 
-	t.Run("failed SQL statements are logged without their values", func(t *testing.T) {
+	// The store logs failed statements without their bound values (store tests); a duplicate
+	// refused by a unique key is an outcome the API handles, not a failure to log as one.
+	t.Run("a refused duplicate is answered, not logged as a failed statement, and no values are", func(t *testing.T) {
 		marker := "source-description-" + testenv.RandomHex(8)
 		body := map[string]any{"name": "dup", "description": marker, "secret": "dup-source-secret-" + testenv.RandomHex(8)}
 		if r := c.post("/api/v1/webhooks/sources", body); r.Status != 201 {
@@ -239,8 +241,8 @@ func TestHostileInputAndLeaks(t *testing.T) {
 			t.Fatalf("a second source named dup: %d %s", r.Status, r.Body)
 		}
 		logs := s.Logs.String()
-		if !strings.Contains(logs, "SQL executed") || !strings.Contains(logs, "webhook_sources") {
-			t.Fatalf("the failed INSERT was not logged")
+		if strings.Contains(logs, "SQL executed") && strings.Contains(logs, "webhook_sources") {
+			t.Errorf("the refused duplicate INSERT is logged as a failed statement")
 		}
 		for _, leaked := range []string{marker, body["secret"].(string), "v1:"} {
 			if strings.Contains(logs, leaked) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -267,6 +269,29 @@ func TestNotificationsEmail(t *testing.T) {
 	}
 	if out, code := s.starter(t, "notifications", "list", "--recipient", "cli@example.com"); code != 0 || !strings.Contains(out, id) {
 		t.Errorf("starter list: exit %d\n%s", code, out)
+	}
+	tplFile := filepath.Join(t.TempDir(), "template.json")
+	if err := os.WriteFile(tplFile, []byte(`{"id": "cli_notice", "channel": "email", "subject": "Hi {{ name }}", "body": "Hello {{ name }}"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.starter(t, "templates", "create", "-f", tplFile); code != 0 || !strings.Contains(out, "template cli_notice (email) version 1") {
+		t.Errorf("starter templates create: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(tplFile, []byte(`{"subject": "Hello {{ name }}", "body": "Hi again {{ name }}"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.starter(t, "templates", "update", "cli_notice", "-f", tplFile); code != 0 || !strings.Contains(out, "version 2") {
+		t.Errorf("starter templates update: exit %d\n%s", code, out)
+	}
+	if out, code := s.starter(t, "templates", "show", "cli_notice", "--version", "1"); code != 0 || !strings.Contains(out, `"body": "Hello {{ name }}"`) {
+		t.Errorf("starter templates show --version 1: exit %d\n%s", code, out)
+	}
+	if out, code := s.starter(t, "-o", "json", "templates", "list", "--all", "--limit", "1"); code != 0 ||
+		!strings.Contains(out, `"cli_notice"`) || !strings.Contains(out, `"welcome_email"`) {
+		t.Errorf("starter templates list --all: exit %d\n%s", code, out)
+	}
+	if out, code := s.starter(t, "-o", "json", "templates", "show", "no_such_template"); code != 1 || !strings.Contains(out, `"status":404`) {
+		t.Errorf("starter templates show of a missing template: exit %d\n%s", code, out)
 	}
 
 	// 50 emails to one recipient under a throttle of 10 per window: all arrive, none dropped,

@@ -118,6 +118,8 @@ func TestEmbeddedStack(t *testing.T) {
 		}
 	}
 
+	t.Run("metrics pass promtool", func(t *testing.T) { checkMetrics(t, s.URL+"/metrics", "automation") })
+
 	// Over the rate limit → 429 with Retry-After.
 	var limited reply
 	for range 20 {

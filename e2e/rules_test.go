@@ -521,4 +521,37 @@ func TestAutomationRules(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "not_matched") || !strings.Contains(out, "succeeded") {
 		t.Errorf("starter rules executions: %d %s", code, out)
 	}
+	ruleFile := filepath.Join(t.TempDir(), "rule.json")
+	if err := os.WriteFile(ruleFile, []byte(`{"name": "CLI rule", "trigger": {"type": "event", "event_type": "cli.tested"},
+		"actions": [{"type": "emit_event", "event_type": "cli.seen"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = s.starter(t, "rules", "create", "-f", ruleFile)
+	if code != 0 || !strings.Contains(out, `"CLI rule" version 1 (event cli.tested, enabled=true)`) {
+		t.Fatalf("starter rules create: %d %s", code, out)
+	}
+	cliRule := strings.Fields(out)[1]
+	if out, code := s.starter(t, "rules", "disable", cliRule); code != 0 || !strings.Contains(out, "enabled=false") {
+		t.Errorf("starter rules disable: %d %s", code, out)
+	}
+	if r := c.get("/api/v1/automation/rules/" + cliRule); r.JSON(t)["enabled"] != false {
+		t.Errorf("disabled by the CLI: %s", r.Body)
+	}
+	if out, code := s.starter(t, "rules", "enable", cliRule); code != 0 || !strings.Contains(out, "enabled=true") {
+		t.Errorf("starter rules enable: %d %s", code, out)
+	}
+	if err := os.WriteFile(ruleFile, []byte(`{"name": "CLI rule v2", "trigger": {"type": "event", "event_type": "cli.tested"},
+		"actions": [{"type": "emit_event", "event_type": "cli.seen"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.starter(t, "rules", "update", cliRule, "-f", ruleFile); code != 0 || !strings.Contains(out, `"CLI rule v2" version 2`) {
+		t.Errorf("starter rules update: %d %s", code, out)
+	}
+	if out, code := s.starter(t, "-o", "json", "rules", "list", "--all", "--limit", "1"); code != 0 ||
+		!strings.Contains(out, "CLI rule v2") || !strings.Contains(out, "Welcome Email Automation") {
+		t.Errorf("starter rules list --all: %d %s", code, out)
+	}
+	if out, code := s.starter(t, "rules", "create", "-f", ruleFile, "--bogus"); code != 2 || !strings.Contains(out, "Usage:") {
+		t.Errorf("starter with an unknown flag: %d %s", code, out)
+	}
 }

@@ -28,11 +28,21 @@ func New(w io.Writer, json bool, level string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: ParseLevel(level)}
 	var h slog.Handler
 	if json {
+		// slog's JSON handler writes a time.Duration as integer nanoseconds; people and log
+		// pipelines read "1.5s" (the text handler already writes that).
+		opts.ReplaceAttr = humanDurations
 		h = slog.NewJSONHandler(w, opts)
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(contextHandler{h})
+}
+
+func humanDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // ParseLevel maps debug/info/warn/error to a slog level (info when unknown).

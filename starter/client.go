@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pyairtable/automation-domain/config"
 )
@@ -19,8 +22,10 @@ import (
 // apiClient calls the REST API and prints what it answers.
 type apiClient struct {
 	baseURL, key, token, output string
-	out                         io.Writer
+	out, errOut                 io.Writer
 	http                        *http.Client
+	// ran is set once a command's own code runs: an error before it is a usage error.
+	ran bool
 }
 
 func (c *apiClient) init() error {
@@ -152,31 +157,106 @@ func (c *apiClient) showJSON(path string) error {
 	return nil
 }
 
-// listPages fetches path (whose query ends without a cursor) page by page: one page, or every
-// page when all is set, following next_cursor.
-func listPages[T any](c *apiClient, path string, all bool) ([]T, error) {
-	var items []T
-	cursor := ""
+// listFlags are the paging flags of every list command.
+type listFlags struct {
+	limit  int
+	cursor string
+	all    bool
+}
+
+func (l *listFlags) add(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&l.limit, "limit", 50, "page size (1-200)")
+	cmd.Flags().StringVar(&l.cursor, "cursor", "", "start after this cursor (the next_cursor of a previous page)")
+	cmd.Flags().BoolVar(&l.all, "all", false, "follow next_cursor through every page")
+}
+
+// list fetches path (with its filters as query) page by page: one page from --cursor, or with
+// --all every page after it. It returns the items as the API sent them and the cursor of the
+// page after the last one fetched ("" at the end).
+func (c *apiClient) list(path string, l *listFlags) ([]json.RawMessage, string, error) {
+	var items []json.RawMessage
+	cursor := l.cursor
 	for {
 		var page struct {
-			Items      []T    `json:"items"`
-			NextCursor string `json:"next_cursor"`
+			Items      []json.RawMessage `json:"items"`
+			NextCursor string            `json:"next_cursor"`
+			HasMore    bool              `json:"has_more"`
 		}
-		p := path
+		q := url.Values{}
+		q.Set("limit", strconv.Itoa(l.limit))
 		if cursor != "" {
-			sep := "?"
-			if strings.Contains(p, "?") {
-				sep = "&"
-			}
-			p += sep + "cursor=" + url.QueryEscape(cursor)
+			q.Set("cursor", cursor)
 		}
-		if _, _, err := c.call("GET", p, nil, &page); err != nil {
-			return nil, err
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		if _, _, err := c.call("GET", path+sep+q.Encode(), nil, &page); err != nil {
+			return nil, "", err
 		}
 		items = append(items, page.Items...)
-		if !all || page.NextCursor == "" {
-			return items, nil
+		next := page.NextCursor
+		if !page.HasMore {
+			next = ""
 		}
-		cursor = page.NextCursor
+		if !l.all || next == "" {
+			return items, next, nil
+		}
+		cursor = next
 	}
+}
+
+// printList writes a list in the API's page shape when --output json was asked for and reports
+// whether it did; in text it only tells, on stderr, how to get the next page.
+func (c *apiClient) printList(items []json.RawMessage, next string) bool {
+	if c.output != "json" {
+		if next != "" {
+			fmt.Fprintf(c.errOut, "more: --cursor %s (or --all)\n", next)
+		}
+		return false
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	raw, _ := json.Marshal(map[string]any{"items": items, "next_cursor": next, "has_more": next != ""})
+	c.printJSON(raw)
+	return true
+}
+
+// decodeItems decodes listed items into the rows a table shows.
+func decodeItems[T any](items []json.RawMessage) ([]T, error) {
+	rows := make([]T, len(items))
+	for i, raw := range items {
+		if err := json.Unmarshal(raw, &rows[i]); err != nil {
+			return nil, fmt.Errorf("decode item %d: %w", i, err)
+		}
+	}
+	return rows, nil
+}
+
+// readJSONFile reads a JSON document from a file, or standard input for "-".
+func readJSONFile(cmd *cobra.Command, path string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, usagef("-f FILE is required (- reads standard input)")
+	}
+	var (
+		b   []byte
+		err error
+	)
+	if path == "-" {
+		b, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !json.Valid(b) {
+		name := path
+		if path == "-" {
+			name = "standard input"
+		}
+		return nil, fmt.Errorf("%s is not valid JSON", name)
+	}
+	return b, nil
 }

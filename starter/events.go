@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,37 +74,38 @@ type eventRow struct {
 
 func eventsListCmd(c *apiClient) *cobra.Command {
 	var typ string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List events, most recent first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var page struct {
-				Items []eventRow `json:"items"`
+			items, next, err := c.list("/api/v1/events"+query("type", typ), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
 			}
-			raw, _, err := c.call("GET", "/api/v1/events"+query("type", typ, "limit", strconv.Itoa(limit)), nil, &page)
-			if err != nil || c.printJSON(raw) {
+			rows, err := decodeItems[eventRow](items)
+			if err != nil {
 				return err
 			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tTYPE\tSOURCE\tDEPTH\tRECEIVED\tRULES")
-			for _, e := range page.Items {
+			for _, it := range rows {
 				rules := "waiting"
-				if e.Evaluation != nil {
-					rules = fmt.Sprintf("%d fired", e.Evaluation.RulesFired)
-					if e.Evaluation.Status != "evaluated" {
-						rules = e.Evaluation.Status + ": " + e.Evaluation.Reason
+				if it.Evaluation != nil {
+					rules = fmt.Sprintf("%d fired", it.Evaluation.RulesFired)
+					if it.Evaluation.Status != "evaluated" {
+						rules = it.Evaluation.Status + ": " + it.Evaluation.Reason
 					}
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", e.ID, e.Type, e.Source, e.Depth,
-					e.ReceivedAt.Local().Format(time.DateTime), rules)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", it.ID, it.Type, it.Source, it.Depth,
+					it.ReceivedAt.Local().Format(time.DateTime), rules)
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "only events of this type")
-	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
+	lf.add(cmd)
 	return cmd
 }
 

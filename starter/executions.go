@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,32 +109,32 @@ func executionsCmd(c *apiClient) *cobra.Command {
 
 func executionsListCmd(c *apiClient) *cobra.Command {
 	var workflow, status string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List executions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var page struct {
-				Items []executionView `json:"items"`
+			items, next, err := c.list("/api/v1/executions"+query("workflow_id", workflow, "status", status), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
 			}
-			raw, _, err := c.call("GET", "/api/v1/executions"+query("workflow_id", workflow, "status", status,
-				"limit", strconv.Itoa(limit)), nil, &page)
-			if err != nil || c.printJSON(raw) {
+			rows, err := decodeItems[executionView](items)
+			if err != nil {
 				return err
 			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tWORKFLOW\tVERSION\tSTATUS\tPRIORITY\tCREATED")
-			for _, e := range page.Items {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, e.WorkflowID, e.Version, e.Status, e.Priority,
-					e.CreatedAt.Local().Format(time.DateTime))
+			for _, it := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", it.ID, it.WorkflowID, it.Version, it.Status, it.Priority,
+					it.CreatedAt.Local().Format(time.DateTime))
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&workflow, "workflow", "", "only executions of this workflow id")
 	cmd.Flags().StringVar(&status, "status", "", "pending, running, completed, failed, cancelled, terminated")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
+	lf.add(cmd)
 	return cmd
 }
 

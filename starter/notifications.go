@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -173,29 +172,28 @@ func notificationShowCmd(c *apiClient) *cobra.Command {
 
 func notificationsListCmd(c *apiClient) *cobra.Command {
 	var channel, status, recipient string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List notifications, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var page struct {
-				Items []notificationView `json:"items"`
+			items, next, err := c.list("/api/v1/notifications"+query("channel", channel, "status", status, "recipient", recipient), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
 			}
-			path := "/api/v1/notifications" + query("channel", channel, "status", status, "recipient", recipient,
-				"limit", strconv.Itoa(limit))
-			raw, _, err := c.call("GET", path, nil, &page)
-			if err != nil || c.printJSON(raw) {
+			rows, err := decodeItems[notificationView](items)
+			if err != nil {
 				return err
 			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tCHANNEL\tSTATUS\tRECIPIENTS\tSUBJECT")
-			for _, n := range page.Items {
+			for _, it := range rows {
 				var rs []string
-				for _, d := range n.Deliveries {
+				for _, d := range it.Deliveries {
 					rs = append(rs, d.Recipient)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", n.ID, n.Channel, n.Status, strings.Join(rs, ","), n.Subject)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Channel, it.Status, strings.Join(rs, ","), it.Subject)
 			}
 			return w.Flush()
 		},
@@ -203,7 +201,7 @@ func notificationsListCmd(c *apiClient) *cobra.Command {
 	cmd.Flags().StringVar(&channel, "channel", "", "email or sms")
 	cmd.Flags().StringVar(&status, "status", "", "queued, sending, sent, delivered, failed, partially_failed")
 	cmd.Flags().StringVar(&recipient, "recipient", "", "an email address or phone number")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
+	lf.add(cmd)
 	return cmd
 }
 

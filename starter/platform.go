@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -78,6 +79,45 @@ func infoCmd(c *apiClient) *cobra.Command {
 			return w.Flush()
 		},
 	}
+}
+
+func versionCmd(c *apiClient) *cobra.Command {
+	var clientOnly bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Show the CLI's version and the service's (--client: the CLI's only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client := cmd.Root().Version
+			var info struct {
+				Version string `json:"version"`
+				Env     string `json:"env"`
+			}
+			var err error
+			if !clientOnly {
+				_, _, err = c.call("GET", "/info", nil, &info)
+			}
+			if c.output == "json" {
+				out := map[string]any{"client": client}
+				if !clientOnly && err == nil {
+					out["server"] = map[string]string{"version": info.Version, "env": info.Env, "url": c.baseURL}
+				}
+				raw, _ := json.Marshal(out)
+				c.printJSON(raw)
+			} else {
+				fmt.Fprintf(c.out, "starter %s\n", client)
+				if !clientOnly && err == nil {
+					fmt.Fprintf(c.out, "service %s (%s, %s)\n", info.Version, info.Env, c.baseURL)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("the service's version: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&clientOnly, "client", false, "the CLI's version only (no request)")
+	return cmd
 }
 
 func pingCmd(c *apiClient) *cobra.Command {

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +12,8 @@ import (
 
 func rulesCmd(c *apiClient) *cobra.Command {
 	cmd := &cobra.Command{Use: "rules", Short: "Manage automation rules"}
-	cmd.AddCommand(rulesListCmd(c), rulesTestCmd(c), rulesExecutionsCmd(c))
+	cmd.AddCommand(rulesListCmd(c), rulesShowCmd(c), rulesWriteCmd(c, false), rulesWriteCmd(c, true),
+		rulesSetEnabledCmd(c, "enable"), rulesSetEnabledCmd(c, "disable"), rulesTestCmd(c), rulesExecutionsCmd(c))
 	return cmd
 }
 
@@ -35,28 +34,24 @@ type ruleRow struct {
 
 func rulesListCmd(c *apiClient) *cobra.Command {
 	var enabled, trigger string
-	var limit int
-	var all bool
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List automation rules, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			items, err := listPages[ruleRow](c, "/api/v1/automation/rules"+query("enabled", enabled,
-				"trigger_type", trigger, "limit", strconv.Itoa(limit)), all)
+			items, next, err := c.list("/api/v1/automation/rules"+query("enabled", enabled, "trigger_type", trigger), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
+			}
+			rows, err := decodeItems[ruleRow](items)
 			if err != nil {
 				return err
 			}
-			if c.output == "json" {
-				raw, _ := json.Marshal(items)
-				c.printJSON(raw)
-				return nil
-			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tNAME\tTRIGGER\tPRIORITY\tENABLED\tVERSION\tUPDATED")
-			for _, r := range items {
-				trig := r.Trigger.Type + " " + r.Trigger.EventType + r.Trigger.Cron + r.Trigger.Source
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%t\t%d\t%s\n", r.ID, r.Name, strings.TrimSpace(trig), r.Priority,
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%t\t%d\t%s\n", r.ID, r.Name, r.trigger(), r.Priority,
 					r.Enabled, r.Version, r.UpdatedAt.Local().Format(time.DateTime))
 			}
 			return w.Flush()
@@ -64,9 +59,74 @@ func rulesListCmd(c *apiClient) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&enabled, "enabled", "", "true or false")
 	cmd.Flags().StringVar(&trigger, "trigger-type", "", "event, schedule or webhook")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
-	cmd.Flags().BoolVar(&all, "all", false, "follow next_cursor through every page")
+	lf.add(cmd)
 	return cmd
+}
+
+func (r ruleRow) trigger() string {
+	return strings.TrimSpace(r.Trigger.Type + " " + r.Trigger.EventType + r.Trigger.Cron + r.Trigger.Source)
+}
+
+func rulesShowCmd(c *apiClient) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a rule's definition (JSON)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.showJSON("/api/v1/automation/rules/" + args[0])
+		},
+	}
+}
+
+// rulesWriteCmd is `rules create -f rule.json` (POST) or `rules update ID -f rule.json` (PUT: the
+// file replaces the definition, a new version).
+func rulesWriteCmd(c *apiClient, update bool) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "create -f rule.json",
+		Short: "Create a rule from a JSON file (the API's body; - reads standard input)",
+		Args:  cobra.NoArgs,
+	}
+	if update {
+		cmd.Use, cmd.Short, cmd.Args = "update ID -f rule.json", "Replace a rule's definition with a JSON file (a new version)", cobra.ExactArgs(1)
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		body, err := readJSONFile(cmd, file)
+		if err != nil {
+			return err
+		}
+		method, path := "POST", "/api/v1/automation/rules"
+		if update {
+			method, path = "PUT", path+"/"+args[0]
+		}
+		var r ruleRow
+		raw, _, err := c.call(method, path, body, &r)
+		if err != nil || c.printJSON(raw) {
+			return err
+		}
+		fmt.Fprintf(c.out, "rule %s %q version %d (%s, enabled=%t)\n", r.ID, r.Name, r.Version, r.trigger(), r.Enabled)
+		return nil
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the rule, a JSON file (- for standard input)")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+func rulesSetEnabledCmd(c *apiClient, verb string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " ID",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a rule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r ruleRow
+			raw, _, err := c.call("POST", "/api/v1/automation/rules/"+args[0]+"/"+verb, nil, &r)
+			if err != nil || c.printJSON(raw) {
+				return err
+			}
+			fmt.Fprintf(c.out, "rule %s enabled=%t\n", r.ID, r.Enabled)
+			return nil
+		},
+	}
 }
 
 type conditionRow struct {
@@ -118,19 +178,9 @@ func rulesTestCmd(c *apiClient) *cobra.Command {
 		Short: "Dry run: what the rule would do with the event (conditions, rendered actions); nothing is sent",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			var err error
-			if file == "-" {
-				raw, err = io.ReadAll(cmd.InOrStdin())
-			} else {
-				raw, err = os.ReadFile(file)
-			}
+			event, err := readJSONFile(cmd, file)
 			if err != nil {
-				return fmt.Errorf("read the event: %w", err)
-			}
-			var event json.RawMessage
-			if err := json.Unmarshal(raw, &event); err != nil {
-				return fmt.Errorf("%s is not JSON: %w", file, err)
+				return err
 			}
 			var res struct {
 				TriggerMatched bool           `json:"trigger_matched"`
@@ -174,7 +224,7 @@ func rulesTestCmd(c *apiClient) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the sample event, a JSON file (- for stdin)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", `the sample event, a JSON file (- for stdin): {"type": "user.created", "data": {"user": {…}}}`)
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
@@ -214,25 +264,25 @@ func printExecutions(c *apiClient, list []executionRow) {
 
 func rulesExecutionsCmd(c *apiClient) *cobra.Command {
 	var status string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "executions ID",
 		Short: "A rule's executions: matched or not and why, actions with status",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var page struct {
-				Items []executionRow `json:"items"`
-			}
-			path := "/api/v1/automation/rules/" + args[0] + "/executions" + query("status", status, "limit", strconv.Itoa(limit))
-			raw, _, err := c.call("GET", path, nil, &page)
-			if err != nil || c.printJSON(raw) {
+			items, next, err := c.list("/api/v1/automation/rules/"+args[0]+"/executions"+query("status", status), &lf)
+			if err != nil || c.printList(items, next) {
 				return err
 			}
-			printExecutions(c, page.Items)
+			rows, err := decodeItems[executionRow](items)
+			if err != nil {
+				return err
+			}
+			printExecutions(c, rows)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only executions with this status")
-	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
+	lf.add(cmd)
 	return cmd
 }

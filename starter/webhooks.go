@@ -38,33 +38,34 @@ type endpointSummary struct {
 
 func webhookEndpointsListCmd(c *apiClient) *cobra.Command {
 	var enabled string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List webhook endpoints, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var page struct {
-				Items []endpointSummary `json:"items"`
+			items, next, err := c.list("/api/v1/webhooks/endpoints"+query("enabled", enabled), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
 			}
-			raw, _, err := c.call("GET", "/api/v1/webhooks/endpoints"+query("enabled", enabled, "limit", strconv.Itoa(limit)), nil, &page)
-			if err != nil || c.printJSON(raw) {
+			rows, err := decodeItems[endpointSummary](items)
+			if err != nil {
 				return err
 			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tNAME\tURL\tEVENTS\tENABLED\tFAILURES")
-			for _, e := range page.Items {
-				state := strconv.FormatBool(e.Enabled)
-				if !e.Enabled && e.DisabledReason != "" {
-					state += " (" + e.DisabledReason + ")"
+			for _, it := range rows {
+				state := strconv.FormatBool(it.Enabled)
+				if !it.Enabled && it.DisabledReason != "" {
+					state += " (" + it.DisabledReason + ")"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", e.ID, e.Name, e.URL, strings.Join(e.Events, ","), state, e.ConsecutiveFailures)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", it.ID, it.Name, it.URL, strings.Join(it.Events, ","), state, it.ConsecutiveFailures)
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&enabled, "enabled", "", "true or false")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
+	lf.add(cmd)
 	return cmd
 }
 
@@ -295,30 +296,29 @@ type deliverySummary struct {
 
 func webhookDeliveriesListCmd(c *apiClient) *cobra.Command {
 	var endpoint, message, eventType, status string
-	var limit int
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List deliveries, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var page struct {
-				Items []deliverySummary `json:"items"`
+			items, next, err := c.list("/api/v1/webhooks/deliveries"+query("endpoint_id", endpoint, "message_id", message, "event_type", eventType, "status", status), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
 			}
-			path := "/api/v1/webhooks/deliveries" + query("endpoint_id", endpoint, "message_id", message,
-				"event_type", eventType, "status", status, "limit", strconv.Itoa(limit))
-			raw, _, err := c.call("GET", path, nil, &page)
-			if err != nil || c.printJSON(raw) {
+			rows, err := decodeItems[deliverySummary](items)
+			if err != nil {
 				return err
 			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tENDPOINT\tEVENT\tSTATUS\tATTEMPTS\tLAST\tCREATED")
-			for _, d := range page.Items {
-				last := d.LastError
-				if d.LastStatusCode != 0 {
-					last = strconv.Itoa(d.LastStatusCode)
+			for _, it := range rows {
+				last := it.LastError
+				if it.LastStatusCode != 0 {
+					last = strconv.Itoa(it.LastStatusCode)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EndpointID, d.EventType, d.Status, d.AttemptCount,
-					last, d.CreatedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", it.ID, it.EndpointID, it.EventType, it.Status, it.AttemptCount,
+					last, it.CreatedAt.Local().Format(time.DateTime))
 			}
 			return w.Flush()
 		},
@@ -327,7 +327,7 @@ func webhookDeliveriesListCmd(c *apiClient) *cobra.Command {
 	cmd.Flags().StringVar(&message, "message", "", "message id")
 	cmd.Flags().StringVar(&eventType, "event-type", "", "event type")
 	cmd.Flags().StringVar(&status, "status", "", "pending, succeeded or failed")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
+	lf.add(cmd)
 	return cmd
 }
 

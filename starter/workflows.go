@@ -2,11 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,26 +27,23 @@ type workflowSummary struct {
 
 func workflowsListCmd(c *apiClient) *cobra.Command {
 	var name, trigger, enabled string
-	var limit int
-	var all bool
+	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List workflow definitions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			items, err := listPages[workflowSummary](c, "/api/v1/workflows"+query("name", name,
-				"trigger_type", trigger, "enabled", enabled, "limit", strconv.Itoa(limit)), all)
+			items, next, err := c.list("/api/v1/workflows"+query("name", name, "trigger_type", trigger, "enabled", enabled), &lf)
+			if err != nil || c.printList(items, next) {
+				return err
+			}
+			rows, err := decodeItems[workflowSummary](items)
 			if err != nil {
 				return err
 			}
-			if c.output == "json" {
-				raw, _ := json.Marshal(items)
-				c.printJSON(raw)
-				return nil
-			}
 			w := c.table()
 			fmt.Fprintln(w, "ID\tNAME\tTRIGGER\tENABLED\tVERSION\tUPDATED")
-			for _, it := range items {
+			for _, it := range rows {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%d\t%s\n", it.ID, it.Name, it.TriggerType, it.Enabled, it.Version,
 					it.UpdatedAt.Local().Format(time.DateTime))
 			}
@@ -60,29 +53,8 @@ func workflowsListCmd(c *apiClient) *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "only definitions with this name")
 	cmd.Flags().StringVar(&trigger, "trigger-type", "", "manual, event, schedule or webhook")
 	cmd.Flags().StringVar(&enabled, "enabled", "", "true or false")
-	cmd.Flags().IntVar(&limit, "limit", 50, "page size (1-200)")
-	cmd.Flags().BoolVar(&all, "all", false, "follow next_cursor through every page")
+	lf.add(cmd)
 	return cmd
-}
-
-// readDefinition reads a JSON definition from a file ("-" is standard input).
-func readDefinition(path string) (json.RawMessage, error) {
-	var (
-		b   []byte
-		err error
-	)
-	if path == "-" {
-		b, err = io.ReadAll(os.Stdin)
-	} else {
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !json.Valid(b) {
-		return nil, fmt.Errorf("%s is not valid JSON", path)
-	}
-	return b, nil
 }
 
 func workflowsCreateCmd(c *apiClient) *cobra.Command {
@@ -92,10 +64,7 @@ func workflowsCreateCmd(c *apiClient) *cobra.Command {
 		Short: "Create a workflow definition from a JSON file (--update ID makes it a new version of ID)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return errors.New("-f definition.json is required (- reads standard input)")
-			}
-			def, err := readDefinition(file)
+			def, err := readJSONFile(cmd, file)
 			if err != nil {
 				return err
 			}

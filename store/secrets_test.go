@@ -127,8 +127,11 @@ func TestFailedStatementsAreLoggedWithoutValues(t *testing.T) {
 		if err := s.CreateWebhookEndpoint(ctx, &e); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateWebhookEndpoint(ctx, &e); !errors.Is(err, store.ErrConflict) {
-			t.Fatalf("a second endpoint with the same id: %v", err)
+		// A statement that fails for a reason callers do not expect (a unique-key refusal is
+		// expected and logged at debug): a row without its required columns.
+		if err := s.DB().WithContext(ctx).Exec("INSERT INTO webhook_endpoints (id, name, secret, url) VALUES (?, ?, ?, NULL)",
+			"ep-2", e.Name, secret).Error; err == nil || errors.Is(err, store.ErrConflict) {
+			t.Fatalf("an endpoint without a URL: %v", err)
 		}
 		out := logs.String()
 		if !strings.Contains(out, "SQL executed") || !strings.Contains(out, "webhook_endpoints") {

@@ -72,13 +72,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	gcfg := &gorm.Config{
 		// Failed and slow statements are logged without their bound values: those include
-		// encrypted secrets, header values and users' data.
-		Logger: logger.NewSlogLogger(o.Logger.With("component", "gorm"), logger.Config{
-			SlowThreshold:             500 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true,
-		}),
+		// encrypted secrets, header values and users' data. Unique-key refusals, which
+		// callers handle, are logged at debug (sqlLogger).
+		Logger: sqlLogger{log: o.Logger.With("component", "gorm"), Interface: logger.NewSlogLogger(
+			o.Logger.With("component", "gorm"), logger.Config{
+				SlowThreshold:             500 * time.Millisecond,
+				LogLevel:                  logger.Warn,
+				IgnoreRecordNotFoundError: true,
+				ParameterizedQueries:      true,
+			})},
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		SkipDefaultTransaction: true,
 	}

@@ -13,10 +13,12 @@ import (
 	_ "modernc.org/sqlite" // the SQLite driver, when DATABASE_URL is unset
 
 	"github.com/pyairtable/automation-domain/app"
+	"github.com/pyairtable/automation-domain/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; buildinfo.Version falls back to
+// what the toolchain or git records.
+var version string
 
 func main() {
 	app.RunEvalHelper() // first: a helper process of this binary evaluates and exits here
@@ -27,7 +29,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Version: version, Worker: true}); err != nil {
+	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Version: buildinfo.Version(version), Worker: true}); err != nil {
 		log.Error("exit", "error", err)
 		os.Exit(1)
 	}

@@ -17,10 +17,12 @@ import (
 	"github.com/pyairtable/automation-domain/app"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/devserver"
+	"github.com/pyairtable/automation-domain/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; buildinfo.Version falls back to
+// what the toolchain or git records.
+var version string
 
 func main() {
 	app.RunEvalHelper() // first: a helper process of this binary evaluates and exits here
@@ -38,7 +40,7 @@ func main() {
 	switch cmd {
 	case "run":
 		err = app.Run(ctx, app.Options{
-			Config: cfg, Logger: log, Version: version, API: true, Worker: true,
+			Config: cfg, Logger: log, Version: buildinfo.Version(version), API: true, Worker: true,
 			StartTemporal: func(c *config.Config, l *slog.Logger) (app.Embedded, error) {
 				return devserver.FromConfig(c, l)
 			},
