@@ -139,7 +139,14 @@ func (s *Server) ready(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "5")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "draining"})
 	}
-	down := failing(s.runChecks(c.Request().Context()))
+	results := s.runChecks(c.Request().Context())
+	if s.starting.Load() {
+		for name, r := range results {
+			r.Optional = false
+			results[name] = r
+		}
+	}
+	down := failing(results)
 	if len(down) > 0 {
 		c.Response().Header().Set("Retry-After", "2")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "failing": down})

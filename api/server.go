@@ -82,6 +82,9 @@ type Server struct {
 	http     *http.Server
 	// draining is set once the server is told to stop: /ready answers 503 from then on.
 	draining atomic.Bool
+	// starting is set while the process has not finished starting (Temporal not reached yet):
+	// /ready then counts optional dependencies as required.
+	starting atomic.Bool
 
 	events    *events.Bus
 	templates *templating.Engine
@@ -225,6 +228,14 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	return nil
 }
+
+// Starting makes /ready require every dependency, optional ones too, until Started: a process
+// that has not reached Temporal yet is not ready, although a running API rides out a Temporal
+// outage.
+func (s *Server) Starting() { s.starting.Store(true) }
+
+// Started ends Starting.
+func (s *Server) Started() { s.starting.Store(false) }
 
 // Drain makes /ready answer 503 (draining) while the server goes on serving: load balancers
 // stop sending requests before Shutdown stops accepting them.

@@ -130,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
+		server.Starting()
 		listener = o.Listener
 		if listener == nil {
 			addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
@@ -264,6 +265,9 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("ready", attrs...)
 	} else {
 		log.Info("ready", "worker", "polling task queue", "temporal", cfg.TemporalAddress)
+	}
+	if server != nil {
+		server.Started()
 	}
 	close(started)
 	if o.Ready != nil {
