@@ -30,7 +30,7 @@ import (
 //   - after a worker change no due delivery waits more than 10 s, and a stopped worker exits
 //     within seconds;
 //   - with Redis down /ready stays 200 everywhere, /health/detailed says degraded, and p99
-//     request latency at most doubles;
+//     request latency at most doubles (or stays under 500 ms: no request waits on a Redis dial);
 //   - with Temporal down an execution answers 503 with Retry-After within 1.5 s and leaves no
 //     failed execution, and messages and events answer 202 in under 100 ms (p50);
 //   - in the end nothing accepted is lost: every message and event reached every endpoint
@@ -258,8 +258,10 @@ func TestFaultsInProductionShape(t *testing.T) {
 			dumpHistory(t, temporal.Address(), webhooks.DispatcherWorkflowID(endpointIDs[p.MaxWaitEndpoint]), p.From, p.To)
 		}
 	}
-	if down := report.Phase("redis stopped").P99; down > 2*steady.P99 {
-		t.Errorf("with Redis down the requests' p99 is %.1f ms, more than twice the %.1f ms before", ms(down), ms(steady.P99))
+	// A request that dials Redis waits ~2 s for it; scheduling noise on a loaded machine moves a
+	// p99 by a few hundred milliseconds, so the bound is the larger of twice steady and 500 ms.
+	if down, bound := report.Phase("redis stopped").P99, max(2*steady.P99, 500*time.Millisecond); down > bound {
+		t.Errorf("with Redis down the requests' p99 is %.1f ms, more than %.1f ms (steady p99 %.1f ms)", ms(down), ms(bound), ms(steady.P99))
 	}
 	temporalDown := report.Phase("temporal stopped")
 	for _, kind := range []string{"message", "event"} {
