@@ -336,8 +336,8 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	return nil
 }
 
-// KeepReconciling runs Reconcile until it succeeds or ctx ends, every retry seconds (a worker
-// runs it at start-up, when Temporal may not answer yet).
+// KeepReconciling runs Reconcile until it succeeds or ctx ends, waiting retry between attempts
+// (a worker runs it at start-up, when Temporal may not answer yet).
 func (s *Service) KeepReconciling(ctx context.Context, retry time.Duration) {
 	for attempt := 0; ; attempt++ {
 		err := s.Reconcile(ctx)
