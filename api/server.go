@@ -1,5 +1,8 @@
-// Package api is the service's HTTP interface: an Echo server whose handlers validate requests,
-// read and write the store, and start, signal and query Temporal workflows.
+// Package api is the service's HTTP interface: an Echo server whose handlers bind and validate
+// requests, call the domain services (rules, notify, engine, webhooks, events, diagnostics) and
+// map their errors onto the API's statuses. Handlers hold no domain logic and run no store
+// transactions: every service is built once, by the composition root (package app), and passed
+// in Options.
 package api
 
 import (
@@ -15,28 +18,24 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/rules"
-	"github.com/pyairtable/automation-domain/store"
-	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/webhooks"
-	"github.com/pyairtable/automation-domain/workflows"
 )
 
-// Options are the server's dependencies.
+// Options are the server's dependencies. Every service is required: the server builds none of
+// its own.
 type Options struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Version  string
-	Store    *store.Store
-	Temporal client.Client
-	Limiter  ratelimit.Limiter
+	Config  *config.Config
+	Logger  *slog.Logger
+	Version string
+	Limiter ratelimit.Limiter
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// Gatherer is what /metrics serves; defaults to Registry.
@@ -45,68 +44,59 @@ type Options struct {
 	Checks []Check
 	// Modes says how each part runs ("temporal": "embedded", …), for /info and the start-up log.
 	Modes map[string]string
-	// Notify is the notification module; New builds one over Store and Temporal when nil.
+	// Rules is the rules domain behind /api/v1/automation and the event reads.
+	Rules *rules.Service
+	// Notify is the notification module behind /api/v1/notifications.
 	Notify *notify.Service
-	// Workflows is the workflow engine; nil builds one over Store and Temporal without the
-	// notification and webhook steps.
+	// Workflows is the workflow engine behind /api/v1/workflows and /api/v1/executions.
 	Workflows *engine.Service
-	// Events is the event bus POST /api/v1/events publishes on (a bus without subscribers when
-	// nil).
-	Events *events.Bus
-	// Templates renders rule templates for validation and dry runs (a new engine when nil).
-	Templates *templating.Engine
-	// Expressions evaluates rule expression conditions in dry runs (in process when nil).
-	Expressions *rules.Expressions
-	// RuleTargets say which rule action types are available (see rules.Targets).
-	RuleTargets rules.Targets
 	// Webhooks is the webhook module behind /api/v1/webhooks.
 	Webhooks *webhooks.Service
+	// Events is the event bus POST /api/v1/events publishes on.
+	Events *events.Bus
+	// Diagnostics runs POST /api/v1/diagnostics/ping.
+	Diagnostics *diagnostics.Service
 }
 
 // Server is the HTTP API.
 type Server struct {
-	opts     Options
-	cfg      *config.Config
-	log      *slog.Logger
-	echo     *echo.Echo
-	store    *store.Store
-	temporal client.Client
-	limiter  ratelimit.Limiter
-	notify   *notify.Service
-	engine   *engine.Service
-	metrics  *httpMetrics
-	spec     *openAPISpec
-	auth     *authenticator
-	webhooks *webhooks.Service
-	started  time.Time
-	http     *http.Server
+	opts    Options
+	cfg     *config.Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	limiter ratelimit.Limiter
+	metrics *httpMetrics
+	spec    *openAPISpec
+	auth    *authenticator
+	started time.Time
+	http    *http.Server
 	// draining is set once the server is told to stop: /ready answers 503 from then on.
 	draining atomic.Bool
 	// starting is set while the process has not finished starting (Temporal not reached yet):
 	// /ready then counts optional dependencies as required.
 	starting atomic.Bool
 
-	events    *events.Bus
-	templates *templating.Engine
-	schedules *rules.Schedules
+	rules       *rules.Service
+	notify      *notify.Service
+	engine      *engine.Service
+	webhooks    *webhooks.Service
+	events      *events.Bus
+	diagnostics *diagnostics.Service
 }
 
 // New builds the server and its routes.
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Store == nil || o.Temporal == nil || o.Limiter == nil || o.Registry == nil {
-		return nil, errors.New("api: Config, Store, Temporal, Limiter and Registry are required")
+	if o.Config == nil || o.Limiter == nil || o.Registry == nil {
+		return nil, errors.New("api: Config, Limiter and Registry are required")
+	}
+	if o.Rules == nil || o.Notify == nil || o.Workflows == nil || o.Webhooks == nil || o.Events == nil || o.Diagnostics == nil {
+		return nil, errors.New("api: the Rules, Notify, Workflows, Webhooks, Events and Diagnostics services are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Gatherer == nil {
 		o.Gatherer = o.Registry
-	}
-	if o.Events == nil {
-		o.Events = events.NewBus(o.Store, o.Logger)
-	}
-	if o.Templates == nil {
-		o.Templates = templating.New(templating.Options{})
 	}
 	m, err := newHTTPMetrics(o.Registry)
 	if err != nil {
@@ -116,23 +106,12 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Notify == nil {
-		o.Notify, err = notify.New(notify.Options{Config: o.Config, Store: o.Store, Temporal: o.Temporal,
-			Templates: templating.New(templating.Options{}), Events: events.NewBus(o.Store, o.Logger), Log: o.Logger})
-		if err != nil {
-			return nil, err
-		}
-	}
-	if o.Workflows == nil {
-		o.Workflows = engine.New(engine.Options{Store: o.Store, Temporal: o.Temporal,
-			Templates: templating.New(templating.Options{}), Egress: o.Config.EgressPolicy(), Log: o.Logger})
-	}
 	s := &Server{
-		opts: o, cfg: o.Config, log: o.Logger, store: o.Store, temporal: o.Temporal,
-		limiter: o.Limiter, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, metrics: m,
-		spec: spec, auth: newAuthenticator(o.Config.InternalAPIKey, o.Config.JWTSecretKey),
-		started: time.Now(), events: o.Events, templates: o.Templates,
-		schedules: &rules.Schedules{Temporal: o.Temporal, TaskQueue: workflows.TaskQueue},
+		opts: o, cfg: o.Config, log: o.Logger, limiter: o.Limiter, metrics: m, spec: spec,
+		auth:    newAuthenticator(o.Config.InternalAPIKey, o.Config.JWTSecretKey),
+		started: time.Now(),
+		rules:   o.Rules, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, events: o.Events,
+		diagnostics: o.Diagnostics,
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -264,5 +243,3 @@ func WorkflowURL(uiBase, namespace, workflowID, runID string) string {
 func (s *Server) workflowURL(workflowID, runID string) string {
 	return WorkflowURL(s.cfg.TemporalUIURL, s.cfg.TemporalNamespace, workflowID, runID)
 }
-
-func newID() string { return store.NewID() }

@@ -21,10 +21,17 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/diagnostics"
+	"github.com/pyairtable/automation-domain/engine"
+	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/logging"
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/webhooks"
 )
 
 const testKey = "test-api-key-0123456789"
@@ -50,7 +57,9 @@ func (b *syncBuffer) String() string {
 
 type testServer struct {
 	*Server
-	logs *syncBuffer
+	logs     *syncBuffer
+	store    *store.Store
+	temporal client.Client
 }
 
 // newTestServer serves the real routes over a real SQLite store. Temporal is a client pointed at a
@@ -84,8 +93,9 @@ func newTestServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	}
 	t.Cleanup(tc.Close)
 	logs := &syncBuffer{}
-	s, err := New(Options{
-		Config: cfg, Logger: logging.New(logs, false, "debug"), Version: "test", Store: st, Temporal: tc,
+	log := logging.New(logs, false, "debug")
+	opts := Options{
+		Config: cfg, Logger: log, Version: "test",
 		Limiter: ratelimit.NewLocal(), Registry: prometheus.NewRegistry(),
 		Checks: []Check{
 			{Name: "database", Mode: "sqlite", Probe: st.Ping},
@@ -96,11 +106,31 @@ func newTestServer(t *testing.T, mutate func(*config.Config)) *testServer {
 			{Name: "redis", Mode: "in-process"},
 		},
 		Modes: map[string]string{"temporal": "external", "database": "sqlite", "rate_limit": "in-process"},
-	})
+	}
+	// The services, built once here as the composition root (package app) does, without the
+	// modules that rule actions and workflow steps call.
+	templates := templating.New(templating.Options{})
+	opts.Events = events.NewBus(st, log)
+	if opts.Notify, err = notify.New(notify.Options{Config: cfg, Store: st, Temporal: tc, Templates: templates,
+		Events: opts.Events, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	opts.Workflows = engine.New(engine.Options{Store: st, Temporal: tc, Templates: templates, Egress: cfg.EgressPolicy(), Log: log})
+	if opts.Webhooks, err = webhooks.New(webhooks.Options{Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: tc,
+		Events: opts.Events, Egress: cfg.EgressPolicy(), ServiceSecret: "w", Registry: prometheus.NewRegistry(), Log: log,
+		TaskQueue: "automation"}); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Rules, err = rules.NewService(rules.ServiceOptions{Store: st, Temporal: tc, TaskQueue: "automation",
+		Templates: templates, MaxDepth: cfg.RulesMaxDepth, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	opts.Diagnostics = diagnostics.New(tc, "automation")
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{Server: s, logs: logs}
+	return &testServer{Server: s, logs: logs, store: st, temporal: tc}
 }
 
 type response struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
@@ -76,6 +77,11 @@ type Deps struct {
 	RuleTargets rules.Targets
 	// Webhooks is the webhook module (endpoints, fan-out, inbound); subscribed to Events.
 	Webhooks *webhooks.Service
+	// Rules is the rules domain (CRUD, versions, Schedule sync and reconciliation, dry runs,
+	// rule executions and event reads).
+	Rules *rules.Service
+	// Diagnostics runs the ping workflow.
+	Diagnostics *diagnostics.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -197,6 +203,15 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		},
 	})
 	d.wireModules()
+	d.Rules, err = rules.NewService(rules.ServiceOptions{
+		Store: st, Temporal: d.Temporal, TaskQueue: workflows.TaskQueue, Templates: d.Templates,
+		Expressions: d.Expressions, Targets: d.RuleTargets, MaxDepth: cfg.RulesMaxDepth,
+		Log: log.With("component", "rules"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Diagnostics = diagnostics.New(d.Temporal, workflows.TaskQueue)
 	// Every stored event fans out to the webhook endpoints subscribed to its type and is
 	// signalled into the rules engine's evaluator workflows.
 	d.Events.Subscribe(d.Webhooks.Subscriber())
@@ -232,6 +247,17 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// APIOptions are the API server's dependencies: the services built by Open, each the one
+// instance this process has (the API builds none of its own).
+func (d *Deps) APIOptions(version string) api.Options {
+	return api.Options{
+		Config: d.Config, Logger: d.Log, Version: version, Limiter: d.Limiter, Registry: d.Registry,
+		Checks: d.Checks(), Modes: d.Modes,
+		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events,
+		Diagnostics: d.Diagnostics,
 	}
 }
 

@@ -120,13 +120,7 @@ func Run(ctx context.Context, o Options) error {
 	var server *api.Server
 	started := make(chan struct{}) // closed once every part is up
 	if o.API {
-		server, err = api.New(api.Options{
-			Config: cfg, Logger: log, Version: o.Version, Store: deps.Store, Temporal: deps.Temporal,
-			Limiter: deps.Limiter, Registry: deps.Registry, Checks: deps.Checks(), Modes: deps.Modes,
-			Notify: deps.Notify, Workflows: deps.Workflows,
-			Events: deps.Events, Templates: deps.Templates, Expressions: deps.Expressions, RuleTargets: deps.RuleTargets,
-			Webhooks: deps.Webhooks,
-		})
+		server, err = api.New(deps.APIOptions(o.Version))
 		if err != nil {
 			return err
 		}
@@ -236,7 +230,7 @@ func Run(ctx context.Context, o Options) error {
 		})
 		// The rules engine's Schedules (schedule triggers, event retention).
 		g.Go(func() error {
-			deps.ensureRuleSchedules(gctx)
+			deps.Rules.KeepReconciling(gctx, 3*time.Second)
 			return nil
 		})
 		// The wake-ups other processes send to this process's sender sessions.
