@@ -9,9 +9,9 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
@@ -35,7 +35,7 @@ func (d *Deps) wireModules() {
 // notification fails the step without a second round of retries).
 type stepNotifier struct{ notify *notify.Service }
 
-func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
+func (n stepNotifier) SendStepNotification(ctx context.Context, req ports.StepNotification) (ports.StepNotificationResult, error) {
 	meta := map[string]any{"workflow_execution_id": req.ExecutionID, "workflow_step_id": req.StepID}
 	var (
 		sent notify.Notification
@@ -58,15 +58,15 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 	}
 	if err != nil {
 		if refused(err) {
-			return activities.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
+			return ports.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
 		}
-		return activities.StepNotificationResult{}, err
+		return ports.StepNotificationResult{}, err
 	}
 	done, err := n.await(ctx, sent.ID)
 	if err != nil {
-		return activities.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
+		return ports.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
 	}
-	res := activities.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
+	res := ports.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
 	if done.Status == store.StatusFailed {
 		msg := fmt.Sprintf("notification %s failed for every recipient", done.ID)
 		if len(done.Deliveries) > 0 && done.Deliveries[0].Error != "" {
@@ -160,10 +160,10 @@ func permanentIfRefused(err error) error {
 // message is stored with a delivery per endpoint (the webhook module retries each delivery).
 type webhookSender struct{ webhooks *webhooks.Service }
 
-func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepWebhook) (activities.StepWebhookResult, error) {
+func (w webhookSender) SendStepWebhook(ctx context.Context, req ports.StepWebhook) (ports.StepWebhookResult, error) {
 	payload, err := json.Marshal(req.Payload)
 	if err != nil {
-		return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(
+		return ports.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(
 			"webhook payload is not JSON: "+err.Error(), "WebhookRefused", nil)
 	}
 	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
@@ -172,11 +172,11 @@ func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepW
 	})
 	if err != nil {
 		if webhookRefused(err) {
-			return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", err)
+			return ports.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", err)
 		}
-		return activities.StepWebhookResult{}, err
+		return ports.StepWebhookResult{}, err
 	}
-	res := activities.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
+	res := ports.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
 	for _, d := range m.Deliveries {
 		res.DeliveryIDs = append(res.DeliveryIDs, d.ID)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
-	"github.com/pyairtable/automation-domain/workflows"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // ExecuteRequest asks for one execution of a definition.
@@ -138,13 +138,13 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 	// is the execution's, so a repeated start finds the first run instead of making another.
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       e.TemporalWorkflowID,
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                wire.TaskQueue,
 		WorkflowExecutionTimeout: def.ExecutionTimeout() + definition.TemporalTimeoutMargin,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Priority:                 temporal.Priority{PriorityKey: definition.PriorityKey(e.Priority)},
 		StaticSummary:            fmt.Sprintf("%s (v%d)", def.Name, e.Version),
-	}, workflows.Interpreter, workflows.RunInput{
+	}, InterpreterWorkflow, RunInput{
 		ExecutionID: e.ID, DefinitionID: e.WorkflowID, Version: e.Version, Priority: e.Priority,
 		TriggeredBy: e.TriggeredBy, Cause: eventCause(req.Cause),
 	})
@@ -220,7 +220,7 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	}
 	// Query first, read the step records after: every step the live state has seen finish has
 	// been recorded by then (activities write before they return).
-	var live workflows.RunState
+	var live RunState
 	hasLive := false
 	if e.Status == store.ExecutionRunning {
 		live, hasLive = s.queryState(ctx, e)
@@ -296,16 +296,16 @@ func isFinal(status string) bool {
 	return false
 }
 
-func (s *Service) queryState(ctx context.Context, e store.Execution) (workflows.RunState, bool) {
+func (s *Service) queryState(ctx context.Context, e store.Execution) (RunState, bool) {
 	qctx, cancel := context.WithTimeout(ctx, liveQueryTimeout)
 	defer cancel()
-	res, err := s.temporal.QueryWorkflow(qctx, e.TemporalWorkflowID, e.TemporalRunID, workflows.StateQuery)
+	res, err := s.temporal.QueryWorkflow(qctx, e.TemporalWorkflowID, e.TemporalRunID, StateQuery)
 	if err != nil {
-		return workflows.RunState{}, false
+		return RunState{}, false
 	}
-	var st workflows.RunState
+	var st RunState
 	if err := res.Get(&st); err != nil {
-		return workflows.RunState{}, false
+		return RunState{}, false
 	}
 	return st, true
 }
@@ -394,9 +394,9 @@ func (s *Service) temporalError(e store.Execution, err error) error {
 	return err
 }
 
-func eventCause(e *store.Event) *workflows.EventCause {
+func eventCause(e *store.Event) *EventCause {
 	if e == nil || e.ID == "" {
 		return nil
 	}
-	return &workflows.EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
+	return &EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
 }
