@@ -148,7 +148,7 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 	seen := map[string]bool{}
 	for i, n := range r.To {
 		switch {
-		case !sms.ValidE164(n):
+		case !validation.IsE164(n):
 			p.Add(validation.Index("to", i), "%q is not an E.164 phone number (+14155550100)", n)
 		case seen[n]:
 			p.Add(validation.Index("to", i), "%q is listed twice", n)
