@@ -184,18 +184,11 @@ func (s *Service) ListExecutions(ctx context.Context, f store.ExecutionFilter, p
 	return s.store.ListExecutions(ctx, f, p)
 }
 
-// StepView is one step of an execution's detail.
+// StepView is one step of an execution's detail: the step as the interpreter reports it
+// (StepState, the one step shape) with the attempts the database recorded.
 type StepView struct {
-	ID         string     `json:"id"`
-	Type       string     `json:"type"`
-	Status     string     `json:"status"`
-	Attempts   int        `json:"attempts"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Output     any        `json:"output,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	WaitingFor string     `json:"waiting_for,omitempty"`
-	WakeAt     *time.Time `json:"wake_at,omitempty"`
+	StepState
+	Attempts int `json:"attempts"`
 }
 
 // ExecutionDetail is an execution with every step of its definition version.
@@ -239,7 +232,7 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	add := func(id, typ string) {
 		if _, ok := pos[id]; !ok {
 			pos[id] = len(d.Steps)
-			d.Steps = append(d.Steps, StepView{ID: id, Type: typ, Status: store.StepPending})
+			d.Steps = append(d.Steps, StepView{StepState: StepState{ID: id, Type: typ, Status: store.StepPending}})
 		}
 	}
 	definition.Walk(def.Steps, func(st definition.Step) { add(st.ID, st.Type) })
