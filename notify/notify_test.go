@@ -50,7 +50,7 @@ func start(t *testing.T) *stack {
 	cfg, err := config.LoadFrom(map[string]string{
 		"ENV": "test", "DATA_DIR": dir, "TEMPORAL_PORT": fmt.Sprint(testenv.FreePort(t)), "TEMPORAL_UI_PORT": "0",
 		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false",
-		"SMTP_FROM": "Automation <noreply@example.com>",
+		"SMTP_FROM":                           "Automation <noreply@example.com>",
 		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "100ms", "NOTIFICATION_RETRY_MAX_INTERVAL": "200ms",
 		"NOTIFICATION_RETRY_MAX_ATTEMPTS": "2",
 	})
