@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -28,4 +29,17 @@ func (a *Events) Publish(ctx context.Context, in PublishInput) error {
 		return fmt.Errorf("publish event %s: %w", in.Event.ID, err)
 	}
 	return nil
+}
+
+// ExecutionEvent is the PublishInput of a workflow execution's outcome event (workflow.completed,
+// .failed, .cancelled) with id, about definition subject, continuing cause's chain if there is
+// one. OccurredAt is left for the caller. Workflows call it: the JSON encoding of a map (whose
+// keys it sorts) is deterministic.
+func ExecutionEvent(id, eventType, subject string, data map[string]any, cause *ports.EventCause) PublishInput {
+	e := store.Event{ID: id, Type: eventType, Source: "workflows", Subject: subject,
+		Data: store.MustJSON(data)} //workflowcheck:ignore
+	if cause != nil {
+		e.CausationID, e.CorrelationID, e.Depth = cause.EventID, cause.CorrelationID, cause.Depth+1
+	}
+	return PublishInput{Event: e}
 }

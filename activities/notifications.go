@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
@@ -23,13 +23,8 @@ import (
 // provider while recording every attempt.
 type Notifications struct {
 	Store *store.Store
-	Email *email.Sender
-	SMS   sms.Provider
-	// PublicURL is the API's address as providers reach it (status callbacks).
-	PublicURL string
-	// RecipientLimit sends per RecipientWindow to one recipient of a channel (0: no limit).
-	RecipientLimit  int
-	RecipientWindow time.Duration
+	// Channels are the providers and delivery settings of the notification module.
+	notify.Channels
 	// Now is the clock (tests replace it); nil means time.Now.
 	Now func() time.Time
 }
@@ -39,75 +34,6 @@ const (
 	ErrTypePermanent = "NotificationPermanentFailure"
 	ErrTypeTransient = "NotificationTransientFailure"
 )
-
-// NotificationSpec is a notification as the API accepted it: the rendered content and one
-// entry per recipient. It travels in the workflow's input so that the workflow can store it
-// itself if the API stopped between starting the workflow and writing the row.
-type NotificationSpec struct {
-	ID              string         `json:"id"`
-	Channel         string         `json:"channel"`
-	Subject         string         `json:"subject,omitempty"`
-	Body            string         `json:"body,omitempty"`
-	HTMLBody        string         `json:"html_body,omitempty"`
-	Cc              []string       `json:"cc,omitempty"`
-	Bcc             []string       `json:"bcc,omitempty"`
-	ReplyTo         string         `json:"reply_to,omitempty"`
-	TemplateID      string         `json:"template_id,omitempty"`
-	TemplateVersion int            `json:"template_version,omitempty"`
-	Priority        string         `json:"priority,omitempty"`
-	SendAt          *time.Time     `json:"send_at,omitempty"`
-	Metadata        map[string]any `json:"metadata,omitempty"`
-	IdempotencyKey  string         `json:"idempotency_key,omitempty"`
-	RequestHash     string         `json:"request_hash,omitempty"`
-	WorkflowID      string         `json:"workflow_id"`
-	CausationID     string         `json:"causation_id,omitempty"`
-	CorrelationID   string         `json:"correlation_id,omitempty"`
-	Depth           int            `json:"depth,omitempty"`
-	CreatedAt       time.Time      `json:"created_at"`
-	Deliveries      []DeliverySpec `json:"deliveries"`
-}
-
-// DeliverySpec is one recipient of a notification.
-type DeliverySpec struct {
-	ID        string `json:"id"`
-	Recipient string `json:"recipient"`
-	// RecipientKey is the normalized recipient the throttle and filters use.
-	RecipientKey string `json:"recipient_key"`
-}
-
-// Row is the notification as stored, every delivery queued.
-func (s NotificationSpec) Row() *store.Notification {
-	n := &store.Notification{
-		ID: s.ID, Channel: s.Channel, Status: store.StatusQueued, Subject: s.Subject, Body: s.Body,
-		HTMLBody: s.HTMLBody, Cc: store.MustJSON(nonNil(s.Cc)), Bcc: store.MustJSON(nonNil(s.Bcc)),
-		ReplyTo: s.ReplyTo, TemplateID: s.TemplateID, TemplateVersion: s.TemplateVersion,
-		Priority: s.Priority, SendAt: s.SendAt, Metadata: store.MustJSON(nonNilMap(s.Metadata)),
-		IdempotencyKey: s.IdempotencyKey, RequestHash: s.RequestHash, WorkflowID: s.WorkflowID,
-		CausationID: s.CausationID, CorrelationID: s.CorrelationID, Depth: s.Depth,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.CreatedAt,
-	}
-	for i, d := range s.Deliveries {
-		n.Deliveries = append(n.Deliveries, store.NotificationDelivery{
-			ID: d.ID, NotificationID: s.ID, Position: i, Recipient: d.Recipient, RecipientKey: d.RecipientKey,
-			Status: store.StatusQueued, UpdatedAt: s.CreatedAt,
-		})
-	}
-	return n
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
-}
 
 func (a *Notifications) now() time.Time {
 	if a.Now != nil {
@@ -119,8 +45,8 @@ func (a *Notifications) now() time.Time {
 // PrepareInput asks Prepare to store the notification and, with Reserve, to reserve the
 // throttle slots of its deliveries.
 type PrepareInput struct {
-	Spec    NotificationSpec `json:"spec"`
-	Reserve bool             `json:"reserve"`
+	Spec    notify.Spec `json:"spec"`
+	Reserve bool        `json:"reserve"`
 }
 
 // SlotsResult holds each delivery's send slot, in the order of the deliveries.
@@ -150,8 +76,8 @@ func (a *Notifications) Prepare(ctx context.Context, in PrepareInput) (SlotsResu
 
 // ReserveInput names the deliveries that need throttle slots.
 type ReserveInput struct {
-	Channel    string         `json:"channel"`
-	Deliveries []DeliverySpec `json:"deliveries"`
+	Channel    string                `json:"channel"`
+	Deliveries []notify.DeliverySpec `json:"deliveries"`
 }
 
 // ReserveSlots reserves each delivery's send slot under the per-recipient throttle; a slot in
@@ -362,45 +288,4 @@ func deref(r *DeliverResult) DeliverResult {
 		return DeliverResult{}
 	}
 	return *r
-}
-
-// notificationEvents is the UUID namespace of notification event ids.
-var notificationEvents = uuid.MustParse("6f1d3c52-8f0e-4a57-9b8a-2f8f6c0e7a11")
-
-// NotificationEventID is the id of the event of type typ about one delivery: the same for every
-// retry and replay, so the event is stored once.
-func NotificationEventID(typ, deliveryID string) string {
-	return uuid.NewSHA1(notificationEvents, []byte(typ+"/"+deliveryID)).String()
-}
-
-// NotificationEventData is the data of notification.sent, .delivered and .failed events.
-type NotificationEventData struct {
-	NotificationID    string         `json:"notification_id"`
-	DeliveryID        string         `json:"delivery_id"`
-	Channel           string         `json:"channel"`
-	Recipient         string         `json:"recipient"`
-	Status            string         `json:"status"`
-	TemplateID        string         `json:"template_id,omitempty"`
-	Metadata          map[string]any `json:"metadata,omitempty"`
-	Attempt           int            `json:"attempt,omitempty"`
-	Provider          string         `json:"provider,omitempty"`
-	ProviderMessageID string         `json:"provider_message_id,omitempty"`
-	ProviderStatus    string         `json:"provider_status,omitempty"`
-	Error             string         `json:"error,omitempty"`
-	ErrorCode         string         `json:"error_code,omitempty"`
-}
-
-// NotificationEvent builds the event of type typ (notification.sent, .delivered, .failed) about
-// delivery d of spec; data's identifying fields are filled from spec and d. It continues the
-// causation chain the notification was started in, if any. OccurredAt is left for the caller.
-// Workflows call it: the JSON encoding of a struct (and of a map, whose keys it sorts) is
-// deterministic.
-func NotificationEvent(typ string, spec NotificationSpec, d DeliverySpec, data NotificationEventData) store.Event {
-	data.NotificationID, data.DeliveryID, data.Channel, data.Recipient = spec.ID, d.ID, spec.Channel, d.Recipient
-	data.TemplateID, data.Metadata = spec.TemplateID, spec.Metadata
-	payload := store.MustJSON(data) //workflowcheck:ignore
-	return store.Event{
-		ID: NotificationEventID(typ, d.ID), Type: typ, Source: "notifications", Subject: spec.ID,
-		Data: payload, CausationID: spec.CausationID, CorrelationID: spec.CorrelationID, Depth: spec.Depth,
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/internal/smtptest"
 	"github.com/pyairtable/automation-domain/internal/twiliotest"
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
@@ -32,12 +33,12 @@ func openStore(t *testing.T) *store.Store {
 	return st
 }
 
-func prepared(t *testing.T, a *activities.Notifications, channel string, recipients ...string) activities.NotificationSpec {
+func prepared(t *testing.T, a *activities.Notifications, channel string, recipients ...string) notify.Spec {
 	t.Helper()
-	spec := activities.NotificationSpec{ID: store.NewID(), Channel: channel, Subject: "Hello", Body: "Body text",
+	spec := notify.Spec{ID: store.NewID(), Channel: channel, Subject: "Hello", Body: "Body text",
 		Priority: "normal", WorkflowID: "wf", CreatedAt: time.Now().UTC()}
 	for _, r := range recipients {
-		spec.Deliveries = append(spec.Deliveries, activities.DeliverySpec{ID: store.NewID(), Recipient: r, RecipientKey: r})
+		spec.Deliveries = append(spec.Deliveries, notify.DeliverySpec{ID: store.NewID(), Recipient: r, RecipientKey: r})
 	}
 	if _, err := a.Prepare(context.Background(), activities.PrepareInput{Spec: spec, Reserve: true}); err != nil {
 		t.Fatal(err)
@@ -53,9 +54,9 @@ func TestDeliverEmailNeverSendsTwice(t *testing.T) {
 		}
 		return nil
 	})
-	a := &activities.Notifications{Store: openStore(t), SMS: sms.Unconfigured{},
+	a := &activities.Notifications{Store: openStore(t), Channels: notify.Channels{SMS: sms.Unconfigured{},
 		Email:          email.New(email.Config{Host: mail.Host, Port: mail.Port, From: "noreply@example.com", Timeout: 5 * time.Second}),
-		RecipientLimit: 10, RecipientWindow: time.Minute}
+		RecipientLimit: 10, RecipientWindow: time.Minute}}
 	spec := prepared(t, a, "email", "ada@example.com", "nobody@example.com")
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -107,8 +108,8 @@ func TestDeliverSMSAsksForStatusCallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &activities.Notifications{Store: openStore(t), SMS: p, Email: email.New(email.Config{}),
-		PublicURL: "https://automation.example.com", RecipientLimit: 1, RecipientWindow: time.Hour}
+	a := &activities.Notifications{Store: openStore(t), Channels: notify.Channels{SMS: p, Email: email.New(email.Config{}),
+		PublicURL: "https://automation.example.com", RecipientLimit: 1, RecipientWindow: time.Hour}}
 	spec := prepared(t, a, "sms", "+14155550100")
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/netguard"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
@@ -33,8 +34,8 @@ type WorkflowEngine struct {
 	Egress *netguard.Policy
 	// Notifier and Webhooks carry out notification and webhook steps; nil means the module is
 	// not wired in, and definitions using those steps fail validation.
-	Notifier Notifier
-	Webhooks WebhookSender
+	Notifier ports.Notifier
+	Webhooks ports.WebhookSender
 	Log      *slog.Logger
 
 	clientOnce sync.Once
@@ -50,18 +51,6 @@ func (a *WorkflowEngine) evaluator() *definition.Evaluator {
 		}
 	})
 	return a.Eval
-}
-
-// Unavailable says why a step type cannot run with this wiring ("" when it can). (It is not a
-// method: the worker registers every method of WorkflowEngine as an activity.)
-func Unavailable(stepType string, n Notifier, w WebhookSender) string {
-	switch {
-	case stepType == definition.TypeNotification && n == nil:
-		return "the notifications module is not enabled in this deployment"
-	case stepType == definition.TypeWebhook && w == nil:
-		return "the webhooks module is not enabled in this deployment"
-	}
-	return ""
 }
 
 // MaxStepOutput bounds one step's output (it travels through Temporal's history).

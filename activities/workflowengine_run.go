@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/engine"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -20,7 +22,7 @@ type StepInput struct {
 	Step definition.Step `json:"step"`
 	// Cause is the event whose handling started the execution (nil for manual, scheduled and
 	// API runs): what the step makes happen elsewhere continues its chain.
-	Cause *EventCause `json:"cause,omitempty"`
+	Cause *ports.EventCause `json:"cause,omitempty"`
 }
 
 // StepResult is a step's outcome: completed with its output, or skipped by its condition.
@@ -136,7 +138,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return a.httpRequest(ctx, s, c)
 	case definition.TypeNotification:
 		if a.Notifier == nil {
-			return nil, permanent("notification steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
+			return nil, permanent("notification steps are not available: %s", engine.StepUnavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.NotificationConfig
 		if err := a.render(ctx, s, sc, &c); err != nil {
@@ -146,7 +148,7 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		if err != nil {
 			return nil, err
 		}
-		res, err := a.Notifier.SendStepNotification(ctx, StepNotification{
+		res, err := a.Notifier.SendStepNotification(ctx, ports.StepNotification{
 			Channel: c.Channel, To: to, Subject: c.Subject, Body: c.Body, TemplateID: c.TemplateID,
 			TemplateData: c.TemplateData, IdempotencyKey: in.Meta.ExecutionID + "/" + s.ID,
 			ExecutionID: in.Meta.ExecutionID, StepID: s.ID, Cause: in.Cause,
@@ -157,13 +159,13 @@ func (a *WorkflowEngine) execute(ctx context.Context, in StepInput, sc map[strin
 		return res, nil
 	case definition.TypeWebhook:
 		if a.Webhooks == nil {
-			return nil, permanent("webhook steps are not available: %s", Unavailable(s.Type, a.Notifier, a.Webhooks))
+			return nil, permanent("webhook steps are not available: %s", engine.StepUnavailable(s.Type, a.Notifier, a.Webhooks))
 		}
 		var c definition.WebhookConfig
 		if err := a.render(ctx, s, sc, &c); err != nil {
 			return nil, err
 		}
-		res, err := a.Webhooks.SendStepWebhook(ctx, StepWebhook{
+		res, err := a.Webhooks.SendStepWebhook(ctx, ports.StepWebhook{
 			EventType: c.EventType, Payload: c.Payload, EndpointIDs: c.EndpointIDs,
 			IdempotencyKey: in.Meta.ExecutionID + "/" + s.ID, ExecutionID: in.Meta.ExecutionID, StepID: s.ID,
 		})

@@ -22,7 +22,6 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/definition"
@@ -31,6 +30,7 @@ import (
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/sandbox"
@@ -70,8 +70,8 @@ type Deps struct {
 	Workflows *engine.Service
 	// StepNotifier and StepWebhooks carry out the workflow engine's notification and webhook
 	// steps; while nil, definitions using those steps fail validation (422 "not available").
-	StepNotifier activities.Notifier
-	StepWebhooks activities.WebhookSender
+	StepNotifier ports.Notifier
+	StepWebhooks ports.WebhookSender
 	// RuleTargets are the modules that rule actions of type workflow, notification and webhook
 	// call (see rules.Targets); a nil one makes its action type unavailable (422 on rule writes).
 	RuleTargets rules.Targets
@@ -199,7 +199,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		Store: st, Temporal: d.Temporal, Templates: d.Templates, Egress: d.Egress, Log: log,
 		// Read at call time: the notification and webhook modules are wired after Open.
 		Unavailable: func(stepType string) string {
-			return activities.Unavailable(stepType, d.StepNotifier, d.StepWebhooks)
+			return engine.StepUnavailable(stepType, d.StepNotifier, d.StepWebhooks)
 		},
 	})
 	d.wireModules()

@@ -9,9 +9,9 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
@@ -19,23 +19,23 @@ import (
 )
 
 // wireModules connects the domains to each other: the workflow engine's notification and
-// webhook steps and the rules engine's workflow, notification and webhook actions call the real
-// modules through these adapters (each domain declares the narrow interface it needs; this file is the only place that
-// knows both sides).
+// webhook steps (ports.Notifier, ports.WebhookSender) and the rules engine's workflow,
+// notification and webhook actions (rules.Targets) call the real modules through one adapter
+// per callee module: notifier, workflowStarter and webhookSender. This file is the only place
+// that knows both sides.
 func (d *Deps) wireModules() {
-	d.StepNotifier = stepNotifier{d.Notify}
-	d.StepWebhooks = webhookSender{d.Webhooks}
-	d.RuleTargets.Workflows = ruleWorkflows{d.Workflows}
-	d.RuleTargets.Notifications = ruleNotifier{d.Notify}
-	d.RuleTargets.Webhooks = webhookSender{d.Webhooks}
+	n, w := notifier{d.Notify}, webhookSender{d.Webhooks}
+	d.StepNotifier, d.StepWebhooks = n, w
+	d.RuleTargets = rules.Targets{Workflows: workflowStarter{d.Workflows}, Notifications: n, Webhooks: w}
 }
 
-// stepNotifier sends a workflow step's notification and waits for its outcome, so the step's
-// output says whether it was sent (the notification module retries delivery itself; a failed
-// notification fails the step without a second round of retries).
-type stepNotifier struct{ notify *notify.Service }
+// notifier is the notification module as the other domains call it.
+type notifier struct{ notify *notify.Service }
 
-func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
+// SendStepNotification sends a workflow step's notification and waits for its outcome, so the
+// step's output says whether it was sent (the notification module retries delivery itself; a
+// failed notification fails the step without a second round of retries).
+func (n notifier) SendStepNotification(ctx context.Context, req ports.StepNotification) (ports.StepNotificationResult, error) {
 	meta := map[string]any{"workflow_execution_id": req.ExecutionID, "workflow_step_id": req.StepID}
 	var (
 		sent notify.Notification
@@ -58,15 +58,15 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 	}
 	if err != nil {
 		if refused(err) {
-			return activities.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
+			return ports.StepNotificationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "NotificationRefused", err)
 		}
-		return activities.StepNotificationResult{}, err
+		return ports.StepNotificationResult{}, err
 	}
 	done, err := n.await(ctx, sent.ID)
 	if err != nil {
-		return activities.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
+		return ports.StepNotificationResult{}, fmt.Errorf("await notification %s: %w", sent.ID, err)
 	}
-	res := activities.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
+	res := ports.StepNotificationResult{IDs: []string{done.ID}, Status: done.Status}
 	if done.Status == store.StatusFailed {
 		msg := fmt.Sprintf("notification %s failed for every recipient", done.ID)
 		if len(done.Deliveries) > 0 && done.Deliveries[0].Error != "" {
@@ -85,7 +85,7 @@ func (n stepNotifier) SendStepNotification(ctx context.Context, req activities.S
 // attempt's deadline completes the step with its current status (queued or sending) instead. It
 // is durably in the notification module's hands, which reports its outcome as notification.sent
 // or notification.failed.
-func (n stepNotifier) await(ctx context.Context, id string) (notify.Notification, error) {
+func (n notifier) await(ctx context.Context, id string) (notify.Notification, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return n.notify.Await(ctx, id)
@@ -100,10 +100,11 @@ func (n stepNotifier) await(ctx context.Context, id string) (notify.Notification
 	return done, err
 }
 
-// ruleWorkflows starts a rule's workflow action.
-type ruleWorkflows struct{ engine *engine.Service }
+// workflowStarter is the workflow engine as the other domains call it.
+type workflowStarter struct{ engine *engine.Service }
 
-func (w ruleWorkflows) Execute(ctx context.Context, req rules.WorkflowRequest) (string, error) {
+// Execute starts a rule's workflow action.
+func (w workflowStarter) Execute(ctx context.Context, req rules.WorkflowRequest) (string, error) {
 	cause := req.Cause
 	e, err := w.engine.Execute(ctx, engine.ExecuteRequest{
 		DefinitionID: req.DefinitionID, Input: req.Input, Priority: req.Priority,
@@ -120,17 +121,16 @@ func (w ruleWorkflows) Execute(ctx context.Context, req rules.WorkflowRequest) (
 	return e.ID, err
 }
 
-// ruleNotifier sends a rule's notification action; it returns once the notification is queued.
-type ruleNotifier struct{ notify *notify.Service }
-
-func (n ruleNotifier) SendEmail(ctx context.Context, req rules.EmailRequest) (string, error) {
+// SendEmail sends a rule's email action; it returns once the notification is queued.
+func (n notifier) SendEmail(ctx context.Context, req rules.EmailRequest) (string, error) {
 	cause := req.Cause
 	sent, err := n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
 		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
 	return sent.ID, permanentIfRefused(err)
 }
 
-func (n ruleNotifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
+// SendSMS sends a rule's SMS action; it returns once the notification is queued.
+func (n notifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
 	cause := req.Cause
 	sent, err := n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Message, TemplateID: req.TemplateID,
 		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
@@ -156,14 +156,16 @@ func permanentIfRefused(err error) error {
 	return err
 }
 
-// webhookSender queues a workflow step's or a rule action's webhook message: it returns once the
-// message is stored with a delivery per endpoint (the webhook module retries each delivery).
+// webhookSender is the webhook module as the other domains call it: it queues a workflow step's
+// or a rule action's webhook message and returns once the message is stored with a delivery per
+// endpoint (the webhook module retries each delivery).
 type webhookSender struct{ webhooks *webhooks.Service }
 
-func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepWebhook) (activities.StepWebhookResult, error) {
+// SendStepWebhook queues a workflow step's webhook.
+func (w webhookSender) SendStepWebhook(ctx context.Context, req ports.StepWebhook) (ports.StepWebhookResult, error) {
 	payload, err := json.Marshal(req.Payload)
 	if err != nil {
-		return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(
+		return ports.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(
 			"webhook payload is not JSON: "+err.Error(), "WebhookRefused", nil)
 	}
 	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
@@ -172,17 +174,18 @@ func (w webhookSender) SendStepWebhook(ctx context.Context, req activities.StepW
 	})
 	if err != nil {
 		if webhookRefused(err) {
-			return activities.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", err)
+			return ports.StepWebhookResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WebhookRefused", err)
 		}
-		return activities.StepWebhookResult{}, err
+		return ports.StepWebhookResult{}, err
 	}
-	res := activities.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
+	res := ports.StepWebhookResult{DeliveryIDs: make([]string, 0, len(m.Deliveries))}
 	for _, d := range m.Deliveries {
 		res.DeliveryIDs = append(res.DeliveryIDs, d.ID)
 	}
 	return res, nil
 }
 
+// Deliver queues a rule action's webhook.
 func (w webhookSender) Deliver(ctx context.Context, eventType string, payload json.RawMessage, key string) (string, error) {
 	m, err := w.webhooks.Deliver(ctx, webhooks.DeliverRequest{
 		EventType: eventType, Payload: payload, IdempotencyKey: key, Source: "rule",

@@ -7,6 +7,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pyairtable/automation-domain/activities"
+	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/webhooks"
 	"github.com/pyairtable/automation-domain/workflows"
 )
@@ -36,52 +38,45 @@ func NewWorker(d *Deps) worker.Worker {
 		StickyScheduleToStartTimeout:            stickyScheduleToStartTimeout,
 		EnableSessionWorker:                     false,
 	})
-	w.RegisterWorkflow(workflows.Ping)
-	w.RegisterActivity(&activities.Diagnostics{Store: d.Store, Identity: identity()})
-	w.RegisterActivity(&activities.Events{Bus: d.Events})
-
-	notifications := d.Notify.Activities()
-	w.RegisterWorkflow(workflows.SendNotification)
-	w.RegisterActivity(notifications)
-	email := worker.New(d.Temporal, workflows.EmailTaskQueue, worker.Options{
+	email := worker.New(d.Temporal, notify.EmailTaskQueue, worker.Options{
 		TaskQueueActivitiesPerSecond:       d.Config.SMTPRatePerSecond,
 		MaxConcurrentActivityExecutionSize: d.Config.SMTPMaxConnections * n,
 		MaxConcurrentActivityTaskPollers:   2 * n,
 		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
 		DisableWorkflowWorker:              true,
 	})
-	email.RegisterActivity(notifications.DeliverEmail)
-	sms := worker.New(d.Temporal, workflows.SMSTaskQueue, worker.Options{
+	sms := worker.New(d.Temporal, notify.SMSTaskQueue, worker.Options{
 		TaskQueueActivitiesPerSecond:       d.Config.TwilioRatePerSecond,
 		MaxConcurrentActivityExecutionSize: 50 * n,
 		MaxConcurrentActivityTaskPollers:   2 * n,
 		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
 		DisableWorkflowWorker:              true,
 	})
-	sms.RegisterActivity(notifications.DeliverSMS)
-
-	w.RegisterWorkflow(workflows.Interpreter)
-	w.RegisterActivity(&activities.WorkflowEngine{
-		Store: d.Store, Templates: d.Templates, Eval: d.Eval, Egress: d.Egress,
-		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
-	})
-
-	registerRules(w, d)
-
-	w.RegisterWorkflow(workflows.WebhookDispatcher)
-	hooks := &activities.Webhooks{
-		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
-		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
-		Senders: d.Webhooks.Senders(), StopGrace: min(activities.DefaultStopGrace, d.Config.ShutdownTimeout/2),
-	}
-	w.RegisterActivity(hooks)
 	senders := worker.New(d.Temporal, webhooks.SenderTaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 2000 * n,
 		MaxConcurrentActivityTaskPollers:   2 * n,
 		WorkerStopTimeout:                  d.Config.ShutdownTimeout,
 		DisableWorkflowWorker:              true,
 	})
-	senders.RegisterActivity(hooks.RunWebhookSender)
+
+	// Every activity struct is built here, once, and registered with its domain's workflows.
+	workflows.RegisterPlatform(w, &activities.Diagnostics{Store: d.Store, Identity: identity()}, &activities.Events{Bus: d.Events})
+	workflows.RegisterNotifications(w, email, sms, &activities.Notifications{Store: d.Store, Channels: d.Notify.Channels()})
+	workflows.RegisterEngine(w, &activities.WorkflowEngine{
+		Store: d.Store, Templates: d.Templates, Eval: d.Eval, Egress: d.Egress,
+		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),
+	})
+	workflows.RegisterRules(w, &activities.Rules{
+		Store: d.Store, Bus: d.Events, Templates: d.Templates, Expressions: d.Expressions,
+		Cache:   rules.NewCache(d.Store, d.Templates, 0),
+		Targets: d.RuleTargets, MaxDepth: d.Config.RulesMaxDepth, Retention: d.Config.EventRetention,
+		Log: d.Log.With("component", "rules"), Metrics: activities.NewRulesMetrics(d.Registry),
+	})
+	workflows.RegisterWebhooks(w, senders, &activities.Webhooks{
+		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
+		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
+		Senders: d.Webhooks.Senders(), StopGrace: min(activities.DefaultStopGrace, d.Config.ShutdownTimeout/2),
+	})
 	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms, senders}}
 }
 

@@ -65,7 +65,8 @@ const (
 var Priorities = []string{PriorityCritical, PriorityHigh, PriorityNormal, PriorityLow}
 
 // PriorityKey maps a priority onto Temporal's task priority key (1 is served first; Temporal's
-// default is 3, so "normal" is what an unprioritised task gets).
+// default is 3, so "normal" is what an unprioritised task gets). It is the scale of workflow
+// executions; notifications have a scale of three levels of their own (notify.PriorityKey).
 func PriorityKey(p string) int {
 	switch p {
 	case PriorityCritical:

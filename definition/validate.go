@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -393,7 +392,7 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 		if !decode(&c) {
 			return
 		}
-		if !signalName.MatchString(c.Signal) {
+		if !validation.IsSignalName(c.Signal) {
 			v.add(cp+".signal", "must be 1-64 letters, digits, _, - or . , got %q", c.Signal)
 		}
 		if c.Timeout != "" {
@@ -451,8 +450,6 @@ func (v *validator) step(path string, s Step, visible map[string]bool, depth int
 		v.templates(cp, rawConfig(s.Config), s.ID, visible)
 	}
 }
-
-var signalName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // literalHost returns the host of a templated URL when the host itself holds no template
 // ("http://10.0.0.1:{{ input.port }}/x" → 10.0.0.1); ok is false when the host is only known once

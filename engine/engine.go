@@ -1,7 +1,7 @@
 // Package engine is the workflow engine's service layer: definitions with versions and their
 // Temporal Schedules, and executions started on, controlled through and read back from Temporal
 // and the database. The HTTP handlers (package api) and other domains (automation rules) call
-// it; the interpreter itself is workflows.Interpreter.
+// it; the interpreter itself is workflows.Interpreter, registered as InterpreterWorkflow.
 package engine
 
 import (
@@ -17,13 +17,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
-	"github.com/pyairtable/automation-domain/workflows"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // Options are the service's dependencies.
@@ -32,7 +31,7 @@ type Options struct {
 	Temporal  client.Client
 	Templates *templating.Engine
 	// Unavailable says why a step type cannot run in this deployment ("" when it can); see
-	// activities.Unavailable. Nil: the notification and webhook steps are not available.
+	// StepUnavailable. Nil: the notification and webhook steps are not available.
 	Unavailable func(stepType string) string
 	// Egress refuses http_request steps whose destination the SSRF guard refuses at save time
 	// (a literal non-public address); nil leaves that to run time.
@@ -58,7 +57,7 @@ func New(o Options) *Service {
 	}
 	if o.Unavailable == nil {
 		// Nothing wired: the notification and webhook steps are not available.
-		o.Unavailable = func(t string) string { return activities.Unavailable(t, nil, nil) }
+		o.Unavailable = func(t string) string { return StepUnavailable(t, nil, nil) }
 	}
 	return &Service{store: o.Store, temporal: o.Temporal, templates: o.Templates, unavailable: o.Unavailable,
 		egress: o.Egress, log: o.Log, now: func() time.Time { return time.Now().UTC() }}
@@ -329,10 +328,10 @@ func (s *Service) syncSchedule(ctx context.Context, w *store.Workflow, d *defini
 	}
 	action := &client.ScheduleWorkflowAction{
 		ID:       "workflow-" + w.ID + "-scheduled",
-		Workflow: workflows.Interpreter,
-		Args: []any{workflows.RunInput{DefinitionID: w.ID, Priority: priority, Input: sc.InputData,
+		Workflow: InterpreterWorkflow,
+		Args: []any{RunInput{DefinitionID: w.ID, Priority: priority, Input: sc.InputData,
 			TriggeredBy: "schedule"}},
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                wire.TaskQueue,
 		WorkflowExecutionTimeout: d.ExecutionTimeout() + definition.TemporalTimeoutMargin,
 		Priority:                 temporal.Priority{PriorityKey: definition.PriorityKey(priority)},
 		StaticSummary:            d.Name,

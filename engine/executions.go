@@ -17,7 +17,7 @@ import (
 	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
-	"github.com/pyairtable/automation-domain/workflows"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // ExecuteRequest asks for one execution of a definition.
@@ -138,13 +138,13 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest) (Execution, e
 	// is the execution's, so a repeated start finds the first run instead of making another.
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       e.TemporalWorkflowID,
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                wire.TaskQueue,
 		WorkflowExecutionTimeout: def.ExecutionTimeout() + definition.TemporalTimeoutMargin,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Priority:                 temporal.Priority{PriorityKey: definition.PriorityKey(e.Priority)},
 		StaticSummary:            fmt.Sprintf("%s (v%d)", def.Name, e.Version),
-	}, workflows.Interpreter, workflows.RunInput{
+	}, InterpreterWorkflow, RunInput{
 		ExecutionID: e.ID, DefinitionID: e.WorkflowID, Version: e.Version, Priority: e.Priority,
 		TriggeredBy: e.TriggeredBy, Cause: eventCause(req.Cause),
 	})
@@ -184,18 +184,11 @@ func (s *Service) ListExecutions(ctx context.Context, f store.ExecutionFilter, p
 	return s.store.ListExecutions(ctx, f, p)
 }
 
-// StepView is one step of an execution's detail.
+// StepView is one step of an execution's detail: the step as the interpreter reports it
+// (StepState, the one step shape) with the attempts the database recorded.
 type StepView struct {
-	ID         string     `json:"id"`
-	Type       string     `json:"type"`
-	Status     string     `json:"status"`
-	Attempts   int        `json:"attempts"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Output     any        `json:"output,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	WaitingFor string     `json:"waiting_for,omitempty"`
-	WakeAt     *time.Time `json:"wake_at,omitempty"`
+	StepState
+	Attempts int `json:"attempts"`
 }
 
 // ExecutionDetail is an execution with every step of its definition version.
@@ -220,7 +213,7 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	}
 	// Query first, read the step records after: every step the live state has seen finish has
 	// been recorded by then (activities write before they return).
-	var live workflows.RunState
+	var live RunState
 	hasLive := false
 	if e.Status == store.ExecutionRunning {
 		live, hasLive = s.queryState(ctx, e)
@@ -239,7 +232,7 @@ func (s *Service) GetExecution(ctx context.Context, id string) (ExecutionDetail,
 	add := func(id, typ string) {
 		if _, ok := pos[id]; !ok {
 			pos[id] = len(d.Steps)
-			d.Steps = append(d.Steps, StepView{ID: id, Type: typ, Status: store.StepPending})
+			d.Steps = append(d.Steps, StepView{StepState: StepState{ID: id, Type: typ, Status: store.StepPending}})
 		}
 	}
 	definition.Walk(def.Steps, func(st definition.Step) { add(st.ID, st.Type) })
@@ -296,16 +289,16 @@ func isFinal(status string) bool {
 	return false
 }
 
-func (s *Service) queryState(ctx context.Context, e store.Execution) (workflows.RunState, bool) {
+func (s *Service) queryState(ctx context.Context, e store.Execution) (RunState, bool) {
 	qctx, cancel := context.WithTimeout(ctx, liveQueryTimeout)
 	defer cancel()
-	res, err := s.temporal.QueryWorkflow(qctx, e.TemporalWorkflowID, e.TemporalRunID, workflows.StateQuery)
+	res, err := s.temporal.QueryWorkflow(qctx, e.TemporalWorkflowID, e.TemporalRunID, StateQuery)
 	if err != nil {
-		return workflows.RunState{}, false
+		return RunState{}, false
 	}
-	var st workflows.RunState
+	var st RunState
 	if err := res.Get(&st); err != nil {
-		return workflows.RunState{}, false
+		return RunState{}, false
 	}
 	return st, true
 }
@@ -394,9 +387,9 @@ func (s *Service) temporalError(e store.Execution, err error) error {
 	return err
 }
 
-func eventCause(e *store.Event) *workflows.EventCause {
+func eventCause(e *store.Event) *EventCause {
 	if e == nil || e.ID == "" {
 		return nil
 	}
-	return &workflows.EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
+	return &EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
 }

@@ -10,15 +10,13 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-
-	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // SearchAttributes are the custom search attributes the interpreter upserts.
 var SearchAttributes = map[string]enumspb.IndexedValueType{
-	workflows.SearchDefinitionID.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	workflows.SearchDefinitionVersion.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
-	workflows.SearchPriority.GetName():          enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchDefinitionID.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchDefinitionVersion.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+	SearchPriority.GetName():          enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // RegisterSearchAttributes registers the interpreter's search attributes on the namespace

@@ -7,10 +7,8 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
-	"github.com/pyairtable/automation-domain/workflows"
 )
 
 // ProviderCallback is a status report a provider posted.
@@ -82,17 +80,17 @@ func (s *Service) publishDeliveryEvent(ctx context.Context, d store.Notification
 	if err != nil {
 		return err
 	}
-	spec := activities.NotificationSpec{ID: n.ID, Channel: n.Channel, TemplateID: n.TemplateID,
+	spec := Spec{ID: n.ID, Channel: n.Channel, TemplateID: n.TemplateID,
 		CausationID: n.CausationID, CorrelationID: n.CorrelationID, Depth: n.Depth}
 	if len(n.Metadata) > 0 {
 		_ = json.Unmarshal(n.Metadata, &spec.Metadata)
 	}
-	typ := workflows.EventNotificationDelivered
+	typ := EventDelivered
 	if d.Status == store.StatusFailed {
-		typ = workflows.EventNotificationFailed
+		typ = EventFailed
 	}
-	e := activities.NotificationEvent(typ, spec, activities.DeliverySpec{ID: d.ID, Recipient: d.Recipient},
-		activities.NotificationEventData{Status: d.Status, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
+	e := DeliveryEvent(typ, spec, DeliverySpec{ID: d.ID, Recipient: d.Recipient},
+		EventData{Status: d.Status, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
 			ProviderStatus: d.ProviderStatus, Error: d.Error, ErrorCode: d.ErrorCode})
 	_, _, err = s.events.Publish(ctx, e)
 	return err

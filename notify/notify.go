@@ -24,14 +24,13 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
-	"github.com/pyairtable/automation-domain/workflows"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // Limits of one send.
@@ -137,12 +136,22 @@ func NewSMSProvider(cfg *config.Config) (sms.Provider, error) {
 	})
 }
 
-// Activities is the activity struct the worker registers for SendNotification.
-func (s *Service) Activities() *activities.Notifications {
-	return &activities.Notifications{
-		Store: s.store, Email: s.email, SMS: s.sms, PublicURL: s.cfg.PublicURL,
-		RecipientLimit: s.cfg.NotificationRecipientLimit, RecipientWindow: s.cfg.NotificationRecipientWindow,
-	}
+// Channels are the providers the delivery activities send through, with the settings they
+// apply (the worker builds activities.Notifications from them).
+type Channels struct {
+	Email *email.Sender
+	SMS   sms.Provider
+	// PublicURL is the API's address as providers reach it (status callbacks).
+	PublicURL string
+	// RecipientLimit sends per RecipientWindow to one recipient of a channel (0: no limit).
+	RecipientLimit  int
+	RecipientWindow time.Duration
+}
+
+// Channels returns the service's providers and delivery settings.
+func (s *Service) Channels() Channels {
+	return Channels{Email: s.email, SMS: s.sms, PublicURL: s.cfg.PublicURL,
+		RecipientLimit: s.cfg.NotificationRecipientLimit, RecipientWindow: s.cfg.NotificationRecipientWindow}
 }
 
 // EmailConfigured reports whether an SMTP server is configured.
@@ -183,7 +192,7 @@ func (s *Service) Await(ctx context.Context, id string) (Notification, error) {
 	if err != nil {
 		return n, err
 	}
-	var res workflows.NotificationResult
+	var res WorkflowResult
 	if err := s.temporal.GetWorkflow(ctx, n.WorkflowID, "").Get(ctx, &res); err != nil && ctx.Err() != nil {
 		return n, ctx.Err()
 	}
@@ -205,7 +214,7 @@ func (s *Service) List(ctx context.Context, f Filter, p store.Page) (items []Not
 
 // submit starts the workflow of spec and stores it; with an idempotency key it returns the
 // notification first submitted under that key instead.
-func (s *Service) submit(ctx context.Context, spec activities.NotificationSpec) (Notification, error) {
+func (s *Service) submit(ctx context.Context, spec Spec) (Notification, error) {
 	if spec.IdempotencyKey != "" {
 		if existing, err := s.store.FindNotificationByIdempotencyKey(ctx, spec.IdempotencyKey); err == nil {
 			return replay(existing, spec)
@@ -213,10 +222,10 @@ func (s *Service) submit(ctx context.Context, spec activities.NotificationSpec) 
 			return Notification{}, err
 		}
 	}
-	in := workflows.NotificationInput{
+	in := WorkflowInput{
 		Spec:        spec,
 		SendTimeout: 2*s.cfg.SMTPTimeout + 30*time.Second,
-		Retry: workflows.RetrySettings{
+		Retry: RetrySettings{
 			InitialInterval: s.cfg.NotificationRetryInitialInterval,
 			MaximumInterval: s.cfg.NotificationRetryMaxInterval,
 			MaximumAttempts: s.cfg.NotificationRetryMaxAttempts,
@@ -224,7 +233,7 @@ func (s *Service) submit(ctx context.Context, spec activities.NotificationSpec) 
 	}
 	opts := client.StartWorkflowOptions{
 		ID:        spec.WorkflowID,
-		TaskQueue: workflows.TaskQueue,
+		TaskQueue: wire.TaskQueue,
 		// One workflow per id, ever: a second start with the same idempotency key — concurrent
 		// or long after the first finished — is refused by Temporal, and we answer with the
 		// notification the first one created.
@@ -234,10 +243,10 @@ func (s *Service) submit(ctx context.Context, spec activities.NotificationSpec) 
 		Memo:                                     map[string]any{"notification_id": spec.ID},
 		StaticSummary:                            spec.Channel + " notification " + spec.ID,
 	}
-	if k := priorityKey(spec.Priority); k != 0 {
+	if k := PriorityKey(spec.Priority); k != 0 {
 		opts.Priority = temporal.Priority{PriorityKey: k}
 	}
-	_, err := s.temporal.ExecuteWorkflow(ctx, opts, workflows.SendNotification, in)
+	_, err := s.temporal.ExecuteWorkflow(ctx, opts, NotificationWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) && spec.IdempotencyKey != "" {
 		return s.existing(ctx, spec)
@@ -255,7 +264,7 @@ func (s *Service) submit(ctx context.Context, spec activities.NotificationSpec) 
 
 // existing finds the notification whose workflow holds spec's idempotency key: stored by the
 // request that started it, or in a moment by that workflow.
-func (s *Service) existing(ctx context.Context, spec activities.NotificationSpec) (Notification, error) {
+func (s *Service) existing(ctx context.Context, spec Spec) (Notification, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, err := s.store.FindNotificationByIdempotencyKey(ctx, spec.IdempotencyKey)
@@ -287,7 +296,7 @@ func (s *Service) existing(ctx context.Context, spec activities.NotificationSpec
 		Replayed: true}, nil
 }
 
-func replay(n Notification, spec activities.NotificationSpec) (Notification, error) {
+func replay(n Notification, spec Spec) (Notification, error) {
 	if n.RequestHash != "" && n.RequestHash != spec.RequestHash {
 		return Notification{}, fmt.Errorf("notification %s: %w", n.ID, ErrIdempotencyMismatch)
 	}
@@ -318,14 +327,4 @@ func requestHash(v any) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-func priorityKey(p string) int {
-	switch p {
-	case "high":
-		return 1
-	case "low":
-		return 5
-	}
-	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
@@ -149,7 +148,7 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 	seen := map[string]bool{}
 	for i, n := range r.To {
 		switch {
-		case !sms.ValidE164(n):
+		case !validation.IsE164(n):
 			p.Add(validation.Index("to", i), "%q is not an E.164 phone number (+14155550100)", n)
 		case seen[n]:
 			p.Add(validation.Index("to", i), "%q is listed twice", n)
@@ -197,10 +196,10 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 }
 
 // newSpec starts a notification spec with new ids, its workflow id and its causation chain.
-func (s *Service) newSpec(channel, key string, cause *store.Event, recipients []string, keyOf func(string) string) activities.NotificationSpec {
+func (s *Service) newSpec(channel, key string, cause *store.Event, recipients []string, keyOf func(string) string) Spec {
 	id := store.NewID()
 	hashed := hashKey(key)
-	spec := activities.NotificationSpec{
+	spec := Spec{
 		ID: id, Channel: channel, IdempotencyKey: hashed, WorkflowID: workflowID(id, hashed),
 		CreatedAt: s.now().UTC(),
 	}
@@ -211,7 +210,7 @@ func (s *Service) newSpec(channel, key string, cause *store.Event, recipients []
 		}
 	}
 	for _, r := range recipients {
-		spec.Deliveries = append(spec.Deliveries, activities.DeliverySpec{ID: store.NewID(), Recipient: r, RecipientKey: keyOf(r)})
+		spec.Deliveries = append(spec.Deliveries, DeliverySpec{ID: store.NewID(), Recipient: r, RecipientKey: keyOf(r)})
 	}
 	return spec
 }

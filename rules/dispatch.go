@@ -10,6 +10,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/pyairtable/automation-domain/internal/groupcommit"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -85,28 +86,22 @@ const maxSignalBatch = 500
 // Dispatcher is the rules engine's events.Subscriber: it hands each stored event to its
 // partition's evaluator workflow with SignalWithStart (the workflow is started if it is not
 // running). Once Deliver returns, the event is in Temporal's durable history. Hand-offs to one
-// partition that arrive while a signal is in flight share the next signal (group commit), so a
-// burst of events costs a few signals, not one each. A second Deliver of the same event signals
-// again; the evaluator's database records make the second one a no-op.
+// partition that arrive while a signal is in flight share the next signal (group commit, the
+// service's one groupcommit.Signaller), so a burst of events costs a few signals, not one each.
+// A second Deliver of the same event signals again; the evaluator's database records make the
+// second one a no-op.
 type Dispatcher struct {
 	Temporal   client.Client
 	TaskQueue  string
 	Partitions int
 	Settings   EvaluatorSettings
+	// SignalTimeout bounds one signal (0: groupcommit.DefaultTimeout); while Temporal is
+	// unreachable, callers get an error after this long and the redispatch loop hands the
+	// events off later.
+	SignalTimeout time.Duration
 
-	mu     sync.Mutex
-	queues map[int]*signalQueue
-}
-
-// signalQueue gathers the hand-offs to one partition while a signal is in flight.
-type signalQueue struct {
-	waiting []handOff
-	busy    bool
-}
-
-type handOff struct {
-	ref  EventRef
-	done chan error
+	once      sync.Once
+	signaller groupcommit.Signaller[int, EventRef]
 }
 
 // Name identifies the subscriber in logs.
@@ -114,70 +109,29 @@ func (d *Dispatcher) Name() string { return "automation-rules" }
 
 // Deliver signals e into its evaluator and returns once the signal is recorded.
 func (d *Dispatcher) Deliver(ctx context.Context, e store.Event) error {
+	d.once.Do(func() {
+		d.signaller.Send, d.signaller.MaxBatch, d.signaller.Timeout = d.signal, maxSignalBatch, d.SignalTimeout
+	})
 	n := d.Partitions
 	if n <= 0 {
 		n = DefaultPartitions
 	}
-	p := Partition(e.Type, n)
-	h := handOff{ref: EventRef{ID: e.ID, Type: e.Type}, done: make(chan error, 1)}
-	d.mu.Lock()
-	if d.queues == nil {
-		d.queues = map[int]*signalQueue{}
-	}
-	q := d.queues[p]
-	if q == nil {
-		q = &signalQueue{}
-		d.queues[p] = q
-	}
-	q.waiting = append(q.waiting, h)
-	if !q.busy {
-		q.busy = true
-		go d.flush(p, q)
-	}
-	d.mu.Unlock()
-	select {
-	case err := <-h.done:
-		return err
-	case <-ctx.Done():
-		// The event stays undispatched and is handed off again by the redispatch loop.
-		return ctx.Err()
-	}
+	// If ctx ends first, the event stays undispatched and the redispatch loop hands it off again.
+	return d.signaller.Submit(ctx, Partition(e.Type, n), EventRef{ID: e.ID, Type: e.Type})
 }
 
-// flush signals partition p's waiting events, batch after batch, until none is left.
-func (d *Dispatcher) flush(p int, q *signalQueue) {
-	for {
-		d.mu.Lock()
-		batch := q.waiting[:min(len(q.waiting), maxSignalBatch)]
-		q.waiting = q.waiting[len(batch):]
-		if len(batch) == 0 {
-			q.busy = false
-			q.waiting = nil
-			d.mu.Unlock()
-			return
-		}
-		d.mu.Unlock()
-		refs := make([]EventRef, len(batch))
-		for i, h := range batch {
-			refs[i] = h.ref
-		}
-		// Bounded: while Temporal is unreachable, callers get an error after this long and the
-		// redispatch loop hands the events off later.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventBatch{Events: refs},
-			client.StartWorkflowOptions{
-				ID:                       EvaluatorID(p),
-				TaskQueue:                d.TaskQueue,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			},
-			EvaluatorWorkflow, EvaluatorInput{Partition: p, Settings: d.Settings})
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("signal %d event(s) to %s: %w", len(refs), EvaluatorID(p), err)
-		}
-		for _, h := range batch {
-			h.done <- err
-		}
+// signal hands partition p's batch of events to its evaluator, starting it if need be.
+func (d *Dispatcher) signal(ctx context.Context, p int, refs []EventRef) error {
+	_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventBatch{Events: refs},
+		client.StartWorkflowOptions{
+			ID:                       EvaluatorID(p),
+			TaskQueue:                d.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		},
+		EvaluatorWorkflow, EvaluatorInput{Partition: p, Settings: d.Settings})
+	if err != nil {
+		return fmt.Errorf("signal %d event(s) to %s: %w", len(refs), EvaluatorID(p), err)
 	}
+	return nil
 }

@@ -6,18 +6,21 @@ import (
 	"time"
 
 	"gorm.io/gorm/clause"
+
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // Execution statuses. Pending: stored, its Temporal workflow not started yet; the others are
 // written by the interpreter's activities (terminated by the API, which is what terminates).
+// They are the wire package's values (workflow code reads them there).
 const (
-	ExecutionPending    = "pending"
-	ExecutionRunning    = "running"
-	ExecutionCompleted  = "completed"
-	ExecutionFailed     = "failed"
-	ExecutionCancelled  = "cancelled"
-	ExecutionTerminated = "terminated"
-	ExecutionTimedOut   = "timed_out"
+	ExecutionPending    = wire.ExecutionPending
+	ExecutionRunning    = wire.ExecutionRunning
+	ExecutionCompleted  = wire.ExecutionCompleted
+	ExecutionFailed     = wire.ExecutionFailed
+	ExecutionCancelled  = wire.ExecutionCancelled
+	ExecutionTerminated = wire.ExecutionTerminated
+	ExecutionTimedOut   = wire.ExecutionTimedOut
 )
 
 // ExecutionStatuses lists every execution status.
@@ -35,15 +38,15 @@ func Finished(status string) bool {
 
 var finishedStatuses = []string{ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTerminated, ExecutionTimedOut}
 
-// Step statuses.
+// Step statuses (the wire package's).
 const (
-	StepPending   = "pending"
-	StepRunning   = "running"
-	StepWaiting   = "waiting"
-	StepCompleted = "completed"
-	StepFailed    = "failed"
-	StepSkipped   = "skipped"
-	StepCancelled = "cancelled"
+	StepPending   = wire.StepPending
+	StepRunning   = wire.StepRunning
+	StepWaiting   = wire.StepWaiting
+	StepCompleted = wire.StepCompleted
+	StepFailed    = wire.StepFailed
+	StepSkipped   = wire.StepSkipped
+	StepCancelled = wire.StepCancelled
 )
 
 // Execution is one run of a pinned definition version.

@@ -1,9 +1,7 @@
 package store
 
-import "github.com/google/uuid"
+import "github.com/pyairtable/automation-domain/wire"
 
-// NewID returns a UUIDv7: unique across processes and ordered by creation time, which is what
-// cursor pagination relies on.
-func NewID() string {
-	return uuid.Must(uuid.NewV7()).String()
-}
+// NewID returns a UUIDv7 (wire.NewID): unique across processes and ordered by creation time,
+// which is what cursor pagination relies on.
+func NewID() string { return wire.NewID() }

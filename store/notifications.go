@@ -8,24 +8,27 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/pyairtable/automation-domain/wire"
 )
 
-// Notification channels.
+// Notification channels (the wire package's).
 const (
-	ChannelEmail = "email"
-	ChannelSMS   = "sms"
+	ChannelEmail = wire.ChannelEmail
+	ChannelSMS   = wire.ChannelSMS
 )
 
 // Statuses of a delivery (one recipient) and of a notification (all of them). A notification is
 // queued until a delivery starts, sending while any is unfinished, then sent, delivered, failed,
-// or partially_failed when some recipients failed and others did not.
+// or partially_failed when some recipients failed and others did not. They are the wire
+// package's values.
 const (
-	StatusQueued          = "queued"
-	StatusSending         = "sending"
-	StatusSent            = "sent"
-	StatusDelivered       = "delivered"
-	StatusFailed          = "failed"
-	StatusPartiallyFailed = "partially_failed"
+	StatusQueued          = wire.StatusQueued
+	StatusSending         = wire.StatusSending
+	StatusSent            = wire.StatusSent
+	StatusDelivered       = wire.StatusDelivered
+	StatusFailed          = wire.StatusFailed
+	StatusPartiallyFailed = wire.StatusPartiallyFailed
 )
 
 // Notification is one send request: the rendered content and, in Deliveries, one row per
@@ -464,37 +467,8 @@ func (s *Store) refreshNotificationStatus(n *Notification, now time.Time) error 
 	return s.db.Model(&Notification{}).Where("id = ?", n.ID).Updates(updates).Error
 }
 
-// AggregateStatus is a notification's status given its deliveries' statuses.
-func AggregateStatus(statuses []string) string {
-	var queued, pending, sent, delivered, failed int
-	for _, st := range statuses {
-		switch st {
-		case StatusQueued:
-			queued++
-		case StatusSending:
-			pending++
-		case StatusSent:
-			sent++
-		case StatusDelivered:
-			delivered++
-		case StatusFailed:
-			failed++
-		}
-	}
-	switch {
-	case len(statuses) == 0 || queued == len(statuses):
-		return StatusQueued
-	case queued+pending > 0:
-		return StatusSending
-	case failed == len(statuses):
-		return StatusFailed
-	case failed > 0:
-		return StatusPartiallyFailed
-	case delivered == len(statuses):
-		return StatusDelivered
-	}
-	return StatusSent
-}
+// AggregateStatus is a notification's status given its deliveries' statuses (wire.AggregateStatus).
+func AggregateStatus(statuses []string) string { return wire.AggregateStatus(statuses) }
 
 // SlotRequest asks for a throttle slot for one delivery.
 type SlotRequest struct {

@@ -4,6 +4,7 @@ package validation
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -65,3 +66,20 @@ func Join(prefix, field string) string {
 
 // Index is the path of element i of the array at prefix.
 func Index(prefix string, i int) string { return fmt.Sprintf("%s[%d]", prefix, i) }
+
+// The one copy of each format rule the domains share.
+var (
+	// e164 is a phone number in E.164: a plus, a country code not starting with 0, then 7 to 15
+	// digits in all (the shortest numbers in use have 7).
+	e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	// signalName is the name of a signal a wait_for_signal step waits for and POST
+	// /executions/{id}/signal sends.
+	signalName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+)
+
+// IsE164 reports whether s is an E.164 phone number (+14155550100).
+func IsE164(s string) bool { return e164.MatchString(s) }
+
+// IsSignalName reports whether s may name a workflow signal: 1 to 64 letters, digits, '_', '.'
+// and '-'.
+func IsSignalName(s string) bool { return signalName.MatchString(s) }

@@ -96,6 +96,8 @@ type Options struct {
 	Log           *slog.Logger
 	// TaskQueue is where dispatcher workflows run.
 	TaskQueue string
+	// SignalTimeout bounds one wake-up signal to a dispatcher (0: groupcommit.DefaultTimeout).
+	SignalTimeout time.Duration
 	// SenderID names this process among those that run sender sessions (unique per process
 	// run; generated when empty).
 	SenderID string
@@ -145,7 +147,7 @@ func New(o Options) (*Service, error) {
 		secrets: box, sender: NewSender(o.Egress), metrics: m, log: o.Log.With("component", "webhooks"),
 		taskQueue: o.TaskQueue, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
-	s.waker = newWaker(s.signalDispatcher, s.log)
+	s.waker = newWaker(s.signalDispatcher, o.SignalTimeout, s.log)
 	owner := o.SenderID
 	if owner == "" {
 		owner = "sender-" + store.NewID()

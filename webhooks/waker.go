@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/pyairtable/automation-domain/internal/groupcommit"
 )
 
 // Names shared with the dispatcher workflow (package workflows registers WebhookDispatcher
@@ -51,35 +53,33 @@ func (s *Service) signalDispatcher(ctx context.Context, endpointID string, w Wak
 	return nil
 }
 
-// waker coalesces wake-ups (group commit): Wake returns once a signal sent after the call began
-// has been accepted by Temporal, and every caller that arrives while a signal to the same
-// endpoint is in flight shares the next one. Under load that is one signal per endpoint per
-// round trip instead of one per message.
+// waker coalesces wake-ups (group commit, the service's one groupcommit.Signaller): Wake
+// returns once a signal sent after the call began has been accepted by Temporal, and every
+// caller that arrives while a signal to the same endpoint is in flight shares the next one.
+// Under load that is one signal per endpoint per round trip instead of one per message.
 type waker struct {
-	signal func(ctx context.Context, endpointID string, w Wake) error
-	log    *slog.Logger
-	mu     sync.Mutex
-	lines  map[string]*wakeLine
+	signaller groupcommit.Signaller[string, Wake]
+	log       *slog.Logger
 	// lastWarned (unix nanoseconds) keeps failed background wake-ups from flooding the log
 	// while Temporal is down.
 	lastWarned atomic.Int64
 }
 
-type wakeLine struct {
-	next *wakeRound // joined by callers, not sent yet
+// newWaker wakes dispatchers with signal, each signal bounded by timeout (0:
+// groupcommit.DefaultTimeout).
+func newWaker(signal func(context.Context, string, Wake) error, timeout time.Duration, log *slog.Logger) *waker {
+	w := &waker{log: log}
+	w.signaller.Timeout = timeout
+	// One signal stands for every wake-up of a round (a reset among them makes it a reset).
+	w.signaller.Send = func(ctx context.Context, endpointID string, wakes []Wake) error {
+		var merged Wake
+		for _, x := range wakes {
+			merged.Reset = merged.Reset || x.Reset
+		}
+		return signal(ctx, endpointID, merged)
+	}
+	return w
 }
-
-type wakeRound struct {
-	done chan struct{}
-	err  error
-}
-
-func newWaker(signal func(context.Context, string, Wake) error, log *slog.Logger) *waker {
-	return &waker{signal: signal, log: log, lines: map[string]*wakeLine{}}
-}
-
-// signalTimeout bounds one signal; callers wait at most until their own context ends.
-const signalTimeout = 15 * time.Second
 
 // wakeLater wakes the endpoints in the background (nobody waits for Temporal); failures are
 // logged, and the sweeper wakes what they missed.
@@ -89,13 +89,9 @@ func (w *waker) wakeLater(endpointIDs []string) {
 	}
 }
 
-// signalLater sends one signal in the background.
+// signalLater sends one signal (a reset) in the background, outside the group commits.
 func (w *waker) signalLater(endpointID string, wake Wake) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
-		defer cancel()
-		w.warn(endpointID, w.signal(ctx, endpointID, wake))
-	}()
+	go func() { w.warn(endpointID, w.signaller.SendNow(endpointID, wake)) }()
 }
 
 // warn logs a failed background wake-up, at most once every ten seconds.
@@ -113,51 +109,7 @@ func (w *waker) warn(endpointID string, err error) {
 
 // Wake makes sure the endpoint's dispatcher is signalled after this call began.
 func (w *waker) Wake(ctx context.Context, endpointID string) error {
-	w.mu.Lock()
-	line := w.lines[endpointID]
-	if line == nil {
-		line = &wakeLine{}
-		w.lines[endpointID] = line
-		line.next = &wakeRound{done: make(chan struct{})}
-		r := line.next
-		w.mu.Unlock()
-		go w.run(endpointID, line)
-		return w.wait(ctx, r)
-	}
-	if line.next == nil {
-		line.next = &wakeRound{done: make(chan struct{})}
-	}
-	r := line.next
-	w.mu.Unlock()
-	return w.wait(ctx, r)
-}
-
-func (w *waker) wait(ctx context.Context, r *wakeRound) error {
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// run sends rounds for one endpoint until nobody is waiting.
-func (w *waker) run(endpointID string, line *wakeLine) {
-	for {
-		w.mu.Lock()
-		r := line.next
-		if r == nil {
-			delete(w.lines, endpointID)
-			w.mu.Unlock()
-			return
-		}
-		line.next = nil
-		w.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
-		r.err = w.signal(ctx, endpointID, Wake{})
-		cancel()
-		close(r.done)
-	}
+	return w.signaller.Submit(ctx, endpointID, Wake{})
 }
 
 // wakeWait bounds how long wakeAll waits for its wake-ups: the signals go on in the background

@@ -11,87 +11,20 @@ import (
 
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/definition"
-	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/engine"
+	"github.com/pyairtable/automation-domain/wire"
 )
-
-// Search attributes the interpreter upserts, so operators can find runs with
-// `temporal workflow list --query 'WorkflowDefinitionId="…"'`. They are registered on the
-// namespace at start-up (see engine.RegisterSearchAttributes).
-var (
-	SearchDefinitionID      = temporal.NewSearchAttributeKeyKeyword("WorkflowDefinitionId")
-	SearchDefinitionVersion = temporal.NewSearchAttributeKeyInt64("WorkflowDefinitionVersion")
-	SearchPriority          = temporal.NewSearchAttributeKeyKeyword("WorkflowPriority")
-)
-
-// StateQuery is the query that returns a running execution's live state (RunState).
-const StateQuery = "state"
-
-// RunInput starts the interpreter. Executions started through the API carry ExecutionID (their
-// row and input are in the database); scheduled and child runs carry the definition and input,
-// and the interpreter creates their row.
-type RunInput struct {
-	ExecutionID  string `json:"execution_id,omitempty"`
-	DefinitionID string `json:"definition_id"`
-	// Version pins a definition version; 0 takes the current one.
-	Version           int            `json:"version,omitempty"`
-	Priority          string         `json:"priority,omitempty"`
-	Input             map[string]any `json:"input_data,omitempty"`
-	TriggeredBy       string         `json:"triggered_by,omitempty"`
-	ParentExecutionID string         `json:"parent_execution_id,omitempty"`
-	// Depth counts sub_workflow nesting.
-	Depth int `json:"depth,omitempty"`
-	// Cause is the event whose handling started this execution (an automation rule's trigger);
-	// the execution's outcome event continues its chain, so loop prevention sees rule →
-	// workflow → workflow.completed → rule cycles.
-	Cause *EventCause `json:"cause,omitempty"`
-}
-
-// EventCause is the part of an event a caused event needs (see events.Caused). It is
-// activities.EventCause, so that activity steps can hand it on (a notification step's
-// notification.* events continue the chain too).
-type EventCause = activities.EventCause
-
-// RunResult is an execution's outcome: every step's output by step id.
-type RunResult struct {
-	ExecutionID string         `json:"execution_id"`
-	Status      string         `json:"status"`
-	Output      map[string]any `json:"output"`
-}
-
-// RunState is the live view the StateQuery returns.
-type RunState struct {
-	ExecutionID  string      `json:"execution_id"`
-	DefinitionID string      `json:"definition_id"`
-	Version      int         `json:"version"`
-	Status       string      `json:"status"`
-	Steps        []StepState `json:"steps"`
-}
-
-// StepState is one step as the interpreter sees it.
-type StepState struct {
-	ID         string     `json:"id"`
-	Type       string     `json:"type"`
-	Status     string     `json:"status"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Output     any        `json:"output,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	// WaitingFor names the signal a wait_for_signal step waits for.
-	WaitingFor string `json:"waiting_for,omitempty"`
-	// WakeAt is when a delay step (or a signal wait's timeout) ends.
-	WakeAt *time.Time `json:"wake_at,omitempty"`
-}
 
 // Interpreter runs one execution of a workflow definition: it loads the pinned version, walks
 // its steps (in order, or as a DAG where depends_on says so), runs activity steps as activities
 // with their retry policies and carries out delays, signal waits, branches, parallel branches
 // and sub-workflows itself. Every status change is written to the database by activities.
-func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
+func Interpreter(ctx workflow.Context, in engine.RunInput) (engine.RunResult, error) {
 	info := workflow.GetInfo(ctx)
-	r := &run{depth: in.Depth, cause: in.Cause, states: map[string]*StepState{}, outputs: map[string]any{}}
-	r.status = store.ExecutionPending
-	if err := workflow.SetQueryHandler(ctx, StateQuery, r.state); err != nil {
-		return RunResult{}, err
+	r := &run{depth: in.Depth, cause: in.Cause, states: map[string]*engine.StepState{}, outputs: map[string]any{}}
+	r.status = wire.ExecutionPending
+	if err := workflow.SetQueryHandler(ctx, engine.StateQuery, r.state); err != nil {
+		return engine.RunResult{}, err
 	}
 	lctx := localOptions(ctx)
 	var start activities.StartRunResult
@@ -102,7 +35,7 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 		WorkflowID:        info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 	}).Get(ctx, &start)
 	if err != nil {
-		return RunResult{ExecutionID: in.ExecutionID, Status: store.ExecutionFailed}, err
+		return engine.RunResult{ExecutionID: in.ExecutionID, Status: wire.ExecutionFailed}, err
 	}
 	r.meta, r.def = start.Meta, start.Definition
 	// Version 1 runs data_transform steps and the outcome event as local activities (no
@@ -111,15 +44,15 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 	r.localFastPath = workflow.GetVersion(ctx, "local-fast-path", workflow.DefaultVersion, 1) >= 1
 	walkSteps(r.def.Steps, func(s definition.Step) {
 		r.order = append(r.order, s.ID)
-		r.states[s.ID] = &StepState{ID: s.ID, Type: s.Type, Status: store.StepPending}
+		r.states[s.ID] = &engine.StepState{ID: s.ID, Type: s.Type, Status: wire.StepPending}
 	})
-	r.status = store.ExecutionRunning
+	r.status = wire.ExecutionRunning
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchDefinitionID.ValueSet(r.meta.DefinitionID),
-		SearchDefinitionVersion.ValueSet(int64(r.meta.Version)),
-		SearchPriority.ValueSet(r.meta.Priority),
+		engine.SearchDefinitionID.ValueSet(r.meta.DefinitionID),
+		engine.SearchDefinitionVersion.ValueSet(int64(r.meta.Version)),
+		engine.SearchPriority.ValueSet(r.meta.Priority),
 	); err != nil {
-		return RunResult{}, err
+		return engine.RunResult{}, err
 	}
 
 	// Version 1 enforces the definition's timeout itself, so that a run that takes too long
@@ -144,20 +77,20 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 	runErr := r.runList(runCtx, r.def.Steps)
 	stopTimer()
 
-	result := RunResult{ExecutionID: r.meta.ExecutionID, Output: r.outputs}
+	result := engine.RunResult{ExecutionID: r.meta.ExecutionID, Output: r.outputs}
 	finish := activities.FinishRunInput{ExecutionID: r.meta.ExecutionID, Output: r.outputs}
 	eventType := "workflow.completed"
 	switch {
 	case timedOut:
-		finish.Status, eventType = store.ExecutionTimedOut, "workflow.failed"
+		finish.Status, eventType = wire.ExecutionTimedOut, "workflow.failed"
 		finish.Error = fmt.Sprintf("the execution did not finish within its timeout of %s", timeout)
 		runErr = errors.New(finish.Error)
 	case runErr == nil:
-		finish.Status = store.ExecutionCompleted
+		finish.Status = wire.ExecutionCompleted
 	case temporal.IsCanceledError(runErr) || errors.Is(ctx.Err(), workflow.ErrCanceled):
-		finish.Status, finish.Error, eventType = store.ExecutionCancelled, "cancelled", "workflow.cancelled"
+		finish.Status, finish.Error, eventType = wire.ExecutionCancelled, "cancelled", "workflow.cancelled"
 	default:
-		finish.Status, finish.Error, eventType = store.ExecutionFailed, runErr.Error(), "workflow.failed"
+		finish.Status, finish.Error, eventType = wire.ExecutionFailed, runErr.Error(), "workflow.failed"
 	}
 	r.status, result.Status = finish.Status, finish.Status
 	// Record the outcome even when the run was cancelled.
@@ -172,7 +105,7 @@ func Interpreter(ctx workflow.Context, in RunInput) (RunResult, error) {
 		result.Output = map[string]any{"truncated": true, "bytes": size}
 	}
 	if runErr != nil {
-		if finish.Status == store.ExecutionCancelled {
+		if finish.Status == wire.ExecutionCancelled {
 			return result, temporal.NewCanceledError()
 		}
 		return result, temporal.NewNonRetryableApplicationError(runErr.Error(), "ExecutionFailed", nil)
@@ -190,30 +123,30 @@ type run struct {
 	meta  activities.RunMeta
 	def   definition.Definition
 	depth int
-	cause *EventCause
+	cause *engine.EventCause
 	// localFastPath: see the "local-fast-path" version in Interpreter.
 	localFastPath bool
 	status        string
 	order         []string
-	states        map[string]*StepState
+	states        map[string]*engine.StepState
 	outputs       map[string]any
 }
 
-func (r *run) state() (RunState, error) {
-	out := RunState{ExecutionID: r.meta.ExecutionID, DefinitionID: r.meta.DefinitionID, Version: r.meta.Version,
-		Status: r.status, Steps: make([]StepState, 0, len(r.order))}
+func (r *run) state() (engine.RunState, error) {
+	out := engine.RunState{ExecutionID: r.meta.ExecutionID, DefinitionID: r.meta.DefinitionID, Version: r.meta.Version,
+		Status: r.status, Steps: make([]engine.StepState, 0, len(r.order))}
 	for _, id := range r.order {
 		out.Steps = append(out.Steps, *r.states[id])
 	}
 	return out, nil
 }
 
-func (r *run) mark(ctx workflow.Context, id, status string) *StepState {
+func (r *run) mark(ctx workflow.Context, id, status string) *engine.StepState {
 	st := r.states[id]
 	now := workflow.Now(ctx).UTC()
 	st.Status = status
 	switch status {
-	case store.StepRunning, store.StepWaiting:
+	case wire.StepRunning, wire.StepWaiting:
 		if st.StartedAt == nil {
 			st.StartedAt = &now
 		}
@@ -299,9 +232,9 @@ func (r *run) runStep(ctx workflow.Context, s definition.Step) error {
 	if definition.IsActivityStep(s.Type) {
 		return r.runActivityStep(ctx, s)
 	}
-	status := store.StepRunning
+	status := wire.StepRunning
 	if s.Type == definition.TypeDelay || s.Type == definition.TypeWaitForSignal {
-		status = store.StepWaiting
+		status = wire.StepWaiting
 	}
 	var prep activities.StepPrepareResult
 	err := workflow.ExecuteLocalActivity(localOptions(ctx), r.a.PrepareStep, activities.StepPrepareInput{
@@ -311,7 +244,7 @@ func (r *run) runStep(ctx workflow.Context, s definition.Step) error {
 		return r.failed(ctx, s, err)
 	}
 	if prep.Skip {
-		r.mark(ctx, s.ID, store.StepSkipped)
+		r.mark(ctx, s.ID, wire.StepSkipped)
 		return nil
 	}
 	r.mark(ctx, s.ID, status)
@@ -343,7 +276,7 @@ func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 		InitialInterval: initial, BackoffCoefficient: p.BackoffCoefficient,
 		MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts),
 	}
-	r.mark(ctx, s.ID, store.StepRunning)
+	r.mark(ctx, s.ID, wire.StepRunning)
 	// The cause travels with the step (omitted when there is none, so the input of runs without
 	// one is unchanged): a notification step's events continue the execution's causation chain.
 	in := activities.StepInput{Meta: r.meta, Step: s, Cause: r.cause}
@@ -369,8 +302,8 @@ func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 	if err != nil {
 		return r.failed(ctx, s, err)
 	}
-	if res.Status == store.StepSkipped {
-		r.mark(ctx, s.ID, store.StepSkipped)
+	if res.Status == wire.StepSkipped {
+		r.mark(ctx, s.ID, wire.StepSkipped)
 		return nil
 	}
 	// RunStep recorded the output already.
@@ -380,14 +313,14 @@ func (r *run) runActivityStep(ctx workflow.Context, s definition.Step) error {
 func (r *run) completed(ctx workflow.Context, s definition.Step, out any, record bool) error {
 	if record {
 		err := workflow.ExecuteLocalActivity(localOptions(ctx), r.a.CompleteStep, activities.CompleteStepInput{
-			ExecutionID: r.meta.ExecutionID, StepID: s.ID, Type: s.Type, Status: store.StepCompleted, Output: out,
+			ExecutionID: r.meta.ExecutionID, StepID: s.ID, Type: s.Type, Status: wire.StepCompleted, Output: out,
 		}).Get(ctx, nil)
 		if err != nil {
 			return r.failed(ctx, s, err)
 		}
 	}
 	// The live state leaves outputs out (the database has them; queries stay small).
-	r.mark(ctx, s.ID, store.StepCompleted)
+	r.mark(ctx, s.ID, wire.StepCompleted)
 	r.outputs[s.ID] = out
 	return nil
 }
@@ -395,9 +328,9 @@ func (r *run) completed(ctx workflow.Context, s definition.Step, out any, record
 // failed records a step that ended in error or was cancelled. With on_error continue the
 // failure is recorded and the run goes on.
 func (r *run) failed(ctx workflow.Context, s definition.Step, err error) error {
-	status, msg := store.StepFailed, describe(err)
+	status, msg := wire.StepFailed, describe(err)
 	if temporal.IsCanceledError(err) || ctx.Err() != nil {
-		status, msg = store.StepCancelled, "cancelled"
+		status, msg = wire.StepCancelled, "cancelled"
 	}
 	st := r.mark(ctx, s.ID, status)
 	st.Error = msg
@@ -407,7 +340,7 @@ func (r *run) failed(ctx workflow.Context, s definition.Step, err error) error {
 	}).Get(dctx, nil); rerr != nil {
 		return rerr
 	}
-	if status == store.StepCancelled {
+	if status == wire.StepCancelled {
 		return temporal.NewCanceledError()
 	}
 	if s.ContinueOnError() {
@@ -457,13 +390,8 @@ func (r *run) publish(ctx workflow.Context, eventType string, f activities.Finis
 		data["error"] = f.Error
 	}
 	var ev *activities.Events
-	in := activities.PublishInput{Event: store.Event{
-		ID: "wfexec-" + f.ExecutionID + "-" + f.Status, Type: eventType, Source: "workflows",
-		Subject: r.meta.DefinitionID, Data: encodeJSON(data), OccurredAt: workflow.Now(ctx).UTC(),
-	}}
-	if c := r.cause; c != nil {
-		in.Event.CausationID, in.Event.CorrelationID, in.Event.Depth = c.EventID, c.CorrelationID, c.Depth+1
-	}
+	in := activities.ExecutionEvent("wfexec-"+f.ExecutionID+"-"+f.Status, eventType, r.meta.DefinitionID, data, r.cause)
+	in.Event.OccurredAt = workflow.Now(ctx).UTC()
 	var err error
 	if r.localFastPath {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -504,10 +432,13 @@ func decodeJSON(raw json.RawMessage, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-// encodeJSON writes event data.
+// encodeJSON encodes the result output to measure it.
 //
 //workflowcheck:ignore
-func encodeJSON(v any) store.JSON { return store.MustJSON(v) }
+func encodeJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
 
 // walkSteps is definition.Walk (which decodes nested step lists).
 //

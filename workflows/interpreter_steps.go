@@ -9,7 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/definition"
-	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/engine"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // The steps the interpreter carries out itself: durable timers, signal waits, branches,
@@ -111,11 +112,11 @@ func (r *run) branch(ctx workflow.Context, s definition.Step, chosen int) (any, 
 func (r *run) skipUntaken(ctx workflow.Context, c definition.BranchConfig, chosen int) {
 	for i, cs := range c.Cases {
 		if i != chosen {
-			walkSteps(cs.Steps, func(s definition.Step) { r.mark(ctx, s.ID, store.StepSkipped) })
+			walkSteps(cs.Steps, func(s definition.Step) { r.mark(ctx, s.ID, wire.StepSkipped) })
 		}
 	}
 	if chosen >= 0 {
-		walkSteps(c.Default, func(s definition.Step) { r.mark(ctx, s.ID, store.StepSkipped) })
+		walkSteps(c.Default, func(s definition.Step) { r.mark(ctx, s.ID, wire.StepSkipped) })
 	}
 }
 
@@ -178,8 +179,8 @@ func (r *run) subWorkflow(ctx workflow.Context, s definition.Step, raw json.RawM
 			MaximumInterval: maximum, MaximumAttempts: int32(p.MaxAttempts)}
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
-	var res RunResult
-	err := workflow.ExecuteChildWorkflow(cctx, Interpreter, RunInput{
+	var res engine.RunResult
+	err := workflow.ExecuteChildWorkflow(cctx, Interpreter, engine.RunInput{
 		DefinitionID: c.WorkflowID, Priority: r.meta.Priority, Input: input, TriggeredBy: "sub_workflow",
 		ParentExecutionID: r.meta.ExecutionID, Depth: r.depth + 1, Cause: r.cause,
 	}).Get(ctx, &res)

@@ -21,8 +21,10 @@ import (
 
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/workflows"
@@ -65,7 +67,7 @@ func (f *fixture) define(body string) string {
 		f.t.Fatal(err)
 	}
 	if p := definition.Validate(d, definition.Options{Templates: f.acts.Templates,
-		Unavailable: func(typ string) string { return activities.Unavailable(typ, f.acts.Notifier, f.acts.Webhooks) },
+		Unavailable: func(typ string) string { return engine.StepUnavailable(typ, f.acts.Notifier, f.acts.Webhooks) },
 	}); len(p) > 0 {
 		f.t.Fatalf("definition does not validate: %v", p)
 	}
@@ -108,7 +110,7 @@ func (f *fixture) run(body string, input map[string]any, setup func(env *testsui
 	if setup != nil {
 		setup(env)
 	}
-	env.ExecuteWorkflow(workflows.Interpreter, workflows.RunInput{ExecutionID: e.ID, DefinitionID: e.WorkflowID, Version: 1, Priority: "normal"})
+	env.ExecuteWorkflow(workflows.Interpreter, engine.RunInput{ExecutionID: e.ID, DefinitionID: e.WorkflowID, Version: 1, Priority: "normal"})
 	if !env.IsWorkflowCompleted() {
 		f.t.Fatal("workflow did not complete")
 	}
@@ -211,7 +213,7 @@ func TestSequentialStepsPassOutputsThroughTemplates(t *testing.T) {
 	if out := output(t, steps["report"]); out["status"] != 200.0 {
 		t.Errorf("report output %v", out)
 	}
-	var res workflows.RunResult
+	var res engine.RunResult
 	if err := env.GetWorkflowResult(&res); err != nil || res.Status != store.ExecutionCompleted || res.Output["report"] == nil {
 		t.Errorf("result %+v %v", res, err)
 	}
@@ -385,10 +387,10 @@ func TestWaitForSignal(t *testing.T) {
 	def := `{"name": "w", "trigger_type": "manual", "steps": [
 		{"id": "approval", "type": "wait_for_signal", "config": {"signal": "approve", "timeout": "24h"}},
 		{"id": "after", "type": "data_transform", "config": {"mapping": {"by": "steps.approval.output.by"}}}]}`
-	var live workflows.RunState
+	var live engine.RunState
 	env, e := f.run(def, nil, func(env *testsuite.TestWorkflowEnvironment) {
 		env.RegisterDelayedCallback(func() {
-			res, err := env.QueryWorkflow(workflows.StateQuery)
+			res, err := env.QueryWorkflow(engine.StateQuery)
 			if err != nil {
 				t.Error(err)
 				return
@@ -467,8 +469,8 @@ func TestNotificationStepCarriesTheExecutionsCause(t *testing.T) {
 	e := f.newExecution(f.define(`{"name": "w", "trigger_type": "manual", "steps": [
 		{"id": "notify", "type": "notification", "config": {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b"}}]}`), nil)
 	env := f.env()
-	cause := workflows.EventCause{EventID: "evt-2", CorrelationID: "evt-1", Depth: 1}
-	env.ExecuteWorkflow(workflows.Interpreter, workflows.RunInput{ExecutionID: e.ID, DefinitionID: e.WorkflowID,
+	cause := engine.EventCause{EventID: "evt-2", CorrelationID: "evt-1", Depth: 1}
+	env.ExecuteWorkflow(workflows.Interpreter, engine.RunInput{ExecutionID: e.ID, DefinitionID: e.WorkflowID,
 		Version: 1, Priority: "normal", Cause: &cause})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -505,16 +507,16 @@ func TestNotificationStepFailureIsNotRetried(t *testing.T) {
 }
 
 type recordingNotifier struct {
-	got []activities.StepNotification
+	got []ports.StepNotification
 	err error
 }
 
-func (r *recordingNotifier) SendStepNotification(_ context.Context, req activities.StepNotification) (activities.StepNotificationResult, error) {
+func (r *recordingNotifier) SendStepNotification(_ context.Context, req ports.StepNotification) (ports.StepNotificationResult, error) {
 	r.got = append(r.got, req)
 	if r.err != nil {
-		return activities.StepNotificationResult{}, r.err
+		return ports.StepNotificationResult{}, r.err
 	}
-	return activities.StepNotificationResult{IDs: []string{"n-1"}, Status: "queued"}, nil
+	return ports.StepNotificationResult{IDs: []string{"n-1"}, Status: "queued"}, nil
 }
 
 func TestExecutionTimeoutIsRecorded(t *testing.T) {

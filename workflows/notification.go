@@ -8,57 +8,16 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/activities"
-	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/notify"
+	"github.com/pyairtable/automation-domain/wire"
 )
-
-// Task queues of the delivery activities, one per channel: the worker polling each sets
-// Temporal's task-queue activity rate limit to the provider's send rate (SMTP_RATE_PER_SECOND,
-// TWILIO_RATE_PER_SECOND), so a burst waits in the queue instead of being refused.
-const (
-	EmailTaskQueue = "automation-email"
-	SMSTaskQueue   = "automation-sms"
-)
-
-// NotificationInput starts SendNotification.
-type NotificationInput struct {
-	Spec activities.NotificationSpec `json:"spec"`
-	// Retry shapes the retries of a delivery's transient failures.
-	Retry RetrySettings `json:"retry"`
-	// SendTimeout bounds one attempt of one delivery.
-	SendTimeout time.Duration `json:"send_timeout"`
-}
-
-// RetrySettings is the exponential backoff of delivery retries.
-type RetrySettings struct {
-	InitialInterval time.Duration `json:"initial_interval"`
-	MaximumInterval time.Duration `json:"maximum_interval"`
-	MaximumAttempts int           `json:"maximum_attempts"`
-}
-
-// NotificationResult summarizes a finished notification.
-type NotificationResult struct {
-	Status     string            `json:"status"`
-	Sent       int               `json:"sent"`
-	Failed     int               `json:"failed"`
-	Deliveries []DeliveryOutcome `json:"deliveries"`
-}
-
-// DeliveryOutcome is how one recipient's delivery ended.
-type DeliveryOutcome struct {
-	DeliveryID        string `json:"delivery_id"`
-	Recipient         string `json:"recipient"`
-	Status            string `json:"status"` // sent or failed
-	Attempt           int    `json:"attempt,omitempty"`
-	ProviderMessageID string `json:"provider_message_id,omitempty"`
-	Error             string `json:"error,omitempty"`
-}
 
 // SendNotification sends one notification: it makes sure the notification is stored, waits for
 // send_at, reserves each recipient's slot under the per-recipient throttle, then delivers to
 // every recipient in parallel — each delivery waiting (a durable timer) for its slot, sending
 // through its channel's rate-limited task queue with Temporal's retry policy, and emitting
 // notification.sent or notification.failed. Nothing over a limit is dropped: it waits.
-func SendNotification(ctx workflow.Context, in NotificationInput) (NotificationResult, error) {
+func SendNotification(ctx workflow.Context, in notify.WorkflowInput) (notify.WorkflowResult, error) {
 	var a *activities.Notifications
 	spec := in.Spec
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -70,7 +29,7 @@ func SendNotification(ctx workflow.Context, in NotificationInput) (NotificationR
 	var slots activities.SlotsResult
 	if now := workflow.Now(ctx); spec.SendAt != nil && spec.SendAt.After(now) {
 		if err := workflow.ExecuteLocalActivity(lctx, a.Prepare, activities.PrepareInput{Spec: spec}).Get(ctx, nil); err != nil {
-			return NotificationResult{}, err
+			return notify.WorkflowResult{}, err
 		}
 		if err := workflow.Sleep(ctx, spec.SendAt.Sub(now)); err != nil {
 			// Cancelled (from Temporal's UI or CLI) before send_at: nothing was sent.
@@ -79,16 +38,16 @@ func SendNotification(ctx workflow.Context, in NotificationInput) (NotificationR
 		err := workflow.ExecuteLocalActivity(lctx, a.ReserveSlots, activities.ReserveInput{
 			Channel: spec.Channel, Deliveries: spec.Deliveries}).Get(ctx, &slots)
 		if err != nil {
-			return NotificationResult{}, err
+			return notify.WorkflowResult{}, err
 		}
 	} else {
 		err := workflow.ExecuteLocalActivity(lctx, a.Prepare, activities.PrepareInput{Spec: spec, Reserve: true}).Get(ctx, &slots)
 		if err != nil {
-			return NotificationResult{}, err
+			return notify.WorkflowResult{}, err
 		}
 	}
 
-	outcomes := make([]DeliveryOutcome, len(spec.Deliveries))
+	outcomes := make([]notify.DeliveryOutcome, len(spec.Deliveries))
 	wg := workflow.NewWaitGroup(ctx)
 	for i, d := range spec.Deliveries {
 		var slot time.Time
@@ -103,32 +62,32 @@ func SendNotification(ctx workflow.Context, in NotificationInput) (NotificationR
 	}
 	wg.Wait(ctx)
 
-	res := NotificationResult{Deliveries: outcomes}
+	res := notify.WorkflowResult{Deliveries: outcomes}
 	statuses := make([]string, len(outcomes))
 	for i, o := range outcomes {
 		statuses[i] = o.Status
-		if o.Status == store.StatusSent {
+		if o.Status == wire.StatusSent {
 			res.Sent++
 		} else {
 			res.Failed++
 		}
 	}
-	res.Status = store.AggregateStatus(statuses)
+	res.Status = wire.AggregateStatus(statuses)
 	return res, nil
 }
 
 // deliver sends to one recipient once its throttle slot has come.
-func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.DeliverySpec, slot time.Time) DeliveryOutcome {
+func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.DeliverySpec, slot time.Time) notify.DeliveryOutcome {
 	var a *activities.Notifications
-	out := DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient}
+	out := notify.DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient}
 	if wait := slot.Sub(workflow.Now(ctx)); wait > 0 {
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return fail(ctx, lctx, in.Spec, d, err)
 		}
 	}
-	queue, method := EmailTaskQueue, any(a.DeliverEmail)
-	if in.Spec.Channel == store.ChannelSMS {
-		queue, method = SMSTaskQueue, a.DeliverSMS
+	queue, method := notify.EmailTaskQueue, any(a.DeliverEmail)
+	if in.Spec.Channel == wire.ChannelSMS {
+		queue, method = notify.SMSTaskQueue, a.DeliverSMS
 	}
 	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           queue,
@@ -139,7 +98,7 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 			MaximumInterval:    in.Retry.MaximumInterval,
 			MaximumAttempts:    int32(in.Retry.MaximumAttempts),
 		},
-		Priority: temporal.Priority{PriorityKey: priorityKey(in.Spec.Priority)},
+		Priority: temporal.Priority{PriorityKey: notify.PriorityKey(in.Spec.Priority)},
 		// On cancellation, let a send in progress finish so that what it did is recorded.
 		WaitForCancellation: true,
 		Summary:             in.Spec.Channel + " to " + d.Recipient,
@@ -167,9 +126,9 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 			// Sent, but the activity could not write it down: record it here, never resend.
 			_ = workflow.ExecuteActivity(bookkeeping, a.RecordSent, activities.RecordSentInput{DeliveryID: d.ID, Result: res}).Get(ctx, nil)
 		}
-		out.Status, out.Attempt, out.ProviderMessageID = store.StatusSent, res.Attempt, res.ProviderMessageID
-		publish(ctx, lctx, in.Spec, d, EventNotificationSent, activities.NotificationEventData{
-			Status: store.StatusSent, Attempt: res.Attempt, Provider: res.Provider,
+		out.Status, out.Attempt, out.ProviderMessageID = wire.StatusSent, res.Attempt, res.ProviderMessageID
+		publish(ctx, lctx, in.Spec, d, notify.EventSent, notify.EventData{
+			Status: wire.StatusSent, Attempt: res.Attempt, Provider: res.Provider,
 			ProviderMessageID: res.ProviderMessageID, ProviderStatus: res.ProviderStatus,
 		})
 		return out
@@ -180,7 +139,7 @@ func deliver(ctx, lctx workflow.Context, in NotificationInput, d activities.Deli
 
 // fail marks a delivery failed with the reason err gives and emits notification.failed. When
 // the workflow was cancelled it does so on a disconnected context, so the record is still kept.
-func fail(ctx, lctx workflow.Context, spec activities.NotificationSpec, d activities.DeliverySpec, err error) DeliveryOutcome {
+func fail(ctx, lctx workflow.Context, spec notify.Spec, d notify.DeliverySpec, err error) notify.DeliveryOutcome {
 	var a *activities.Notifications
 	reason, code := failureReason(err)
 	if temporal.IsCanceledError(err) {
@@ -194,17 +153,17 @@ func fail(ctx, lctx workflow.Context, spec activities.NotificationSpec, d activi
 		workflow.GetLogger(ctx).Error("mark delivery failed", "delivery_id", d.ID, "error", ferr)
 	}
 	if changed {
-		publish(ctx, lctx, spec, d, EventNotificationFailed, activities.NotificationEventData{
-			Status: store.StatusFailed, Error: reason, ErrorCode: code,
+		publish(ctx, lctx, spec, d, notify.EventFailed, notify.EventData{
+			Status: wire.StatusFailed, Error: reason, ErrorCode: code,
 		})
 	}
-	return DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient, Status: store.StatusFailed, Error: reason}
+	return notify.DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient, Status: wire.StatusFailed, Error: reason}
 }
 
 // cancelled records every delivery of a notification cancelled before send_at as failed and
 // returns the cancellation.
-func cancelled(ctx, lctx workflow.Context, in NotificationInput, cause error) (NotificationResult, error) {
-	res := NotificationResult{Status: store.StatusFailed}
+func cancelled(ctx, lctx workflow.Context, in notify.WorkflowInput, cause error) (notify.WorkflowResult, error) {
+	res := notify.WorkflowResult{Status: wire.StatusFailed}
 	for _, d := range in.Spec.Deliveries {
 		res.Deliveries = append(res.Deliveries, fail(ctx, lctx, in.Spec, d, cause))
 		res.Failed++
@@ -212,19 +171,12 @@ func cancelled(ctx, lctx workflow.Context, in NotificationInput, cause error) (N
 	return res, cause
 }
 
-// Event types this workflow and the provider callbacks emit.
-const (
-	EventNotificationSent      = "notification.sent"
-	EventNotificationDelivered = "notification.delivered"
-	EventNotificationFailed    = "notification.failed"
-)
-
 // publish emits an event about one delivery with a deterministic id, so a retried activity or
 // a replay stores it once. It runs as a local activity: storing an event is a quick database
 // write, and this spares a task-queue round trip per delivery.
-func publish(ctx, lctx workflow.Context, spec activities.NotificationSpec, d activities.DeliverySpec, typ string, data activities.NotificationEventData) {
+func publish(ctx, lctx workflow.Context, spec notify.Spec, d notify.DeliverySpec, typ string, data notify.EventData) {
 	var ev *activities.Events
-	e := activities.NotificationEvent(typ, spec, d, data)
+	e := notify.DeliveryEvent(typ, spec, d, data)
 	e.OccurredAt = workflow.Now(ctx)
 	if err := workflow.ExecuteLocalActivity(lctx, ev.Publish, activities.PublishInput{Event: e}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("publish event", "type", typ, "delivery_id", d.ID, "error", err)
@@ -247,15 +199,4 @@ func failureReason(err error) (reason, code string) {
 		reason = err.Error()
 	}
 	return reason, code
-}
-
-// priorityKey maps a notification priority onto Temporal's task priority (1 runs first).
-func priorityKey(p string) int {
-	switch p {
-	case "high":
-		return 1
-	case "low":
-		return 5
-	}
-	return 0 // the default, 3
 }

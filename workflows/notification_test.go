@@ -12,18 +12,19 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/pyairtable/automation-domain/activities"
+	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/workflows"
 )
 
-func notificationInput(channel string, sendAt *time.Time, recipients ...string) workflows.NotificationInput {
-	spec := activities.NotificationSpec{ID: "n1", Channel: channel, Body: "hi", WorkflowID: "notification-n1", SendAt: sendAt,
+func notificationInput(channel string, sendAt *time.Time, recipients ...string) notify.WorkflowInput {
+	spec := notify.Spec{ID: "n1", Channel: channel, Body: "hi", WorkflowID: "notification-n1", SendAt: sendAt,
 		CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for i, r := range recipients {
-		spec.Deliveries = append(spec.Deliveries, activities.DeliverySpec{ID: "d" + string(rune('1'+i)), Recipient: r, RecipientKey: r})
+		spec.Deliveries = append(spec.Deliveries, notify.DeliverySpec{ID: "d" + string(rune('1'+i)), Recipient: r, RecipientKey: r})
 	}
-	return workflows.NotificationInput{Spec: spec, SendTimeout: time.Minute,
-		Retry: workflows.RetrySettings{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5}}
+	return notify.WorkflowInput{Spec: spec, SendTimeout: time.Minute,
+		Retry: notify.RetrySettings{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5}}
 }
 
 type recorder struct {
@@ -80,7 +81,7 @@ func TestSendNotificationRetriesTransientFailures(t *testing.T) {
 	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
 		t.Fatalf("workflow: %v", env.GetWorkflowError())
 	}
-	var res workflows.NotificationResult
+	var res notify.WorkflowResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestSendNotificationRetriesTransientFailures(t *testing.T) {
 		t.Fatalf("events %+v", rec.events)
 	}
 	for _, e := range rec.events {
-		if e.Subject != "n1" || e.ID != activities.NotificationEventID("notification.sent", "d1") && e.ID != activities.NotificationEventID("notification.sent", "d2") {
+		if e.Subject != "n1" || e.ID != notify.EventID("notification.sent", "d1") && e.ID != notify.EventID("notification.sent", "d2") {
 			t.Errorf("event %+v", e)
 		}
 	}
@@ -115,7 +116,7 @@ func TestSendNotificationFailsPermanentErrorsAtOnce(t *testing.T) {
 		return true, nil
 	})
 	env.ExecuteWorkflow(workflows.SendNotification, notificationInput("sms", nil, "+15005550001"))
-	var res workflows.NotificationResult
+	var res notify.WorkflowResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestSendNotificationGivesUpAfterMaximumAttempts(t *testing.T) {
 	})
 	env.OnActivity(a.FailDelivery, mock.Anything, mock.Anything).Return(true, nil)
 	env.ExecuteWorkflow(workflows.SendNotification, notificationInput("email", nil, "a@example.com"))
-	var res workflows.NotificationResult
+	var res notify.WorkflowResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}

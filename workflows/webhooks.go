@@ -7,8 +7,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/activities"
-	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/webhooks"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
 // Dispatcher tuning.
@@ -235,7 +235,7 @@ func dispatchSessions(ctx workflow.Context, endpointID string) error {
 // retried activity emits webhook.endpoint.disabled once.
 func disableEndpoint(ctx workflow.Context, a *activities.Webhooks, endpointID, reason, kind string, drain func() bool) error {
 	var eventID string
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return store.NewID() }).Get(&eventID); err != nil {
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return wire.NewID() }).Get(&eventID); err != nil {
 		return err
 	}
 	in := activities.WebhookDisableInput{EndpointID: endpointID, Reason: reason, Kind: kind, EventID: eventID}

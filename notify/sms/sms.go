@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 )
 
 // Message is one SMS to send.
@@ -76,12 +75,6 @@ func (Unconfigured) Name() string { return "none" }
 func (Unconfigured) Send(context.Context, Message) (Result, error) {
 	return Result{}, &Error{Provider: "sms", Message: ErrNotConfigured.Error(), Permanent: true, Err: ErrNotConfigured}
 }
-
-// e164 is a phone number in E.164: a plus, a country code not starting with 0, at most 15 digits.
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
-
-// ValidE164 reports whether s is an E.164 phone number (+14155550100).
-func ValidE164(s string) bool { return e164.MatchString(s) }
 
 // MaxBody is the longest SMS body accepted (Twilio's limit: 1,600 characters).
 const MaxBody = 1600

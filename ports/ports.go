@@ -1,11 +1,13 @@
-package activities
+// Package ports holds the interfaces one domain calls another through, with their request and
+// result types, so that neither side imports the other: the workflow engine's notification and
+// webhook steps and the rules engine's actions reach the notification, webhook and workflow
+// modules through these, and package app has one adapter per callee module. It imports nothing
+// of this module.
+//
+// The JSON tags are wire format: step requests and results travel through Temporal histories.
+package ports
 
 import "context"
-
-// The workflow engine's notification and webhook steps call into those modules through these
-// interfaces (set on WorkflowEngine and Deps.StepNotifier / Deps.StepWebhooks by the app's
-// wiring). While one is nil, definitions using its step type fail validation with 422
-// "not available" (see Unavailable).
 
 // Notifier sends the notification of a workflow step. The notifications module implements it.
 type Notifier interface {

@@ -1,0 +1,26 @@
+package validation_test
+
+import (
+	"testing"
+
+	"github.com/pyairtable/automation-domain/validation"
+)
+
+func TestE164(t *testing.T) {
+	for s, ok := range map[string]bool{"+14155550100": true, "+1234567890": true, "+15550001": true,
+		"+6831234": true, "14155550100": false, "+0123": false, "+1 415 555": false,
+		"+1234567890123456": false, "+12345": false} {
+		if validation.IsE164(s) != ok {
+			t.Errorf("IsE164(%q) = %v", s, !ok)
+		}
+	}
+}
+
+func TestSignalName(t *testing.T) {
+	for s, ok := range map[string]bool{"approved": true, "order.paid-v2_1": true, "": false,
+		"has space": false, "a/b": false, string(make([]byte, 65)): false} {
+		if validation.IsSignalName(s) != ok {
+			t.Errorf("IsSignalName(%q) = %v", s, !ok)
+		}
+	}
+}
