@@ -169,6 +169,18 @@ func TestWebhookInbound(t *testing.T) {
 			t.Errorf("recorded event %+v %v", e, err)
 		}
 	})
+	t.Run("a source is shown by name, without its secret", func(t *testing.T) {
+		c := s.client(t)
+		r := c.get("/api/v1/webhooks/sources/acme")
+		got := r.JSON(t)
+		if _, leaked := got["secret"]; r.Status != 200 || leaked || got["name"] != "acme" || got["scheme"] != "standard_webhooks" ||
+			got["inbound_path"] != "/api/v1/webhooks/inbound/acme" || got["event_type_path"] != "type" {
+			t.Errorf("show source: %d %s", r.Status, r.Body)
+		}
+		if r := c.get("/api/v1/webhooks/sources/nobody"); r.Status != 404 {
+			t.Errorf("unknown source: %d %s", r.Status, r.Body)
+		}
+	})
 	t.Run("sources are listed without secrets", func(t *testing.T) {
 		c := s.client(t)
 		// Sources are listed without secrets and can be deleted.
