@@ -183,7 +183,7 @@ func TestEmbeddedStack(t *testing.T) {
 			t.Errorf("starter workflows list: exit %d\n%s", code, out)
 		}
 	})
-	t.Run("/health and /live answer without a key", func(t *testing.T) {
+	t.Run("health and live answer without a key", func(t *testing.T) {
 		anon := &call{t: t, base: again.URL, header: http.Header{}}
 		if r := anon.get("/health"); r.Status != 200 || r.JSON(t)["status"] != "healthy" || r.JSON(t)["service"] != "automation-domain" {
 			t.Errorf("/health: %d %s", r.Status, r.Body)
@@ -210,7 +210,7 @@ func TestEmbeddedStack(t *testing.T) {
 			}
 		}
 	})
-	t.Run("/docs renders the API reference in development", func(t *testing.T) {
+	t.Run("the docs page renders the API reference in development", func(t *testing.T) {
 		anon := &call{t: t, base: again.URL, header: http.Header{}}
 		if r := anon.get("/docs"); r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
 			!strings.Contains(string(r.Body), "/openapi.json") {
@@ -282,7 +282,7 @@ func TestProductionMode(t *testing.T) {
 			t.Errorf("modes %v", modes)
 		}
 	})
-	t.Run("/docs is not served in production", func(t *testing.T) {
+	t.Run("the docs page is not served in production", func(t *testing.T) {
 		c := clientFor(t)
 		if r := c.get("/docs"); r.Status != 404 {
 			t.Errorf("/docs in production: %d", r.Status)
