@@ -124,15 +124,17 @@ func TestFaultsInProductionShape(t *testing.T) {
 	victim = busiestWorker(t, st, workers)
 	t.Logf("stopping %s, which holds %d of %d endpoints", victim.name, victim.holds, endpoints)
 	load.Mark(victim.name + " stopped (SIGTERM)")
-	stopAt := time.Now()
-	if err := victim.proc.Terminate(60 * time.Second); err != nil {
-		t.Errorf("%s after SIGTERM: %v", victim.name, err)
-	}
-	exitedIn := time.Since(stopAt)
-	t.Logf("%s exited %.1f s after SIGTERM (SHUTDOWN_TIMEOUT 20 s)", victim.name, exitedIn.Seconds())
-	if exitedIn > 10*time.Second {
-		t.Errorf("a stopped worker took %.1f s to exit", exitedIn.Seconds())
-	}
+	t.Run("a worker stopped with SIGTERM exits within 10 s", func(t *testing.T) {
+		stopAt := time.Now()
+		if err := victim.proc.Terminate(60 * time.Second); err != nil {
+			t.Errorf("%s after SIGTERM: %v", victim.name, err)
+		}
+		exitedIn := time.Since(stopAt)
+		t.Logf("%s exited %.1f s after SIGTERM (SHUTDOWN_TIMEOUT 20 s)", victim.name, exitedIn.Seconds())
+		if exitedIn > 10*time.Second {
+			t.Errorf("a stopped worker took %.1f s to exit", exitedIn.Seconds())
+		}
+	})
 	delete(workers, victim.name)
 	time.Sleep(20 * time.Second)
 
@@ -146,22 +148,27 @@ func TestFaultsInProductionShape(t *testing.T) {
 	readyDuring := watchReady(append(baseURLs(apis), probes...)...)
 	time.Sleep(15 * time.Second)
 	notReady := readyDuring()
-	for _, c := range apis {
-		r := c.get("/health/detailed")
-		var h struct {
-			Status       string                    `json:"status"`
-			Dependencies map[string]map[string]any `json:"dependencies"`
+	t.Run("with Redis down every API says degraded in its detailed health", func(t *testing.T) {
+		for _, api := range apis {
+			c := &call{t: t, base: api.base, key: key, header: http.Header{}}
+			r := c.get("/health/detailed")
+			var h struct {
+				Status       string                    `json:"status"`
+				Dependencies map[string]map[string]any `json:"dependencies"`
+			}
+			_ = json.Unmarshal(r.Body, &h)
+			if r.Status != 200 || h.Status != "degraded" || h.Dependencies["redis"]["status"] != "down" {
+				t.Errorf("%s/health/detailed with Redis down: %d %s", c.base, r.Status, r.Body)
+			}
 		}
-		_ = json.Unmarshal(r.Body, &h)
-		if r.Status != 200 || h.Status != "degraded" || h.Dependencies["redis"]["status"] != "down" {
-			t.Errorf("%s/health/detailed with Redis down: %d %s", c.base, r.Status, r.Body)
-		}
-	}
+	})
 	redis.Start()
 	phase("redis started again", 10*time.Second)
-	if len(notReady) > 0 {
-		t.Errorf("/ready answered other than 200 while Redis was down: %v", notReady)
-	}
+	t.Run("with Redis down every process stays ready", func(t *testing.T) {
+		if len(notReady) > 0 {
+			t.Errorf("/ready answered other than 200 while Redis was down: %v", notReady)
+		}
+	})
 
 	// Temporal down: what stores first still answers 202; what needs Temporal answers 503 fast.
 	load.Mark("temporal stopped")
@@ -174,27 +181,33 @@ func TestFaultsInProductionShape(t *testing.T) {
 	// Everything accepted arrives: every message and event at every endpoint, every execution
 	// completes, every event is evaluated by the rule once.
 	messages := load.accepted("message", "event")
-	eventually(t, 3*time.Minute, "every endpoint to get every message and event", func() bool {
-		for _, rc := range rcs {
-			got := firstReceipts(rc)
-			for _, a := range messages {
-				if _, ok := got[a.id]; !ok {
+	t.Run("every endpoint gets every message and event", func(t *testing.T) {
+		eventually(t, 3*time.Minute, "every endpoint to get every message and event", func() bool {
+			for _, rc := range rcs {
+				got := firstReceipts(rc)
+				for _, a := range messages {
+					if _, ok := got[a.id]; !ok {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	})
+	executions := load.accepted("execution")
+	t.Run("every accepted execution completes", func(t *testing.T) {
+		c := &call{t: t, base: apis[0].base, key: key, header: http.Header{}}
+		eventually(t, 2*time.Minute, "every accepted execution to complete", func() bool {
+			for _, a := range executions {
+				if getExecution(t, c, a.id).Status != "completed" {
 					return false
 				}
 			}
-		}
-		return true
+			return true
+		})
 	})
-	executions := load.accepted("execution")
-	eventually(t, 2*time.Minute, "every accepted execution to complete", func() bool {
-		for _, a := range executions {
-			if getExecution(t, c, a.id).Status != "completed" {
-				return false
-			}
-		}
-		return true
-	})
-	count := func(query string, args ...any) int {
+	count := func(t *testing.T, query string, args ...any) int {
+		t.Helper()
 		var n int64
 		if err := st.DB().Raw(query, args...).Scan(&n).Error; err != nil {
 			t.Fatal(err)
@@ -202,78 +215,97 @@ func TestFaultsInProductionShape(t *testing.T) {
 		return int(n)
 	}
 	events := load.accepted("event")
-	eventually(t, time.Minute, "every event to be evaluated by the rule", func() bool {
-		return count("SELECT count(*) FROM automation_executions WHERE rule_id = ?", ruleID) >= len(events)
+	t.Run("every event is evaluated by the rule once", func(t *testing.T) {
+		eventually(t, time.Minute, "every event to be evaluated by the rule", func() bool {
+			return count(t, "SELECT count(*) FROM automation_executions WHERE rule_id = ?", ruleID) >= len(events)
+		})
+		if n := count(t, "SELECT count(*) FROM automation_executions WHERE rule_id = ?", ruleID); n != len(events) {
+			t.Errorf("%d rule executions for %d events", n, len(events))
+		}
 	})
-	if n := count("SELECT count(*) FROM automation_executions WHERE rule_id = ?", ruleID); n != len(events) {
-		t.Errorf("%d rule executions for %d events", n, len(events))
-	}
-	if n := count("SELECT count(*) FROM workflow_executions WHERE status <> ?", store.ExecutionCompleted); n != 0 {
-		t.Errorf("%d executions left behind that did not complete (refused ones must leave none)", n)
-	}
-	eventually(t, 30*time.Second, "no pending delivery", func() bool {
-		return count("SELECT count(*) FROM webhook_deliveries WHERE status = ?", store.DeliveryPending) == 0
+	t.Run("no execution is left behind uncompleted", func(t *testing.T) {
+		if n := count(t, "SELECT count(*) FROM workflow_executions WHERE status <> ?", store.ExecutionCompleted); n != 0 {
+			t.Errorf("%d executions left behind that did not complete (refused ones must leave none)", n)
+		}
 	})
-	if n := count("SELECT count(*) FROM webhook_deliveries WHERE status = ?", store.DeliveryFailed); n != 0 {
-		t.Errorf("%d failed deliveries", n)
-	}
-	// The attempt log shows every request the receivers got (those of the killed worker too).
-	for i, id := range endpointIDs {
-		logged := count("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", id)
-		if got := rcs[i].count(); logged < got {
-			t.Errorf("endpoint %d: the receiver got %d requests, the attempt log has %d", i, got, logged)
+	t.Run("no delivery is left pending or failed", func(t *testing.T) {
+		eventually(t, 30*time.Second, "no pending delivery", func() bool {
+			return count(t, "SELECT count(*) FROM webhook_deliveries WHERE status = ?", store.DeliveryPending) == 0
+		})
+		if n := count(t, "SELECT count(*) FROM webhook_deliveries WHERE status = ?", store.DeliveryFailed); n != 0 {
+			t.Errorf("%d failed deliveries", n)
 		}
-	}
-	if n := count("SELECT count(*) FROM webhook_attempts WHERE outcome = ?", store.AttemptStarted); n != 0 {
-		t.Errorf("%d attempts left started", n)
-	}
-	// Ordered endpoints got each message first after every message accepted before its own
-	// request was sent.
-	for i := 4; i < endpoints; i++ {
-		if bad := load.outOfOrder(firstReceipts(rcs[i])); bad != "" {
-			t.Errorf("ordered endpoint %d: %s", i, bad)
+	})
+	t.Run("the attempt log has every request the receivers got, none left started", func(t *testing.T) {
+		// The attempt log shows every request the receivers got (those of the killed worker too).
+		for i, id := range endpointIDs {
+			logged := count(t, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", id)
+			if got := rcs[i].count(); logged < got {
+				t.Errorf("endpoint %d: the receiver got %d requests, the attempt log has %d", i, got, logged)
+			}
 		}
-	}
-
-	// Every dispatcher run replays against the workflow code (they span worker changes and a
-	// Temporal restart); the longest is kept as a replay fixture with UPDATE_REPLAY_HISTORY=1.
-	var longest *historypb.History
-	for _, id := range endpointIDs {
-		if h := replayDispatcherRuns(t, temporal.Address(), id); longest == nil || len(h.Events) > len(longest.Events) {
-			longest = h
+		if n := count(t, "SELECT count(*) FROM webhook_attempts WHERE outcome = ?", store.AttemptStarted); n != 0 {
+			t.Errorf("%d attempts left started", n)
 		}
-	}
-	saveReplayFixture(t, longest, "webhook_dispatcher_sessions_history.json")
+	})
+	t.Run("ordered endpoints receive in order", func(t *testing.T) {
+		// Ordered endpoints got each message first after every message accepted before its own
+		// request was sent.
+		for i := 4; i < endpoints; i++ {
+			if bad := load.outOfOrder(firstReceipts(rcs[i])); bad != "" {
+				t.Errorf("ordered endpoint %d: %s", i, bad)
+			}
+		}
+	})
+	t.Run("every dispatcher run replays against the workflow code", func(t *testing.T) {
+		// Every dispatcher run replays against the workflow code (they span worker changes and a
+		// Temporal restart); the longest is kept as a replay fixture with UPDATE_REPLAY_HISTORY=1.
+		var longest *historypb.History
+		for _, id := range endpointIDs {
+			if h := replayDispatcherRuns(t, temporal.Address(), id); longest == nil || len(h.Events) > len(longest.Events) {
+				longest = h
+			}
+		}
+		saveReplayFixture(t, longest, "webhook_dispatcher_sessions_history.json")
+	})
 
 	// The figures, phase by phase.
 	report := load.Report(rcs)
 	t.Log("\n" + report.String())
 	steady := report.Phases[0]
-	for _, p := range report.Phases {
-		switch {
-		case strings.HasPrefix(p.Name, "temporal"):
-			continue // deliveries wait for Temporal to come back; checked below
-		case p.MaxWait > 10*time.Second:
-			t.Errorf("%s: a due delivery waited %.1f s", p.Name, p.MaxWait.Seconds())
-			dumpHistory(t, temporal.Address(), webhooks.DispatcherWorkflowID(endpointIDs[p.MaxWaitEndpoint]), p.From, p.To)
+	t.Run("after a worker change no due delivery waits more than 10 s", func(t *testing.T) {
+		for _, p := range report.Phases {
+			switch {
+			case strings.HasPrefix(p.Name, "temporal"):
+				continue // deliveries wait for Temporal to come back; checked below
+			case p.MaxWait > 10*time.Second:
+				t.Errorf("%s: a due delivery waited %.1f s", p.Name, p.MaxWait.Seconds())
+				dumpHistory(t, temporal.Address(), webhooks.DispatcherWorkflowID(endpointIDs[p.MaxWaitEndpoint]), p.From, p.To)
+			}
 		}
-	}
-	// A request that dials Redis waits ~2 s for it; scheduling noise on a loaded machine moves a
-	// p99 by a few hundred milliseconds, so the bound is the larger of twice steady and 500 ms.
-	if down, bound := report.Phase("redis stopped").P99, max(2*steady.P99, 500*time.Millisecond); down > bound {
-		t.Errorf("with Redis down the requests' p99 is %.1f ms, more than %.1f ms (steady p99 %.1f ms)", ms(down), ms(bound), ms(steady.P99))
-	}
+	})
+	t.Run("with Redis down the requests' p99 at most doubles or stays under 500 ms", func(t *testing.T) {
+		// A request that dials Redis waits ~2 s for it; scheduling noise on a loaded machine moves a
+		// p99 by a few hundred milliseconds, so the bound is the larger of twice steady and 500 ms.
+		if down, bound := report.Phase("redis stopped").P99, max(2*steady.P99, 500*time.Millisecond); down > bound {
+			t.Errorf("with Redis down the requests' p99 is %.1f ms, more than %.1f ms (steady p99 %.1f ms)", ms(down), ms(bound), ms(steady.P99))
+		}
+	})
 	temporalDown := report.Phase("temporal stopped")
-	for _, kind := range []string{"message", "event"} {
-		if f := temporalDown.Requests[kind]; f.Accepted != f.N || f.P50 > 100*time.Millisecond {
-			t.Errorf("with Temporal down %d of %d %ss were accepted, p50 %.1f ms", f.Accepted, f.N, kind, ms(f.P50))
+	t.Run("with Temporal down messages and events are accepted fast", func(t *testing.T) {
+		for _, kind := range []string{"message", "event"} {
+			if f := temporalDown.Requests[kind]; f.Accepted != f.N || f.P50 > 100*time.Millisecond {
+				t.Errorf("with Temporal down %d of %d %ss were accepted, p50 %.1f ms", f.Accepted, f.N, kind, ms(f.P50))
+			}
 		}
-	}
-	refused := temporalDown.Requests["execution"]
-	if refused.Other[fmt.Sprintf("%d Retry-After 5", http.StatusServiceUnavailable)]+refused.Accepted != refused.N || refused.Max > 1500*time.Millisecond {
-		t.Errorf("with Temporal down executions answered %v (%d accepted), max %.0f ms: want 503 with Retry-After within 1.5 s",
-			refused.Other, refused.Accepted, ms(refused.Max))
-	}
+	})
+	t.Run("with Temporal down executions answer 503 with Retry-After within 1.5 s", func(t *testing.T) {
+		refused := temporalDown.Requests["execution"]
+		if refused.Other[fmt.Sprintf("%d Retry-After 5", http.StatusServiceUnavailable)]+refused.Accepted != refused.N || refused.Max > 1500*time.Millisecond {
+			t.Errorf("with Temporal down executions answered %v (%d accepted), max %.0f ms: want 503 with Retry-After within 1.5 s",
+				refused.Other, refused.Accepted, ms(refused.Max))
+		}
+	})
 }
 
 // workerProc is a worker process of the fault test.

@@ -30,11 +30,11 @@ func TestHostileInputAndLeaks(t *testing.T) {
 		env["REDIS_URL"] = u
 	}
 	s := startEmbedded(t, testConfig(t, t.TempDir(), env))
-	c := s.client(t)
 	rcv := newRecorder(t)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(rcv.URL, "http://"))
 
 	t.Run("http_request destinations are refused at save time", func(t *testing.T) {
+		c := s.client(t)
 		body := mustJSON(t, map[string]any{"name": "ssrf", "trigger_type": "manual", "steps": []any{
 			map[string]any{"id": "meta", "type": "http_request", "config": map[string]any{"url": "http://169.254.169.254/latest/meta-data/"}},
 			map[string]any{"id": "compat", "type": "http_request", "config": map[string]any{"url": "http://[::127.0.0.1]:" + port + "/x"}},
@@ -80,6 +80,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	})
 
 	t.Run("http_request destinations are refused at the request", func(t *testing.T) {
+		c := s.client(t)
 		id := createWorkflow(t, c, `{"name": "templated host", "trigger_type": "manual", "steps": [
 			{"id": "call", "type": "http_request", "retry": {"max_attempts": 3, "initial_interval": "1s"},
 			 "config": {"url": "http://{{ input.host }}:`+port+`/templated"}}]}`)
@@ -106,6 +107,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	})
 
 	t.Run("webhook endpoints are refused at registration", func(t *testing.T) {
+		c := s.client(t)
 		for u, why := range map[string]string{
 			"http://[::127.0.0.1]:" + port + "/hook":   "IPv4-compatible address",
 			"http://2130706433:" + port + "/hook":      "unusual spelling",
@@ -126,6 +128,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	})
 
 	t.Run("inbound hmac_sha256 replays are refused and the type comes from the signed body", func(t *testing.T) {
+		c := s.client(t)
 		sender := &call{t: t, base: s.URL, header: http.Header{}}
 		const secret = "gh-webhook-secret-0123"
 		r := c.post("/api/v1/webhooks/sources", map[string]any{"name": "gh-signed", "scheme": "hmac_sha256", "secret": secret,
@@ -181,6 +184,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	})
 
 	t.Run("endpoint headers are encrypted at rest and redacted", func(t *testing.T) {
+		c := s.client(t)
 		hook := newReceiver(t, nil)
 		token := "Bearer crm-" + testenv.RandomHex(8)
 		id := createEndpoint(t, c, map[string]any{"name": "crm", "url": hook.URL(), "events": []string{"crm.*"},
@@ -232,6 +236,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	// The store logs failed statements without their bound values (store tests); a duplicate
 	// refused by a unique key is an outcome the API handles, not a failure to log as one.
 	t.Run("a refused duplicate is answered, not logged as a failed statement, and no values are", func(t *testing.T) {
+		c := s.client(t)
 		marker := "source-description-" + testenv.RandomHex(8)
 		body := map[string]any{"name": "dup", "description": marker, "secret": "dup-source-secret-" + testenv.RandomHex(8)}
 		if r := c.post("/api/v1/webhooks/sources", body); r.Status != 201 {
@@ -288,6 +293,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 	})
 
 	t.Run("/health/detailed shows details only to authenticated callers", func(t *testing.T) {
+		c := s.client(t)
 		anon := &call{t: t, base: s.URL, header: http.Header{}}
 		r := anon.get("/health/detailed")
 		var public struct {

@@ -100,38 +100,53 @@ func TestPoisonPillsCannotCrashLoop(t *testing.T) {
 	pid := second.cmd.Process.Pid
 	serviceStart, _, _ := procStatus(pid)
 	w := watchRSS(pid, serviceStart, helperStart, func() []int { return childrenOf(pid) })
-	for _, id := range executions {
-		x := waitFinished(t, c, id, 3*time.Minute)
-		st := x.step(t, "hostile")
-		if x.Status != "failed" || st.Status != "failed" || st.Attempts != 1 || !strings.Contains(st.Error, "limit") {
-			t.Errorf("execution %s: %s, step %+v", id, x.Status, st)
+	clientFor := func(t *testing.T) *call { return &call{t: t, base: c.base, key: c.key, header: http.Header{}} }
+	t.Run("every execution fails for good at its hostile step", func(t *testing.T) {
+		c := clientFor(t)
+		for _, id := range executions {
+			x := waitFinished(t, c, id, 3*time.Minute)
+			st := x.step(t, "hostile")
+			if x.Status != "failed" || st.Status != "failed" || st.Attempts != 1 || !strings.Contains(st.Error, "limit") {
+				t.Errorf("execution %s: %s, step %+v", id, x.Status, st)
+			}
 		}
-	}
-	for _, f := range fired {
-		x := executionFor(t, c, f.rule, f.event)
-		if (x.Status != "failed" && x.Status != "error") || !strings.Contains(x.Reason+fmt.Sprint(x.Actions), "limit") {
-			t.Errorf("rule execution: %+v", x)
+	})
+	t.Run("every rule execution ends at a limit", func(t *testing.T) {
+		c := clientFor(t)
+		for _, f := range fired {
+			x := executionFor(t, c, f.rule, f.event)
+			if (x.Status != "failed" && x.Status != "error") || !strings.Contains(x.Reason+fmt.Sprint(x.Actions), "limit") {
+				t.Errorf("rule execution: %+v", x)
+			}
 		}
-	}
-	for _, id := range templates {
-		if r := c.post("/api/v1/notifications/templates/"+id+"/render", map[string]any{"data": map[string]any{}}); r.Status != 422 {
-			t.Errorf("render %s: %d %s", id, r.Status, r.Body)
+	})
+	t.Run("the stored templates render as 422", func(t *testing.T) {
+		c := clientFor(t)
+		for _, id := range templates {
+			if r := c.post("/api/v1/notifications/templates/"+id+"/render", map[string]any{"data": map[string]any{}}); r.Status != 422 {
+				t.Errorf("render %s: %d %s", id, r.Status, r.Body)
+			}
 		}
-	}
-	select {
-	case err := <-second.done:
-		t.Fatalf("the restarted service exited: %v", err)
-	default:
-	}
-	if r := c.get("/live"); r.Status != 200 {
-		t.Errorf("/live: %d", r.Status)
-	}
-	service, helper, n := w.stop()
-	t.Logf("after the restart: resident set growth: service %d MB (from %d MB at ready), helpers %d MB at most (%d seen, from %d MB fresh)",
-		service>>20, serviceStart>>20, helper>>20, n, helperStart>>20)
-	if service >= 256<<20 || helper >= 256<<20 {
-		t.Errorf("resident set grew by %d MB (service) and %d MB (a helper); want less than 256 MB", service>>20, helper>>20)
-	}
+	})
+	t.Run("the restarted service stays up", func(t *testing.T) {
+		c := clientFor(t)
+		select {
+		case err := <-second.done:
+			t.Fatalf("the restarted service exited: %v", err)
+		default:
+		}
+		if r := c.get("/live"); r.Status != 200 {
+			t.Errorf("/live: %d", r.Status)
+		}
+	})
+	t.Run("neither the service's resident set nor a helper's grows by 256 MB", func(t *testing.T) {
+		service, helper, n := w.stop()
+		t.Logf("after the restart: resident set growth: service %d MB (from %d MB at ready), helpers %d MB at most (%d seen, from %d MB fresh)",
+			service>>20, serviceStart>>20, helper>>20, n, helperStart>>20)
+		if service >= 256<<20 || helper >= 256<<20 {
+			t.Errorf("resident set grew by %d MB (service) and %d MB (a helper); want less than 256 MB", service>>20, helper>>20)
+		}
+	})
 }
 
 // childrenOf lists the processes whose parent is pid.

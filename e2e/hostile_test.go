@@ -44,6 +44,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			name := slug(hc.name)
 
 			t.Run("template create and render", func(t *testing.T) {
+				c := s.client(t)
 				start := time.Now()
 				r := c.post("/api/v1/notifications/templates", map[string]any{"id": "hostile_" + name, "channel": "email",
 					"subject": "Hello", "body": hc.template})
@@ -62,6 +63,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			})
 
 			t.Run("rule dry-run inline", func(t *testing.T) {
+				c := s.client(t)
 				start := time.Now()
 				r := c.post("/api/v1/automation/test", map[string]any{"rule": hostileRule(name, hc.template, ""),
 					"event": map[string]any{"data": map[string]any{"n": 1}}})
@@ -70,6 +72,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			})
 
 			t.Run("rule dry-run by id", func(t *testing.T) {
+				c := s.client(t)
 				start := time.Now()
 				r := c.post("/api/v1/automation/rules", hostileRule(name+"_dry", hc.template, ""))
 				if hc.static {
@@ -89,6 +92,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			})
 
 			t.Run("rule action fired by an event", func(t *testing.T) {
+				c := s.client(t)
 				if hc.static {
 					return // refused when saved (above)
 				}
@@ -103,6 +107,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			})
 
 			t.Run("dedup_key", func(t *testing.T) {
+				c := s.client(t)
 				start := time.Now()
 				r := c.post("/api/v1/automation/rules", hostileRule(name+"_dedup", "{{ event.id }}", hc.template))
 				if hc.static {
@@ -133,6 +138,7 @@ func TestHostileInputHarmsNothing(t *testing.T) {
 			}
 			for _, surface := range []string{"workflow step template", "jq", "mapping"} {
 				t.Run(surface, func(t *testing.T) {
+					c := s.client(t)
 					if surface == "mapping" && hc.expr == "" {
 						t.Skip("expressions cannot define functions: no recursion to try")
 					}

@@ -61,7 +61,8 @@ func TestRulesExactlyOnceAcrossWorkerKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	count := func(query string, args ...any) int {
+	count := func(t *testing.T, query string, args ...any) int {
+		t.Helper()
 		var n int64
 		if err := st.DB().Raw(query, args...).Scan(&n).Error; err != nil {
 			t.Fatal(err)
@@ -100,10 +101,10 @@ func TestRulesExactlyOnceAcrossWorkerKill(t *testing.T) {
 		}()
 	}
 	eventually(t, 60*time.Second, "the first rule runs", func() bool {
-		return count(`SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`) >= 40
+		return count(t, `SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`) >= 40
 	})
 	worker.Kill()
-	killedAt := count(`SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`)
+	killedAt := count(t, `SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`)
 	postedAt := posted.Load()
 	t.Logf("worker killed after %d events posted, %d rule runs done", postedAt, killedAt)
 	time.Sleep(time.Second)
@@ -114,8 +115,8 @@ func TestRulesExactlyOnceAcrossWorkerKill(t *testing.T) {
 	}
 
 	eventually(t, 3*time.Minute, "every rule run to finish", func() bool {
-		return count(`SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`) == 2*events &&
-			count(`SELECT count(*) FROM automation_event_evaluations WHERE event_type IN ('load.forward', 'load.audit')`) == 2*events
+		return count(t, `SELECT count(*) FROM automation_executions WHERE event_type = 'load.tick' AND status = 'succeeded'`) == 2*events &&
+			count(t, `SELECT count(*) FROM automation_event_evaluations WHERE event_type IN ('load.forward', 'load.audit')`) == 2*events
 	})
 	time.Sleep(2 * time.Second) // a duplicate would show up now
 	for _, check := range []struct {
@@ -132,10 +133,12 @@ func TestRulesExactlyOnceAcrossWorkerKill(t *testing.T) {
 		{"distinct causes per emitted type", `SELECT count(DISTINCT type || causation_id) FROM events WHERE type IN ('load.forward', 'load.audit')`, 2 * events},
 		{"succeeded actions", `SELECT count(*) FROM automation_action_outcomes WHERE status = 'succeeded'`, 2 * events},
 	} {
-		if got := count(check.query); got != check.want {
-			t.Errorf("%s: %d, want %d", check.what, got, check.want)
-		}
+		t.Run(check.what, func(t *testing.T) {
+			if got := count(t, check.query); got != check.want {
+				t.Errorf("%s: %d, want %d", check.what, got, check.want)
+			}
+		})
 	}
-	retried := count(`SELECT count(*) FROM automation_action_outcomes WHERE attempts > 1`)
+	retried := count(t, `SELECT count(*) FROM automation_action_outcomes WHERE attempts > 1`)
 	t.Logf("%d actions needed more than one attempt", retried)
 }

@@ -106,23 +106,28 @@ func TestWebhookWorkerCrashLosesNothing(t *testing.T) {
 	startProcess(t, "worker", workerEnv())
 
 	want := endpoints * (before + during)
-	eventually(t, 3*time.Minute, "every endpoint to get every message", func() bool {
-		for _, rc := range rcs {
-			got := map[string]bool{}
-			for _, r := range rc.succeeded() {
-				got[r.MessageID()] = true
-			}
-			for _, m := range msgs {
-				if !got[m] {
-					return false
+	t.Run("every endpoint gets every message", func(t *testing.T) {
+		eventually(t, 3*time.Minute, "every endpoint to get every message", func() bool {
+			for _, rc := range rcs {
+				got := map[string]bool{}
+				for _, r := range rc.succeeded() {
+					got[r.MessageID()] = true
+				}
+				for _, m := range msgs {
+					if !got[m] {
+						return false
+					}
 				}
 			}
-		}
-		return true
+			return true
+		})
 	})
 	for _, status := range []string{"pending", "failed"} {
-		eventually(t, 30*time.Second, "no "+status+" delivery", func() bool {
-			return len(deliveriesOf(t, c, "status="+status)) == 0
+		t.Run("no delivery is left "+status, func(t *testing.T) {
+			c := &call{t: t, base: c.base, key: c.key, header: http.Header{}}
+			eventually(t, 30*time.Second, "no "+status+" delivery", func() bool {
+				return len(deliveriesOf(t, c, "status="+status)) == 0
+			})
 		})
 	}
 	t.Logf("%d requests for %d deliveries (at least once: %d repeated after the crash)", total(), want, total()-want)

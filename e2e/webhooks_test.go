@@ -20,43 +20,58 @@ import (
 // delivery log, metrics and the starter CLI. The scenarios share one stack and run side by side.
 func TestWebhookDelivery(t *testing.T) {
 	s := startEmbedded(t, testConfig(t, t.TempDir(), webhookEnv(nil)))
-	c := s.client(t)
 
-	// Refused input, before anything is sent.
-	for _, bad := range []struct {
-		body  map[string]any
-		field string
-	}{
-		{map[string]any{"name": "x", "url": "http://10.0.0.1/hook"}, "url"},
-		{map[string]any{"name": "x", "url": "ftp://example.com/"}, "url"},
-		{map[string]any{"url": "http://127.0.0.1:1/"}, "name"},
-		{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "events": []string{"wo*rk"}}, "events[0]"},
-		{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "headers": map[string]string{"webhook-id": "x"}}, "headers.webhook-id"},
-		{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "secret": "short"}, "secret"},
-		{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "retry_schedule": []string{"soon"}}, "retry_schedule[0]"},
-	} {
-		r := c.post("/api/v1/webhooks/endpoints", bad.body)
-		if r.Status != 422 || !strings.Contains(string(r.Body), `"field":"`+bad.field+`"`) {
-			t.Errorf("%v: %d %s, want 422 on %s", bad.body, r.Status, r.Body, bad.field)
+	t.Run("endpoint input is refused with the field at fault", func(t *testing.T) {
+		c := s.client(t)
+		// Refused input, before anything is sent.
+		for _, bad := range []struct {
+			body  map[string]any
+			field string
+		}{
+			{map[string]any{"name": "x", "url": "http://10.0.0.1/hook"}, "url"},
+			{map[string]any{"name": "x", "url": "ftp://example.com/"}, "url"},
+			{map[string]any{"url": "http://127.0.0.1:1/"}, "name"},
+			{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "events": []string{"wo*rk"}}, "events[0]"},
+			{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "headers": map[string]string{"webhook-id": "x"}}, "headers.webhook-id"},
+			{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "secret": "short"}, "secret"},
+			{map[string]any{"name": "x", "url": "http://127.0.0.1:1/", "retry_schedule": []string{"soon"}}, "retry_schedule[0]"},
+		} {
+			r := c.post("/api/v1/webhooks/endpoints", bad.body)
+			if r.Status != 422 || !strings.Contains(string(r.Body), `"field":"`+bad.field+`"`) {
+				t.Errorf("%v: %d %s, want 422 on %s", bad.body, r.Status, r.Body, bad.field)
+			}
 		}
-	}
-	if r := c.post("/api/v1/webhooks/deliver", map[string]any{"payload": map[string]any{}}); r.Status != 422 {
-		t.Errorf("deliver without event_type: %d", r.Status)
-	}
-	if r := c.post("/api/v1/webhooks/deliver", map[string]any{"event_type": "big.one",
-		"payload": map[string]string{"blob": strings.Repeat("x", 300<<10)}}); r.Status != 413 {
-		t.Errorf("300 KiB payload: %d %s", r.Status, r.Body)
-	}
-	if r := c.get("/api/v1/webhooks/endpoints/nope"); r.Status != 404 {
-		t.Errorf("unknown endpoint: %d", r.Status)
-	}
-	if r := c.post("/api/v1/webhooks/deliver", "{"); r.Status != 400 {
-		t.Errorf("bad JSON: %d", r.Status)
-	}
+	})
+	t.Run("deliver without event_type is refused", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.post("/api/v1/webhooks/deliver", map[string]any{"payload": map[string]any{}}); r.Status != 422 {
+			t.Errorf("deliver without event_type: %d", r.Status)
+		}
+	})
+	t.Run("a 300 KiB payload is refused with 413", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.post("/api/v1/webhooks/deliver", map[string]any{"event_type": "big.one",
+			"payload": map[string]string{"blob": strings.Repeat("x", 300<<10)}}); r.Status != 413 {
+			t.Errorf("300 KiB payload: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("an unknown endpoint is not found", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.get("/api/v1/webhooks/endpoints/nope"); r.Status != 404 {
+			t.Errorf("unknown endpoint: %d", r.Status)
+		}
+	})
+	t.Run("malformed JSON is refused", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.post("/api/v1/webhooks/deliver", "{"); r.Status != 400 {
+			t.Errorf("bad JSON: %d", r.Status)
+		}
+	})
 
 	// The scenarios run side by side; the metrics are checked once they are all done.
-	t.Run("scenarios", func(t *testing.T) { webhookScenarios(t, s, c) })
+	t.Run("scenarios", func(t *testing.T) { webhookScenarios(t, s) })
 	t.Run("metrics", func(t *testing.T) {
+		c := s.client(t)
 		metrics := string(c.get("/metrics").Body)
 		for _, want := range []string{
 			`webhook_deliveries_total{endpoint_id="`, `outcome="succeeded"`, `webhook_attempts_total{`,
@@ -70,9 +85,10 @@ func TestWebhookDelivery(t *testing.T) {
 	})
 }
 
-func webhookScenarios(t *testing.T, s *stack, c *call) {
+func webhookScenarios(t *testing.T, s *stack) {
 	t.Run("signed delivery verifies with the official library", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, nil)
 		id := createEndpoint(t, c, map[string]any{"name": "signed", "url": rc.URL(), "events": []string{"order.*"},
 			"headers": map[string]string{"X-Tenant": "acme"}})
@@ -137,6 +153,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("failing three times then delivered with growing gaps", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, func(n int, _ *http.Request, _ http.Header) (int, string) {
 			if n <= 3 {
 				return 500, "not yet"
@@ -178,6 +195,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("410 disables the endpoint and emits webhook.endpoint.disabled", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		watcher := newReceiver(t, nil)
 		createEndpoint(t, c, map[string]any{"name": "watcher", "url": watcher.URL(), "events": []string{"webhook.endpoint.disabled"}})
 		gone := newReceiver(t, func(int, *http.Request, http.Header) (int, string) { return 410, "" })
@@ -220,6 +238,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("rotation sends two signatures that both verify", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, nil)
 		old := "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 		id := createEndpoint(t, c, map[string]any{"name": "rotating", "url": rc.URL(), "events": []string{"rotate.*"}, "secret": old})
@@ -255,6 +274,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("recover re-sends failed deliveries", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		var healthy atomic.Bool
 		rc := newReceiver(t, func(int, *http.Request, http.Header) (int, string) {
 			if healthy.Load() {
@@ -294,6 +314,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("ordered endpoint receives in order while failing once", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, func(n int, _ *http.Request, _ http.Header) (int, string) {
 			if n == 1 {
 				return 500, ""
@@ -322,6 +343,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("rate limit spaces requests", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, nil)
 		createEndpoint(t, c, map[string]any{"name": "limited", "url": rc.URL(), "events": []string{"limited.*"}, "rate_limit_per_second": 2})
 		for i := range 6 {
@@ -337,6 +359,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("consecutive final failures disable the endpoint", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		rc := newReceiver(t, func(int, *http.Request, http.Header) (int, string) { return 400, "bad" })
 		id := createEndpoint(t, c, map[string]any{"name": "broken", "url": rc.URL(), "events": []string{"broken.*"}, "disable_after_failures": 2})
 		deliver(t, c, "broken.a", 1)
@@ -353,6 +376,7 @@ func webhookScenarios(t *testing.T, s *stack, c *call) {
 
 	t.Run("a redirect to a private address is not followed", func(t *testing.T) {
 		t.Parallel()
+		c := s.client(t)
 		var hits atomic.Int32
 		rc := newReceiver(t, func(_ int, _ *http.Request, h http.Header) (int, string) {
 			hits.Add(1)

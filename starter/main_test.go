@@ -27,6 +27,7 @@ type fakeAPI struct {
 type seenRequest struct {
 	Method, Path, Query, ContentType, Key string
 	Body                                  []byte
+	Header                                http.Header
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -35,7 +36,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.seen = append(f.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"),
-			r.Header.Get("X-API-Key"), body})
+			r.Header.Get("X-API-Key"), body, r.Header.Clone()})
 		route := f.routes[r.Method+" "+r.URL.Path]
 		f.mu.Unlock()
 		status, out := http.StatusNotFound, any(map[string]any{"error": map[string]any{
