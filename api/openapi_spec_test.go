@@ -1,0 +1,146 @@
+package api
+
+import (
+	"context"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+)
+
+// servedSpec loads /openapi.json exactly as the server's handler serves it.
+func servedSpec(t *testing.T, s *testServer) *openapi3.T {
+	t.Helper()
+	r := s.do(t, "GET", "/openapi.json", nil)
+	if r.StatusCode != 200 {
+		t.Fatalf("/openapi.json: %d", r.StatusCode)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(r.body)
+	if err != nil {
+		t.Fatalf("load /openapi.json: %v", err)
+	}
+	return doc
+}
+
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	s := newTestServer(t, nil)
+	doc := servedSpec(t, s)
+	if err := doc.Validate(context.Background(), openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatalf("/openapi.json is not valid OpenAPI 3: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi: %q", doc.OpenAPI)
+	}
+}
+
+func TestOpenAPIOperationsAreComplete(t *testing.T) {
+	doc := servedSpec(t, newTestServer(t, nil))
+	declared := map[string]bool{}
+	for _, tag := range doc.Tags {
+		if strings.TrimSpace(tag.Description) == "" {
+			t.Errorf("tag %q has no description", tag.Name)
+		}
+		declared[tag.Name] = true
+	}
+	camel := regexp.MustCompile(`^[a-z]+[A-Za-z0-9]*$`)
+	ids := map[string]string{}
+	used := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			switch {
+			case op.OperationID == "":
+				t.Errorf("%s has no operationId", name)
+			case !camel.MatchString(op.OperationID):
+				t.Errorf("%s: operationId %q is not camelCase", name, op.OperationID)
+			case ids[op.OperationID] != "":
+				t.Errorf("%s: operationId %q is also used by %s", name, op.OperationID, ids[op.OperationID])
+			}
+			ids[op.OperationID] = name
+			if op.Summary == "" {
+				t.Errorf("%s has no summary", name)
+			}
+			if len(op.Tags) == 0 {
+				t.Errorf("%s has no tag", name)
+			}
+			for _, tag := range op.Tags {
+				used[tag] = true
+				if !declared[tag] {
+					t.Errorf("%s: tag %q is not declared at the top level", name, tag)
+				}
+			}
+			has4xx := false
+			for code := range op.Responses.Map() {
+				if len(code) == 3 && code[0] == '4' || code == "4XX" {
+					has4xx = true
+				}
+			}
+			if !has4xx {
+				t.Errorf("%s documents no 4xx response", name)
+			}
+		}
+	}
+	for tag := range declared {
+		if !used[tag] {
+			t.Errorf("tag %q is declared but no operation uses it", tag)
+		}
+	}
+}
+
+// The served document and the Echo route table name the same operations.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	s := newTestServer(t, nil)
+	doc := servedSpec(t, s)
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	param := regexp.MustCompile(`:([a-zA-Z_]+)`)
+	served := map[string]bool{}
+	for _, r := range s.echo.Routes() {
+		if r.Method == echo.RouteNotFound || strings.HasSuffix(r.Path, "*") || strings.HasPrefix(r.Path, "/docs") {
+			continue
+		}
+		served[r.Method+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	var missing, extra []string
+	for op := range served {
+		if !documented[op] {
+			missing = append(missing, op)
+		}
+	}
+	for op := range documented {
+		if !served[op] {
+			extra = append(extra, op)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	if len(missing) > 0 {
+		t.Errorf("routes missing from /openapi.json: %v", missing)
+	}
+	if len(extra) > 0 {
+		t.Errorf("/openapi.json documents routes that are not served: %v", extra)
+	}
+}
+
+// A partial update is valid for a generated client: PATCH's body requires nothing.
+func TestOpenAPIWebhookPatchBodyIsPartial(t *testing.T) {
+	doc := servedSpec(t, newTestServer(t, nil))
+	item := doc.Paths.Find("/api/v1/webhooks/endpoints/{id}")
+	if item == nil || item.Patch == nil || item.Patch.RequestBody == nil {
+		t.Fatal("PATCH /api/v1/webhooks/endpoints/{id} has no request body")
+	}
+	schema := item.Patch.RequestBody.Value.Content.Get("application/json").Schema.Value
+	if err := schema.VisitJSON(map[string]any{"enabled": true}); err != nil {
+		t.Errorf(`{"enabled": true} does not validate: %v`, err)
+	}
+	if err := schema.VisitJSON(map[string]any{"enabled": "yes"}); err == nil {
+		t.Error(`{"enabled": "yes"} validates`)
+	}
+}
