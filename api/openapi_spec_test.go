@@ -9,6 +9,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
+
+	"github.com/pyairtable/automation-domain/config"
 )
 
 // servedSpec loads /openapi.json exactly as the server's handler serves it.
@@ -103,7 +105,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	param := regexp.MustCompile(`:([a-zA-Z_]+)`)
 	served := map[string]bool{}
 	for _, r := range s.echo.Routes() {
-		if r.Method == echo.RouteNotFound || strings.HasSuffix(r.Path, "*") || strings.HasPrefix(r.Path, "/docs") {
+		if r.Method == echo.RouteNotFound || strings.HasSuffix(r.Path, "*") {
 			continue
 		}
 		served[r.Method+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
@@ -142,5 +144,43 @@ func TestOpenAPIWebhookPatchBodyIsPartial(t *testing.T) {
 	}
 	if err := schema.VisitJSON(map[string]any{"enabled": "yes"}); err == nil {
 		t.Error(`{"enabled": "yes"} validates`)
+	}
+}
+
+func TestDocsAssets(t *testing.T) {
+	s := newTestServer(t, nil)
+	page := s.do(t, "GET", "/docs", nil)
+	if page.StatusCode != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/docs: %d %s", page.StatusCode, page.Header.Get("Content-Type"))
+	}
+	csp := page.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "http") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("/docs CSP: %q", csp)
+	}
+	// Every script and style sheet the page names is served from here.
+	ref := regexp.MustCompile(`(?:src|href)="(docs/[^"]+)"`)
+	refs := ref.FindAllStringSubmatch(string(page.body), -1)
+	if len(refs) < 3 {
+		t.Fatalf("the page names %d assets: %s", len(refs), page.body)
+	}
+	for _, m := range refs {
+		r := s.do(t, "GET", "/"+m[1], nil)
+		if r.StatusCode != 200 || len(r.body) == 0 || r.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("/%s: %d (%d bytes)", m[1], r.StatusCode, len(r.body))
+		}
+		if strings.HasSuffix(m[1], ".js") && !strings.HasPrefix(r.Header.Get("Content-Type"), "text/javascript") {
+			t.Errorf("/%s: Content-Type %q", m[1], r.Header.Get("Content-Type"))
+		}
+	}
+	for _, p := range []string{"/docs/nope.js", "/docs/index.html", "/docs/..%2fopenapi.go"} {
+		if r := s.do(t, "GET", p, nil); r.StatusCode != 404 {
+			t.Errorf("%s: %d, want 404", p, r.StatusCode)
+		}
+	}
+	prod := newTestServer(t, func(c *config.Config) { c.Env = config.EnvProduction })
+	for _, p := range []string{"/docs", "/docs/swagger-ui-bundle.js"} {
+		if r := prod.do(t, "GET", p, nil); r.StatusCode != 404 {
+			t.Errorf("%s in production: %d", p, r.StatusCode)
+		}
 	}
 }
