@@ -14,6 +14,7 @@ import (
 // origin, so the page works offline and its Content-Security-Policy names no other origin.
 //
 //go:embed docs/index.html docs/init.js docs/docs.css docs/swagger-ui-bundle.js docs/swagger-ui.css
+//go:embed docs/favicon-32x32.png
 var docsFiles embed.FS
 
 // docsCSP allows the page's own scripts, styles and calls only. Swagger UI sets style
