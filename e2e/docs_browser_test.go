@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -97,6 +98,16 @@ func TestDocsInBrowser(t *testing.T) {
 	)
 	if curl := b.text(list + ` .curl-command`); !strings.Contains(curl, "X-API-Key: "+s.APIKey) {
 		t.Errorf("the try-it request does not carry the key: %q", curl)
+	}
+	// DOCS_SCREENSHOT=file.png keeps a picture of the page at this point (for release notes).
+	if path := os.Getenv("DOCS_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Search filters operations by what they do, not only by tag.
