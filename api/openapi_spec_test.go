@@ -184,8 +184,16 @@ func TestDocsAssets(t *testing.T) {
 		if strings.HasSuffix(m[1], ".js") && !strings.HasPrefix(r.Header.Get("Content-Type"), "text/javascript") {
 			t.Errorf("/%s: Content-Type %q", m[1], r.Header.Get("Content-Type"))
 		}
+		if etag := r.Header.Get("ETag"); etag == "" {
+			t.Errorf("/%s has no ETag", m[1])
+		} else if again := s.do(t, "GET", "/"+m[1], nil, "If-None-Match", etag); again.StatusCode != 304 {
+			t.Errorf("/%s with its ETag: %d, want 304", m[1], again.StatusCode)
+		}
 	}
-	for _, p := range []string{"/docs/nope.js", "/docs/index.html", "/docs/..%2fopenapi.go"} {
+	if r := s.do(t, "GET", "/docs/LICENSE", nil); r.StatusCode != 200 || !strings.Contains(string(r.body), "Apache License") {
+		t.Errorf("/docs/LICENSE: %d", r.StatusCode)
+	}
+	for _, p := range []string{"/docs/nope.js", "/docs/index.html", "/docs/README.md", "/docs/..%2fopenapi.go"} {
 		if r := s.do(t, "GET", p, nil); r.StatusCode != 404 {
 			t.Errorf("%s: %d, want 404", p, r.StatusCode)
 		}
