@@ -135,9 +135,7 @@ func (s *Server) routes() {
 	e.GET("/info", s.info)
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/openapi.json", s.openAPI)
-	if !s.cfg.Production() {
-		e.GET("/docs", s.docs)
-	}
+	s.docsRoutes(e)
 
 	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
 	v1.POST("/diagnostics/ping", s.ping)
