@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/logging"
+	"github.com/pyairtable/automation-domain/netguard/netguardtest"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/rules"
@@ -110,14 +112,18 @@ func newTestServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	// The services, built once here as the composition root (package app) does, without the
 	// modules that rule actions and workflow steps call.
 	templates := templating.New(templating.Options{})
+	// This machine has no DNS for the examples' hosts: every name resolves to one public address
+	// (the guard still refuses private ones written as literals).
+	egress := cfg.EgressPolicy()
+	egress.Resolver = netguardtest.Resolver(t, netip.MustParseAddr("93.184.215.14"))
 	opts.Events = events.NewBus(st, log)
 	if opts.Notify, err = notify.New(notify.Options{Config: cfg, Store: st, Temporal: tc, Templates: templates,
 		Events: opts.Events, Log: log}); err != nil {
 		t.Fatal(err)
 	}
-	opts.Workflows = engine.New(engine.Options{Store: st, Temporal: tc, Templates: templates, Egress: cfg.EgressPolicy(), Log: log})
+	opts.Workflows = engine.New(engine.Options{Store: st, Temporal: tc, Templates: templates, Egress: egress, Log: log})
 	if opts.Webhooks, err = webhooks.New(webhooks.Options{Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: tc,
-		Events: opts.Events, Egress: cfg.EgressPolicy(), ServiceSecret: "w", Registry: prometheus.NewRegistry(), Log: log,
+		Events: opts.Events, Egress: egress, ServiceSecret: "w", Registry: prometheus.NewRegistry(), Log: log,
 		TaskQueue: "automation"}); err != nil {
 		t.Fatal(err)
 	}
