@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -18,25 +19,13 @@ type Diagnostics struct {
 	Identity string
 }
 
-// PingInput is the ping workflow's argument.
-type PingInput struct {
-	Message string `json:"message"`
-}
-
-// PingResult reports which worker answered and how fast the database did.
-type PingResult struct {
-	Reply             string  `json:"reply"`
-	Worker            string  `json:"worker"`
-	DatabaseLatencyMS float64 `json:"database_latency_ms"`
-}
-
 // Pong checks the database from the worker and echoes the message.
-func (d *Diagnostics) Pong(ctx context.Context, in PingInput) (PingResult, error) {
+func (d *Diagnostics) Pong(ctx context.Context, in diagnostics.PingInput) (diagnostics.PingResult, error) {
 	start := time.Now()
 	if err := d.Store.Ping(ctx); err != nil {
-		return PingResult{}, fmt.Errorf("pong: %w", err)
+		return diagnostics.PingResult{}, fmt.Errorf("pong: %w", err)
 	}
-	return PingResult{
+	return diagnostics.PingResult{
 		Reply:             "pong: " + in.Message,
 		Worker:            d.Identity,
 		DatabaseLatencyMS: float64(time.Since(start).Microseconds()) / 1000,

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 
 	"github.com/labstack/echo/v4"
 
@@ -135,12 +134,10 @@ func (s *Server) terminateExecution(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.executionResponse(e))
 }
 
-var signalNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
-
 // signalExecution: POST /api/v1/executions/{id}/signal/{name} with the payload as body → 202.
 func (s *Server) signalExecution(c echo.Context) error {
 	name := c.Param("name")
-	if !signalNamePattern.MatchString(name) {
+	if !validation.IsSignalName(name) {
 		return Unprocessable("name", "must be 1-64 letters, digits, _, - or .")
 	}
 	var payload any

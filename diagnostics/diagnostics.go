@@ -9,20 +9,19 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/wire"
 )
 
-// PingWorkflow is the name the ping workflow is registered under (package workflows registers
-// its function as "Ping").
+// PingWorkflow is the name the ping workflow is registered under (workflows.RegisterPlatform
+// registers workflows.Ping by it).
 const PingWorkflow = "Ping"
 
-// PingInput is the ping workflow's argument (the wire format of activities.PingInput).
+// PingInput is the ping workflow's argument.
 type PingInput struct {
 	Message string `json:"message"`
 }
 
-// PingResult reports which worker answered and how fast the database did (the wire format of
-// activities.PingResult).
+// PingResult reports which worker answered and how fast the database did.
 type PingResult struct {
 	Reply             string  `json:"reply"`
 	Worker            string  `json:"worker"`
@@ -51,7 +50,7 @@ func New(temporal client.Client, taskQueue string) *Service {
 // has not finished by then (no worker polling?) is returned without a result and without error.
 func (s *Service) Ping(ctx context.Context, message string, wait time.Duration) (Run, error) {
 	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       "ping-" + store.NewID(),
+		ID:                       "ping-" + wire.NewID(),
 		TaskQueue:                s.taskQueue,
 		WorkflowExecutionTimeout: time.Minute,
 	}, PingWorkflow, PingInput{Message: message})

@@ -163,7 +163,7 @@ func checkEventTypePattern(field, pattern string, wildcards bool, problems *vali
 	switch {
 	case pattern == "":
 		problems.Add(field, "is required")
-	case !eventTypePattern.MatchString(pattern):
+	case !validation.IsEventTypePattern(pattern):
 		problems.Add(field, "must be an event type such as user.created (letters, digits, . _ - : /), at most 200 characters")
 	case !wildcards && strings.Contains(pattern, "*"):
 		problems.Add(field, "must not contain wildcards")

@@ -28,8 +28,7 @@ type EventInput struct {
 }
 
 var (
-	eventIDPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	postedEventPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$`)
+	eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 )
 
 // The event types and sources only the service itself records.
@@ -50,7 +49,7 @@ func (r EventInput) Event(prefix string, sample bool, problems *validation.Probl
 	switch {
 	case r.Type == "":
 		problems.Add(at("type"), "is required, e.g. user.created")
-	case !postedEventPattern.MatchString(r.Type):
+	case !validation.IsEventType(r.Type):
 		problems.Add(at("type"), "must be letters, digits and . _ : / - (at most 200), e.g. user.created")
 	case !sample && strings.HasPrefix(r.Type, reservedTypePrefix):
 		problems.Add(at("type"), "automation.* event types are reserved for the rules engine")

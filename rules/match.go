@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/pyairtable/automation-domain/store"
@@ -18,9 +17,6 @@ const WebhookSourcePrefix = "webhook/"
 // WebhookEventSource is the Source the webhook module gives the events it records from the
 // inbound webhook source named name; webhook triggers match on it.
 func WebhookEventSource(name string) string { return WebhookSourcePrefix + name }
-
-// eventTypePattern matches what an event type may look like (and patterns, with *).
-var eventTypePattern = regexp.MustCompile(`^[A-Za-z0-9*][A-Za-z0-9._:/*-]{0,199}$`)
 
 // MatchType reports whether typ matches pattern, where * matches any run of characters
 // (including none and including dots): "user.*" matches "user.created" and "user.profile.updated",

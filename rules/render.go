@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
-	"regexp"
 	"strings"
 
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/validation"
 )
 
 // RenderedAction is an action with every template rendered against one event: exactly what is
@@ -131,7 +131,7 @@ func (c *Compiled) RenderAction(ctx context.Context, eng *templating.Engine, i i
 			body, field = a.Data, "data"
 		}
 		r.Payload = object(field, body)
-		if err == nil && (!eventTypePattern.MatchString(r.EventType) || strings.Contains(r.EventType, "*")) {
+		if err == nil && !validation.IsEventType(r.EventType) {
 			err = Permanentf("%s.event_type: %q is not an event type", path, r.EventType)
 		}
 	default:
@@ -142,9 +142,6 @@ func (c *Compiled) RenderAction(ctx context.Context, eng *templating.Engine, i i
 	}
 	return r, nil
 }
-
-// e164 is an international phone number.
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // renderRecipients renders `to` (a string, possibly a comma-separated list, or a list; a single
 // {{ expression }} may give a list) and checks each recipient's form.
@@ -176,7 +173,7 @@ func (c *Compiled) renderRecipients(ctx context.Context, eng *templating.Engine,
 		}
 		switch kind {
 		case "sms":
-			if !e164.MatchString(s) {
+			if !validation.IsE164(s) {
 				return nil, Permanentf("%s: %q is not a phone number in E.164 form (+15551234567)", path, s)
 			}
 		default:

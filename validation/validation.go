@@ -75,6 +75,12 @@ var (
 	// signalName is the name of a signal a wait_for_signal step waits for and POST
 	// /executions/{id}/signal sends.
 	signalName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+	// eventType is the type of an event on the bus (POST /events, emit_event actions, rule
+	// triggers): user.created, webhook/github:push.
+	eventType = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$`)
+	// eventTypePattern is an event type in which * stands for any run of characters (rule
+	// triggers: user.*).
+	eventTypePattern = regexp.MustCompile(`^[A-Za-z0-9*][A-Za-z0-9._:/*-]{0,199}$`)
 )
 
 // IsE164 reports whether s is an E.164 phone number (+14155550100).
@@ -83,3 +89,11 @@ func IsE164(s string) bool { return e164.MatchString(s) }
 // IsSignalName reports whether s may name a workflow signal: 1 to 64 letters, digits, '_', '.'
 // and '-'.
 func IsSignalName(s string) bool { return signalName.MatchString(s) }
+
+// IsEventType reports whether s may be the type of an event on the bus: 1 to 200 letters,
+// digits and . _ : / -, starting with a letter or digit. (Webhook event types, which consumers
+// filter by dot-separated parts, follow the stricter webhooks.ValidEventType.)
+func IsEventType(s string) bool { return eventType.MatchString(s) }
+
+// IsEventTypePattern reports whether s is an event type or a pattern of one with * wildcards.
+func IsEventTypePattern(s string) bool { return eventTypePattern.MatchString(s) }

@@ -1,6 +1,7 @@
 package validation_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pyairtable/automation-domain/validation"
@@ -21,6 +22,22 @@ func TestSignalName(t *testing.T) {
 		"has space": false, "a/b": false, string(make([]byte, 65)): false} {
 		if validation.IsSignalName(s) != ok {
 			t.Errorf("IsSignalName(%q) = %v", s, !ok)
+		}
+	}
+}
+
+func TestEventType(t *testing.T) {
+	long := "a" + strings.Repeat("b", 199)
+	for s, ok := range map[string]bool{"user.created": true, "webhook/github:push": true, "order-paid_v2": true,
+		long: true, long + "c": false, "": false, ".user": false, "user.*": false, "has space": false} {
+		if validation.IsEventType(s) != ok {
+			t.Errorf("IsEventType(%q) = %v", s, !ok)
+		}
+	}
+	for s, ok := range map[string]bool{"user.*": true, "*": true, "*.failed": true, "user.created": true,
+		"": false, "user created": false, ".*": false} {
+		if validation.IsEventTypePattern(s) != ok {
+			t.Errorf("IsEventTypePattern(%q) = %v", s, !ok)
 		}
 	}
 }

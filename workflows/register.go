@@ -5,6 +5,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/activities"
+	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/rules"
@@ -16,16 +17,13 @@ import (
 // and the domain's activity struct, whose exported methods are its activities, named after them.
 // The worker (app.NewWorker) builds each activity struct and calls these.
 
-// RegisterPlatform registers the diagnostic Ping workflow, its activity and the Events
+// RegisterPlatform registers the diagnostic Ping workflow (as diagnostics.PingWorkflow), its activity and the Events
 // activities that the notification and interpreter workflows publish domain events with.
-func RegisterPlatform(w worker.Registry, diagnostics *activities.Diagnostics, events *activities.Events) {
-	w.RegisterWorkflowWithOptions(Ping, workflow.RegisterOptions{Name: PingWorkflow})
-	w.RegisterActivity(diagnostics)
+func RegisterPlatform(w worker.Registry, diag *activities.Diagnostics, events *activities.Events) {
+	w.RegisterWorkflowWithOptions(Ping, workflow.RegisterOptions{Name: diagnostics.PingWorkflow})
+	w.RegisterActivity(diag)
 	w.RegisterActivity(events)
 }
-
-// PingWorkflow is the registered name of Ping.
-const PingWorkflow = "Ping"
 
 // RegisterNotifications registers SendNotification as notify.NotificationWorkflow and the
 // notification activities: the bookkeeping ones on w, DeliverEmail on the email task queue's
