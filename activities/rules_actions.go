@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 )
@@ -106,13 +107,14 @@ func (a *Rules) call(ctx context.Context, x store.RuleExecution, e store.Event, 
 	unavailable := func() error {
 		return rules.Permanentf("%s actions are not available: the module is not configured in this deployment", act.Type)
 	}
+	cause := ports.EventCause{EventID: e.ID, CorrelationID: e.CorrelationID, Depth: e.Depth}
 	switch act.Type {
 	case rules.ActionWorkflow:
 		if a.Targets.Workflows == nil {
 			return nil, unavailable()
 		}
-		id, err := a.Targets.Workflows.Execute(ctx, rules.WorkflowRequest{DefinitionID: act.WorkflowID,
-			Input: act.InputData, Priority: act.Priority, IdempotencyKey: act.IdempotencyKey, Cause: e})
+		id, err := a.Targets.Workflows.Execute(ctx, ports.WorkflowRequest{DefinitionID: act.WorkflowID,
+			Input: act.InputData, Priority: act.Priority, IdempotencyKey: act.IdempotencyKey, Cause: cause})
 		return map[string]any{"execution_id": id}, err
 	case rules.ActionNotification:
 		if a.Targets.Notifications == nil {
@@ -121,12 +123,12 @@ func (a *Rules) call(ctx context.Context, x store.RuleExecution, e store.Event, 
 		var id string
 		var err error
 		if act.NotificationType == "sms" {
-			id, err = a.Targets.Notifications.SendSMS(ctx, rules.SMSRequest{To: act.To, Message: act.Message,
-				TemplateID: act.TemplateID, TemplateData: act.TemplateData, IdempotencyKey: act.IdempotencyKey, Cause: e})
+			id, err = a.Targets.Notifications.SendSMS(ctx, ports.SMSRequest{To: act.To, Message: act.Message,
+				TemplateID: act.TemplateID, TemplateData: act.TemplateData, IdempotencyKey: act.IdempotencyKey, Cause: cause})
 		} else {
-			id, err = a.Targets.Notifications.SendEmail(ctx, rules.EmailRequest{To: act.To, Subject: act.Subject,
+			id, err = a.Targets.Notifications.SendEmail(ctx, ports.EmailRequest{To: act.To, Subject: act.Subject,
 				Body: act.Body, TemplateID: act.TemplateID, TemplateData: act.TemplateData, IdempotencyKey: act.IdempotencyKey,
-				Cause: e})
+				Cause: cause})
 		}
 		return map[string]any{"notification_id": id}, err
 	case rules.ActionWebhook:

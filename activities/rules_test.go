@@ -17,6 +17,7 @@ import (
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/testenv"
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
@@ -42,6 +43,10 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 // recordingTargets stand in for the workflow, notification and webhook modules (not part of
 // this package) and record what they were asked, by idempotency key.
 type recordingTargets struct {
+	// The workflow steps' sends are not called by rule actions.
+	ports.Notifier
+	ports.WebhookSender
+
 	mu    sync.Mutex
 	calls map[string]int
 	fail  error
@@ -60,13 +65,13 @@ func (r *recordingTargets) record(key string) (string, error) {
 	return "id-" + key, nil
 }
 
-func (r *recordingTargets) Execute(_ context.Context, req rules.WorkflowRequest) (string, error) {
+func (r *recordingTargets) Execute(_ context.Context, req ports.WorkflowRequest) (string, error) {
 	return r.record(req.IdempotencyKey)
 }
-func (r *recordingTargets) SendEmail(_ context.Context, req rules.EmailRequest) (string, error) {
+func (r *recordingTargets) SendEmail(_ context.Context, req ports.EmailRequest) (string, error) {
 	return r.record(req.IdempotencyKey)
 }
-func (r *recordingTargets) SendSMS(_ context.Context, req rules.SMSRequest) (string, error) {
+func (r *recordingTargets) SendSMS(_ context.Context, req ports.SMSRequest) (string, error) {
 	return r.record(req.IdempotencyKey)
 }
 func (r *recordingTargets) Deliver(_ context.Context, _ string, _ json.RawMessage, key string) (string, error) {

@@ -44,8 +44,8 @@ func (n notifier) SendStepNotification(ctx context.Context, req ports.StepNotifi
 	// The execution's cause (a rule's triggering event) is the notification's cause too, so its
 	// notification.* events continue the chain like the execution's workflow.* event does.
 	var cause *store.Event
-	if c := req.Cause; c != nil {
-		cause = &store.Event{ID: c.EventID, CorrelationID: c.CorrelationID, Depth: c.Depth}
+	if req.Cause != nil {
+		cause = causeEvent(*req.Cause)
 	}
 	switch req.Channel {
 	case "sms":
@@ -104,11 +104,10 @@ func (n notifier) await(ctx context.Context, id string) (notify.Notification, er
 type workflowStarter struct{ engine *engine.Service }
 
 // Execute starts a rule's workflow action.
-func (w workflowStarter) Execute(ctx context.Context, req rules.WorkflowRequest) (string, error) {
-	cause := req.Cause
+func (w workflowStarter) Execute(ctx context.Context, req ports.WorkflowRequest) (string, error) {
 	e, err := w.engine.Execute(ctx, engine.ExecuteRequest{
 		DefinitionID: req.DefinitionID, Input: req.Input, Priority: req.Priority,
-		IdempotencyKey: req.IdempotencyKey, TriggeredBy: "rule", Cause: &cause,
+		IdempotencyKey: req.IdempotencyKey, TriggeredBy: "rule", Cause: causeEvent(req.Cause),
 	})
 	var engineErr *engine.Error
 	switch {
@@ -122,19 +121,22 @@ func (w workflowStarter) Execute(ctx context.Context, req rules.WorkflowRequest)
 }
 
 // SendEmail sends a rule's email action; it returns once the notification is queued.
-func (n notifier) SendEmail(ctx context.Context, req rules.EmailRequest) (string, error) {
-	cause := req.Cause
+func (n notifier) SendEmail(ctx context.Context, req ports.EmailRequest) (string, error) {
 	sent, err := n.notify.SendEmail(ctx, notify.EmailRequest{To: req.To, Subject: req.Subject, Body: req.Body,
-		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
+		TemplateID: req.TemplateID, TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: causeEvent(req.Cause)})
 	return sent.ID, permanentIfRefused(err)
 }
 
 // SendSMS sends a rule's SMS action; it returns once the notification is queued.
-func (n notifier) SendSMS(ctx context.Context, req rules.SMSRequest) (string, error) {
-	cause := req.Cause
+func (n notifier) SendSMS(ctx context.Context, req ports.SMSRequest) (string, error) {
 	sent, err := n.notify.SendSMS(ctx, notify.SMSRequest{To: req.To, Message: req.Message, TemplateID: req.TemplateID,
-		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: &cause})
+		TemplateData: req.TemplateData, IdempotencyKey: req.IdempotencyKey, Cause: causeEvent(req.Cause)})
 	return sent.ID, permanentIfRefused(err)
+}
+
+// causeEvent is the part of the triggering event the called module continues the chain with.
+func causeEvent(c ports.EventCause) *store.Event {
+	return &store.Event{ID: c.EventID, CorrelationID: c.CorrelationID, Depth: c.Depth}
 }
 
 // refused reports whether the notification module refused a request for a reason a retry

@@ -1,19 +1,72 @@
-// Package ports holds the interfaces one domain calls another through, with their request and
-// result types, so that neither side imports the other: the workflow engine's notification and
-// webhook steps and the rules engine's actions reach the notification, webhook and workflow
-// modules through these, and package app has one adapter per callee module. It imports nothing
-// of this module.
+// Package ports holds the interfaces one domain calls another through, one per callee module,
+// with their request and result types, so that neither side imports the other: the workflow
+// engine's notification and webhook steps and the rules engine's actions reach the notification,
+// webhook and workflow modules through these, and package app has one adapter per callee module.
+// It imports nothing of this module.
 //
 // The JSON tags are wire format: step requests and results travel through Temporal histories.
 package ports
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
-// Notifier sends the notification of a workflow step. The notifications module implements it.
+// Every call carries an idempotency key derived from what asks (a step: execution and step id;
+// a rule action: event, rule and action index): an implementation acts at most once per key and
+// returns the first call's result when the key comes again (a retried activity calls again after
+// a crash or a timeout).
+
+// Notifier is the notification module as the other domains call it.
 type Notifier interface {
-	// SendStepNotification queues (or sends) one email or SMS. It must be idempotent per
-	// IdempotencyKey: a retried step calls it again with the same key and must not send twice.
+	// SendStepNotification sends a workflow step's email or SMS and waits for its outcome.
 	SendStepNotification(ctx context.Context, req StepNotification) (StepNotificationResult, error)
+	// SendEmail and SendSMS queue a rule action's notification durably and return its id;
+	// delivery is the module's business.
+	SendEmail(ctx context.Context, req EmailRequest) (notificationID string, err error)
+	SendSMS(ctx context.Context, req SMSRequest) (notificationID string, err error)
+}
+
+// WorkflowStarter is the workflow engine as the other domains call it: rule actions execute
+// definitions through it.
+type WorkflowStarter interface {
+	// Execute starts the definition and returns the execution id.
+	Execute(ctx context.Context, req WorkflowRequest) (executionID string, err error)
+}
+
+// WorkflowRequest is a rendered workflow action.
+type WorkflowRequest struct {
+	DefinitionID string
+	Input        map[string]any
+	// Priority is low, normal, high or critical.
+	Priority       string
+	IdempotencyKey string
+	// Cause is the triggering event: the execution's workflow.* event continues its chain.
+	Cause EventCause
+}
+
+// EmailRequest is a rendered email notification action.
+type EmailRequest struct {
+	To []string
+	// Subject and Body are used when TemplateID is empty; with TemplateID the notification
+	// module renders its template with TemplateData.
+	Subject        string
+	Body           string
+	TemplateID     string
+	TemplateData   map[string]any
+	IdempotencyKey string
+	// Cause is the triggering event: the notification's events continue its chain.
+	Cause EventCause
+}
+
+// SMSRequest is a rendered SMS notification action.
+type SMSRequest struct {
+	To             []string
+	Message        string
+	TemplateID     string
+	TemplateData   map[string]any
+	IdempotencyKey string
+	Cause          EventCause
 }
 
 // StepNotification is a notification step's rendered config (the seed's notification body).
@@ -52,12 +105,15 @@ type StepNotificationResult struct {
 	Status string   `json:"status"`
 }
 
-// WebhookSender delivers the event of a workflow step to webhook endpoints. The webhooks module
-// implements it.
+// WebhookSender is the webhook module as the other domains call it: both calls hand an event
+// to durable delivery (each subscribed endpoint, signed, with retries) and return once it is
+// accepted.
 type WebhookSender interface {
-	// SendStepWebhook hands the event to durable delivery (each subscribed endpoint, signed,
-	// with retries) and returns once it is accepted. It must be idempotent per IdempotencyKey.
+	// SendStepWebhook delivers a workflow step's event.
 	SendStepWebhook(ctx context.Context, req StepWebhook) (StepWebhookResult, error)
+	// Deliver queues a rule action's eventType with payload (a JSON object) and returns the
+	// message id.
+	Deliver(ctx context.Context, eventType string, payload json.RawMessage, idempotencyKey string) (messageID string, err error)
 }
 
 // StepWebhook is a webhook step's rendered config (the seed's /webhooks/deliver body).

@@ -9,16 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
 )
 
-type nopNotifier struct{}
+// nopNotifier answers rule actions' sends (the step method is not called here).
+type nopNotifier struct{ ports.Notifier }
 
-func (nopNotifier) SendEmail(context.Context, EmailRequest) (string, error) { return "n1", nil }
-func (nopNotifier) SendSMS(context.Context, SMSRequest) (string, error)     { return "n2", nil }
+func (nopNotifier) SendEmail(context.Context, ports.EmailRequest) (string, error) { return "n1", nil }
+func (nopNotifier) SendSMS(context.Context, ports.SMSRequest) (string, error)     { return "n2", nil }
 
 func parse(t *testing.T, src string) Definition {
 	t.Helper()

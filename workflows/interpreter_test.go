@@ -507,8 +507,9 @@ func TestNotificationStepFailureIsNotRetried(t *testing.T) {
 }
 
 type recordingNotifier struct {
-	got []ports.StepNotification
-	err error
+	ports.Notifier // the rules' sends are not called here
+	got            []ports.StepNotification
+	err            error
 }
 
 func (r *recordingNotifier) SendStepNotification(_ context.Context, req ports.StepNotification) (ports.StepNotificationResult, error) {
