@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/definition"
-	"github.com/pyairtable/automation-domain/devserver"
 	"github.com/pyairtable/automation-domain/engine"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/testenv"
+	"github.com/pyairtable/automation-domain/internal/teststack"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
 	"github.com/pyairtable/automation-domain/validation"
@@ -40,24 +38,8 @@ func start(t *testing.T) (*engine.Service, *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(dir, "app.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx, log); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := devserver.FromConfig(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: cfg.TemporalNamespace, Logger: nopLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
+	st := teststack.Store(t)
+	tc := teststack.Temporal(t, cfg)
 	added, err := engine.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
 	if err != nil {
 		t.Fatal(err)
@@ -189,11 +171,3 @@ func TestWorkflowEngine(t *testing.T) {
 		}
 	})
 }
-
-// nopLogger keeps the Temporal client quiet.
-type nopLogger struct{}
-
-func (nopLogger) Debug(string, ...any) {}
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}

@@ -5,20 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/config"
-	"github.com/pyairtable/automation-domain/devserver"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/internal/smtptest"
 	"github.com/pyairtable/automation-domain/internal/testenv"
+	"github.com/pyairtable/automation-domain/internal/teststack"
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
@@ -37,7 +35,6 @@ type stack struct {
 
 func start(t *testing.T) *stack {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	mail := smtptest.Start(t)
@@ -57,24 +54,8 @@ func start(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(dir, "app.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx, log); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := devserver.FromConfig(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: cfg.TemporalNamespace, Logger: nopLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
+	st := teststack.Store(t)
+	tc := teststack.Temporal(t, cfg)
 	bus := events.NewBus(st, log)
 	svc, err := notify.New(notify.Options{Config: cfg, Store: st, Temporal: tc, Templates: templating.New(templating.Options{}),
 		Events: bus, Log: log})
@@ -198,11 +179,3 @@ func TestNotificationService(t *testing.T) {
 		}
 	})
 }
-
-// nopLogger keeps the Temporal client quiet.
-type nopLogger struct{}
-
-func (nopLogger) Debug(string, ...any) {}
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}

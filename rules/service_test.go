@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +15,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/pyairtable/automation-domain/devserver"
+	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/internal/testenv"
+	"github.com/pyairtable/automation-domain/internal/teststack"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
@@ -27,38 +27,15 @@ import (
 // The rules service runs here on a real SQLite store and, where Schedules matter, the embedded
 // Temporal server: what it writes is read back from both.
 
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "app.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // startTemporal starts the embedded Temporal server once for the calling test.
 func startTemporal(t *testing.T) client.Client {
 	t.Helper()
-	srv, err := devserver.Start(devserver.Options{
-		DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), FrontendPort: testenv.FreePort(t),
-		Namespaces: []string{"automation"},
-	})
+	cfg, err := config.LoadFrom(map[string]string{"ENV": "test", "DATA_DIR": t.TempDir(),
+		"TEMPORAL_PORT": fmt.Sprint(testenv.FreePort(t)), "TEMPORAL_UI_PORT": "0", "TEMPORAL_NAMESPACE": "automation"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
-	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: "automation",
-		Logger: nopLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	return tc
+	return teststack.Temporal(t, cfg)
 }
 
 func newService(t *testing.T, st *store.Store, tc client.Client) *rules.Service {
@@ -108,7 +85,7 @@ const scheduleRule = `{"name": "nightly", "trigger": {"type": "schedule", "cron"
 // rule is deleted. Versions grow only when the definition changes.
 func TestServiceKeepsTheScheduleInLineWithTheRule(t *testing.T) {
 	ctx := context.Background()
-	st, tc := openStore(t), startTemporal(t)
+	st, tc := teststack.Store(t), startTemporal(t)
 	svc := newService(t, st, tc)
 
 	r, err := svc.CreateRule(ctx, json.RawMessage(scheduleRule))
@@ -188,7 +165,7 @@ func TestServiceKeepsTheScheduleInLineWithTheRule(t *testing.T) {
 // Schedule, and a Schedule for each schedule-triggered rule, paused when the rule is disabled.
 func TestReconcileCreatesMissingSchedules(t *testing.T) {
 	ctx := context.Background()
-	st, tc := openStore(t), startTemporal(t)
+	st, tc := teststack.Store(t), startTemporal(t)
 	svc := newService(t, st, tc)
 	var def rules.Definition
 	if err := json.Unmarshal([]byte(scheduleRule), &def); err != nil {
@@ -230,7 +207,7 @@ func TestReconcileCreatesMissingSchedules(t *testing.T) {
 // Without Temporal a schedule-triggered rule is not stored: its Schedule is created in the
 // rule's transaction. An event-triggered one needs no Temporal.
 func TestCreateRuleStoresNothingWhenTheScheduleFails(t *testing.T) {
-	st := openStore(t)
+	st := teststack.Store(t)
 	tc, err := client.NewLazyClient(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		Namespace: "automation", Logger: nopLogger{}})
 	if err != nil {
@@ -258,7 +235,7 @@ func TestCreateRuleStoresNothingWhenTheScheduleFails(t *testing.T) {
 // body is judged.
 func TestServiceValidatesRuleBodies(t *testing.T) {
 	ctx := context.Background()
-	svc := newService(t, openStore(t), lazyClient(t))
+	svc := newService(t, teststack.Store(t), lazyClient(t))
 	seed, err := os.ReadFile("testdata/seed_welcome_rule.json")
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +270,7 @@ func TestServiceValidatesRuleBodies(t *testing.T) {
 // one validated under "rule".
 func TestDryRuns(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := teststack.Store(t)
 	svc := newService(t, st, lazyClient(t))
 	r, err := svc.CreateRule(ctx, json.RawMessage(`{"name": "vip", "trigger": {"type": "event", "event_type": "order.placed"},
 		"conditions": [{"field": "total", "operator": "gt", "value": 100}],
@@ -347,7 +324,7 @@ func TestDryRuns(t *testing.T) {
 // execution with its actions, and the events its emit_event actions caused.
 func TestEventsReadWithTheirEvaluation(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := teststack.Store(t)
 	svc := newService(t, st, lazyClient(t))
 	r, err := svc.CreateRule(ctx, json.RawMessage(`{"name": "fwd", "trigger": {"type": "event", "event_type": "a"},
 		"actions": [{"type": "emit_event", "event_type": "b"}]}`))

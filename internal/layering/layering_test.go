@@ -22,7 +22,7 @@ var layers = [][]string{
 		"internal/layering"},
 	{"expression", "templating", "config"},
 	{"definition", "store", "devserver"},
-	{"events", "diagnostics"},
+	{"events", "diagnostics", "internal/teststack"},
 	// The domain services: what handlers, other domains (through ports) and the worker call.
 	{"engine", "notify", "webhooks", "rules"},
 	// Side effects of the workflows, one struct per domain.
