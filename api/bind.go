@@ -61,25 +61,9 @@ func jsonError(err error) error {
 		if field == "" {
 			return BadRequest("invalid JSON: expected %s, got %s", typ.Type, typ.Value)
 		}
-		return Unprocessable(field, "must be %s, got %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
+		return Unprocessable(field, "must be %s, got %s", validation.JSONTypeName(typ.Type.Kind().String()), typ.Value)
 	}
 	return BadRequest("invalid JSON: %s", err.Error())
-}
-
-func jsonTypeName(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
-		return "a number"
-	case kind == "string":
-		return "a string"
-	case kind == "bool":
-		return "a boolean"
-	case kind == "slice", kind == "array":
-		return "an array"
-	case kind == "map", kind == "struct":
-		return "an object"
-	}
-	return kind
 }
 
 // pageParams reads ?limit= and ?cursor=.

@@ -137,28 +137,11 @@ func DecodeRule(raw json.RawMessage, prefix string) (RuleInput, validation.Probl
 		case errors.As(err, &typ):
 			// The rule's fields are those of the embedded Definition.
 			field := strings.TrimPrefix(typ.Field, "Definition.")
-			problems.Add(validation.Join(prefix, field), "must be %s, got %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
+			problems.Add(validation.Join(prefix, field), "must be %s, got %s", validation.JSONTypeName(typ.Type.Kind().String()), typ.Value)
 		case len(problems) == 0: // a malformed duration is reported by checkRuleShape already
 			problems.Add(prefix, "%v", err)
 		}
 		return in, problems, ErrRuleDecode
 	}
 	return in, problems, nil
-}
-
-// jsonTypeName names a Go kind as JSON calls it, for messages.
-func jsonTypeName(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
-		return "a number"
-	case kind == "string":
-		return "a string"
-	case kind == "bool":
-		return "a boolean"
-	case kind == "slice", kind == "array":
-		return "an array"
-	case kind == "map", kind == "struct":
-		return "an object"
-	}
-	return kind
 }

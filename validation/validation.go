@@ -97,3 +97,21 @@ func IsEventType(s string) bool { return eventType.MatchString(s) }
 
 // IsEventTypePattern reports whether s is an event type or a pattern of one with * wildcards.
 func IsEventTypePattern(s string) bool { return eventTypePattern.MatchString(s) }
+
+// JSONTypeName names a Go kind (reflect.Kind's String) as JSON calls it, for messages about a
+// value of the wrong type: "must be a number, got string".
+func JSONTypeName(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+		return "a number"
+	case kind == "string":
+		return "a string"
+	case kind == "bool":
+		return "a boolean"
+	case kind == "slice", kind == "array":
+		return "an array"
+	case kind == "map", kind == "struct":
+		return "an object"
+	}
+	return kind
+}

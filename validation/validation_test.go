@@ -41,3 +41,12 @@ func TestEventType(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONTypeName(t *testing.T) {
+	for kind, want := range map[string]string{"int64": "a number", "float64": "a number", "string": "a string",
+		"bool": "a boolean", "slice": "an array", "map": "an object", "struct": "an object", "chan": "chan"} {
+		if got := validation.JSONTypeName(kind); got != want {
+			t.Errorf("JSONTypeName(%q) = %q, want %q", kind, got, want)
+		}
+	}
+}
