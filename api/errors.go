@@ -93,6 +93,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if errors.Is(err, echo.ErrNotFound) && s.methodNotAllowed(c) {
+		if c.Request().Method == http.MethodOptions {
+			if werr := c.NoContent(http.StatusNoContent); werr != nil {
+				s.log.WarnContext(c.Request().Context(), "write OPTIONS response", "error", werr)
+			}
+			return
+		}
+		err = echo.ErrMethodNotAllowed
+	}
 	e := s.toAPIError(err)
 	ctx := c.Request().Context()
 	if e.Status >= 500 {
