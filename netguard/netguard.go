@@ -37,12 +37,16 @@ type BlockedError struct {
 func (e *BlockedError) Error() string {
 	switch {
 	case e.Addr.IsValid() && e.Addr.String() == strings.Trim(e.Host, "[]"):
-		return fmt.Sprintf("destination %s is not allowed: %s", e.Host, e.Reason)
+		return fmt.Sprintf("destination %s is not allowed: %s%s", e.Host, e.Reason, allowHint)
 	case e.Addr.IsValid():
-		return fmt.Sprintf("destination %s (%s) is not allowed: %s", e.Host, e.Addr, e.Reason)
+		return fmt.Sprintf("destination %s (%s) is not allowed: %s%s", e.Host, e.Addr, e.Reason, allowHint)
 	}
 	return fmt.Sprintf("destination %q is not allowed: %s", e.Host, e.Reason)
 }
+
+// allowHint names the setting that admits a refused address (a refused spelling of a host has
+// no such fix).
+const allowHint = " (to reach it anyway, add its range to WEBHOOK_ALLOWED_CIDRS, e.g. 127.0.0.0/8 for a receiver on this machine)"
 
 func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }
 
