@@ -1,7 +1,10 @@
 package api
 
 import (
+	"fmt"
 	"testing"
+
+	"go.temporal.io/api/serviceerror"
 )
 
 // A wrong method on a known path answers 405 with Allow naming the methods the path has, in
@@ -38,5 +41,15 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 	// Authentication still comes first: the methods of /api/v1 are not shown to anonymous callers.
 	if r := s.do(t, "DELETE", "/api/v1/events", nil); r.StatusCode != 401 {
 		t.Errorf("anonymous wrong method: %d, want 401", r.StatusCode)
+	}
+}
+
+// Temporal not knowing the namespace (yet) is a 503 with Retry-After, like Temporal down: the
+// request may be tried again, and it is no internal error.
+func TestUnknownNamespaceIs503(t *testing.T) {
+	s := newTestServer(t, nil)
+	e := s.toAPIError(fmt.Errorf("start: %w", serviceerror.NewNamespaceNotFound("late")))
+	if e.Status != 503 || e.RetryAfter == 0 {
+		t.Errorf("namespace not found: %d (Retry-After %d), want 503 with Retry-After", e.Status, e.RetryAfter)
 	}
 }
