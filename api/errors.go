@@ -93,6 +93,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if errors.Is(err, echo.ErrNotFound) && s.methodNotAllowed(c) {
+		if c.Request().Method == http.MethodOptions {
+			if werr := c.NoContent(http.StatusNoContent); werr != nil {
+				s.log.WarnContext(c.Request().Context(), "write OPTIONS response", "error", werr)
+			}
+			return
+		}
+		err = echo.ErrMethodNotAllowed
+	}
 	e := s.toAPIError(err)
 	ctx := c.Request().Context()
 	if e.Status >= 500 {
@@ -159,14 +168,18 @@ func (s *Server) toAPIError(err error) *Error {
 }
 
 // isTemporalUnavailable tells a Temporal cluster that cannot be reached or does not answer in
-// time apart from a request Temporal refused.
+// time apart from a request Temporal refused. A namespace Temporal does not know (yet: a
+// frontend learns of a new namespace within seconds of its creation) is the cluster not being
+// ready for this service, not a fault of the request.
 func isTemporalUnavailable(err error) bool {
 	var (
 		unavailable *serviceerror.Unavailable
 		deadline    *serviceerror.DeadlineExceeded
 		exhausted   *serviceerror.ResourceExhausted
+		noNamespace *serviceerror.NamespaceNotFound
 	)
-	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted)
+	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.As(err, &noNamespace)
 }
 
 // isNetworkFailure catches a dependency (Redis, an upstream) that refused or timed out.

@@ -70,6 +70,8 @@ type Server struct {
 	auth    *authenticator
 	started time.Time
 	http    *http.Server
+	// routesByMethod holds "METHOD /path/:pattern" of every route (for 405's Allow).
+	routesByMethod map[string]bool
 	// draining is set once the server is told to stop: /ready answers 503 from then on.
 	draining atomic.Bool
 	// starting is set while the process has not finished starting (Temporal not reached yet):
@@ -185,6 +187,7 @@ func (s *Server) routes() {
 	v1.GET("/automation/rules/:id/executions", s.listRuleExecutions)
 	v1.GET("/automation/executions/:id", s.getRuleExecution)
 	s.webhookRoutes(e, v1)
+	s.routesByMethod = methodRoutes(e)
 }
 
 // Handler exposes the routes (tests serve them with httptest).

@@ -143,6 +143,20 @@ type Step struct {
 	OnError string `json:"on_error,omitempty"`
 }
 
+// MarshalJSON writes the step with depends_on left out when it is absent (nil), and kept when it
+// is present, even empty: absent means "after the previous step", [] means "no dependencies",
+// and null is neither's spelling in what the API sends.
+func (s Step) MarshalJSON() ([]byte, error) {
+	type plain Step // without the method
+	if s.DependsOn != nil {
+		return json.Marshal(plain(s))
+	}
+	return json.Marshal(struct {
+		plain
+		DependsOn []string `json:"depends_on,omitempty"`
+	}{plain: plain(s)})
+}
+
 // Retry is a step's retry policy; it becomes a Temporal RetryPolicy.
 type Retry struct {
 	MaxAttempts        int     `json:"max_attempts,omitempty"`

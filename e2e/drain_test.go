@@ -43,7 +43,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 		req, _ := http.NewRequest("POST", c.base+"/api/v1/diagnostics/ping", bytes.NewReader([]byte(`{"wait_seconds": 6}`)))
 		req.Header.Set("X-API-Key", c.key)
 		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
+		res, err := contractClient(t, nil).Do(req)
 		if err != nil {
 			t.Errorf("the request in flight got no answer: %v", err)
 			inFlight <- 0

@@ -435,7 +435,7 @@ type loadMark struct {
 
 func newFaultLoad(apis []*call, key, workflowID string) *faultLoad {
 	return &faultLoad{apis: baseURLs(apis), key: key, workflowID: workflowID, stop: make(chan struct{}),
-		hc: &http.Client{Timeout: 30 * time.Second}}
+		hc: &http.Client{Timeout: 30 * time.Second, Transport: contractTransport{t: apis[0].t}}}
 }
 
 // Start begins streaming.

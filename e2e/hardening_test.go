@@ -262,7 +262,7 @@ func TestHostileInputAndLeaks(t *testing.T) {
 		_, _ = rand.Read(b)
 		attacker := net.IPv4(127, b[0], b[1], max(b[2], 2))
 		from := func(ip net.IP, key string) *http.Response {
-			hc := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext}}
+			hc := contractClient(t, &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext})
 			req, _ := http.NewRequest("GET", s.URL+"/api/v1/workflows?limit=1", nil)
 			req.Header.Set("X-API-Key", key)
 			res, err := hc.Do(req)

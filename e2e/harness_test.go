@@ -237,7 +237,7 @@ func (c *call) do(method, path string, body any, headers ...string) reply {
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := contractClient(c.t, nil).Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}

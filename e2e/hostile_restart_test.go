@@ -37,7 +37,7 @@ func TestPoisonPillsCannotCrashLoop(t *testing.T) {
 				t.Fatalf("the service exited: %v\n%s", err, p.out.String())
 			default:
 			}
-			res, err := http.Get(c.base + "/ready")
+			res, err := contractGet(t, c.base+"/ready")
 			if err != nil {
 				return false
 			}

@@ -142,7 +142,7 @@ func TestNamespaceCreatedLate(t *testing.T) {
 
 func status(t *testing.T, url string) int {
 	t.Helper()
-	res, err := http.Get(url)
+	res, err := contractGet(t, url)
 	if err != nil {
 		return 0
 	}
@@ -169,7 +169,7 @@ func waitLines(t *testing.T, out string) []map[string]any {
 // no Temporal SDK metric lacks a description of ours, and target_info names the service.
 func checkMetrics(t *testing.T, url, service string) {
 	t.Helper()
-	res, err := http.Get(url)
+	res, err := contractGet(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,24 @@ func TestEmbeddedStack(t *testing.T) {
 			t.Errorf("oversize: %d", r.Status)
 		}
 	})
+	t.Run("a wrong method on a known path is a 405 with Allow", func(t *testing.T) {
+		c := s.client(t)
+		for path, allow := range map[string]string{
+			"/health": "OPTIONS, GET", "/api/v1/events": "OPTIONS, GET, POST",
+			"/api/v1/webhooks/endpoints/x": "OPTIONS, DELETE, GET, PATCH",
+		} {
+			r := c.do("PUT", path, map[string]any{})
+			if r.Status != 405 || r.Header.Get("Allow") != allow {
+				t.Errorf("PUT %s: %d Allow %q, want 405 %q: %s", path, r.Status, r.Header.Get("Allow"), allow, r.Body)
+			}
+			if e, _ := r.JSON(t)["error"].(map[string]any); e["code"] != "method_not_allowed" {
+				t.Errorf("PUT %s: body %s, want the error shape with method_not_allowed", path, r.Body)
+			}
+		}
+		if r := c.do("PUT", "/api/v1/nope", map[string]any{}); r.Status != 404 || r.Header.Get("Allow") != "" {
+			t.Errorf("PUT on an unknown path: %d Allow %q, want a plain 404", r.Status, r.Header.Get("Allow"))
+		}
+	})
 	t.Run("metrics have HTTP, runtime and Temporal SDK series", func(t *testing.T) {
 		c := s.client(t)
 		// The metrics page has HTTP, runtime and Temporal SDK metrics.
@@ -264,7 +282,7 @@ func TestProductionMode(t *testing.T) {
 
 	c := &call{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), key: env["INTERNAL_API_KEY"], header: http.Header{}}
 	eventually(t, 90*time.Second, "the API process to be ready", func() bool {
-		res, err := http.Get(c.base + "/ready")
+		res, err := contractGet(t, c.base+"/ready")
 		if err != nil {
 			return false
 		}

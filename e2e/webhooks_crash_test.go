@@ -46,7 +46,7 @@ func TestWebhookWorkerCrashLosesNothing(t *testing.T) {
 	worker := startProcess(t, "worker", workerEnv())
 	c := &call{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), key: env["INTERNAL_API_KEY"], header: http.Header{}}
 	eventually(t, 90*time.Second, "the API process to be ready", func() bool {
-		res, err := http.Get(c.base + "/ready")
+		res, err := contractGet(t, c.base+"/ready")
 		if err != nil {
 			return false
 		}

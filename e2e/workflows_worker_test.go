@@ -52,7 +52,7 @@ func TestWorkflowWorkerProcess(t *testing.T) {
 	startProcess(t, "api", env)
 	c := &call{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), key: env["INTERNAL_API_KEY"], header: http.Header{}}
 	eventually(t, 90*time.Second, "the API process to be ready", func() bool {
-		res, err := http.Get(c.base + "/ready")
+		res, err := contractGet(t, c.base+"/ready")
 		if err != nil {
 			return false
 		}

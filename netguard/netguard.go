@@ -32,17 +32,28 @@ type BlockedError struct {
 	Host   string
 	Addr   netip.Addr // zero when the URL itself was refused
 	Reason string
+	// Spelling is set when the host is refused for how it spells an address, which no
+	// allowed range admits.
+	Spelling bool
 }
 
 func (e *BlockedError) Error() string {
+	hint := allowHint
+	if e.Spelling {
+		hint = ""
+	}
 	switch {
 	case e.Addr.IsValid() && e.Addr.String() == strings.Trim(e.Host, "[]"):
-		return fmt.Sprintf("destination %s is not allowed: %s", e.Host, e.Reason)
+		return fmt.Sprintf("destination %s is not allowed: %s%s", e.Host, e.Reason, hint)
 	case e.Addr.IsValid():
-		return fmt.Sprintf("destination %s (%s) is not allowed: %s", e.Host, e.Addr, e.Reason)
+		return fmt.Sprintf("destination %s (%s) is not allowed: %s%s", e.Host, e.Addr, e.Reason, hint)
 	}
 	return fmt.Sprintf("destination %q is not allowed: %s", e.Host, e.Reason)
 }
+
+// allowHint names the setting that admits a refused address (a refused spelling of a host has
+// no such fix).
+const allowHint = " (to reach it anyway, add its range to WEBHOOK_ALLOWED_CIDRS, e.g. 127.0.0.0/8 for a receiver on this machine)"
 
 func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }
 
@@ -258,7 +269,7 @@ func (p *Policy) literal(host string) (netip.Addr, bool, error) {
 		if why := p.CheckAddr(a); why != "" {
 			reason = why
 		}
-		return netip.Addr{}, false, &BlockedError{Host: host, Addr: a,
+		return netip.Addr{}, false, &BlockedError{Host: host, Addr: a, Spelling: true,
 			Reason: fmt.Sprintf("an unusual spelling of the IPv4 address %s (%s)", a, reason)}
 	}
 	lower := strings.ToLower(h)

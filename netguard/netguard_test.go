@@ -260,3 +260,17 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		t.Errorf("redirect followed or lost: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// A refused address names the setting that admits it; a refused spelling (no address: nothing to
+// admit) does not.
+func TestRefusalNamesTheAllowList(t *testing.T) {
+	p := &Policy{}
+	ctx := context.Background()
+	err := p.CheckURL(ctx, "http://127.0.0.1:9999/done")
+	if err == nil || !strings.Contains(err.Error(), "loopback address") || !strings.Contains(err.Error(), "WEBHOOK_ALLOWED_CIDRS") {
+		t.Errorf("loopback: %v, want the reason and WEBHOOK_ALLOWED_CIDRS", err)
+	}
+	if err := p.CheckURL(ctx, "http://2130706433/"); err == nil || strings.Contains(err.Error(), "WEBHOOK_ALLOWED_CIDRS") {
+		t.Errorf("a disguised spelling: %v, want refused without the allow-list hint", err)
+	}
+}

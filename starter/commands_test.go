@@ -222,7 +222,7 @@ func TestRulesTestPrintsTheDryRun(t *testing.T) {
 		t.Errorf("sent %s %s %s", last.Method, last.Path, last.Body)
 	}
 	for _, want := range []string{
-		"trigger matched: true, conditions matched: false — would not run: conditions[0]: user.email_verified equals true, actual false\n",
+		"trigger matched: true, conditions hold: false — would not run: conditions[0]: user.email_verified equals true, actual false\n",
 		"conditions:\n  ✗ conditions[0]: user.email_verified equals true  actual false\n",
 		"  ✓ conditions[1]: all  \n",
 		"    ✓ conditions[1].conditions[0]: order.total > 100  actual true\n",
@@ -235,6 +235,16 @@ func TestRulesTestPrintsTheDryRun(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	t.Run("a file that is only the data is refused with the format", func(t *testing.T) {
+		calls := len(f.requests())
+		r := f.cli("", "rules", "test", "r1", "-f", writeFile(t, "data.json", `{"user": {"email": "x@example.com"}}`))
+		if r.code != 2 || !strings.Contains(r.stderr, `{"type": "user.created", "data": {"user":{"email":"x@example.com"}}}`) {
+			t.Errorf("exit %d %s", r.code, r.stderr)
+		}
+		if len(f.requests()) != calls {
+			t.Errorf("a refused file was sent")
+		}
+	})
 	t.Run("-o json prints the API's answer", func(t *testing.T) {
 		r := f.cli("", "-o", "json", "rules", "test", "r1", "-f", file)
 		var res map[string]any

@@ -11,6 +11,7 @@
 //	starter webhooks endpoints list|create|show|enable|disable|delete|secret|recover
 //	starter webhooks deliver --event-type workflow.completed --payload '{"id": 1}'
 //	starter webhooks deliveries list|show|retry
+//	starter receive [--port 9999] [--count N]   (a local receiver that prints the requests it gets)
 //	starter completion bash|zsh|fish|powershell
 //
 // Every list takes --limit, --cursor (a previous page's next_cursor) and --all (every page).
@@ -147,7 +148,7 @@ func newRootCmd(c *apiClient) *cobra.Command {
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(healthCmd(c), infoCmd(c), versionCmd(c), pingCmd(c), workflowsCmd(c), executionsCmd(c),
-		notificationsCmd(c), templatesCmd(c), webhooksCmd(c), eventsCmd(c), rulesCmd(c))
+		notificationsCmd(c), templatesCmd(c), webhooksCmd(c), eventsCmd(c), rulesCmd(c), receiveCmd(c))
 	root.SetOut(c.out)
 	root.SetErr(c.errOut)
 	// Completion scripts come from cobra (`starter completion bash`); it takes the output now.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -182,6 +183,9 @@ func rulesTestCmd(c *apiClient) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkSampleEvent(event); err != nil {
+				return err
+			}
 			var res struct {
 				TriggerMatched bool           `json:"trigger_matched"`
 				Matched        bool           `json:"matched"`
@@ -204,7 +208,12 @@ func rulesTestCmd(c *apiClient) *cobra.Command {
 			if !res.WouldRun {
 				verdict = "would not run: " + res.Reason
 			}
-			fmt.Fprintf(c.out, "trigger matched: %t, conditions matched: %t — %s\n", res.TriggerMatched, res.Matched, verdict)
+			// The conditions' own verdict: "matched" is the trigger's and the conditions' together.
+			hold := true
+			for _, r := range res.Conditions {
+				hold = hold && r.Matched
+			}
+			fmt.Fprintf(c.out, "trigger matched: %t, conditions hold: %t — %s\n", res.TriggerMatched, hold, verdict)
 			if len(res.Conditions) > 0 {
 				fmt.Fprintln(c.out, "conditions:")
 				printConditions(c.out, res.Conditions, "  ")
@@ -227,6 +236,35 @@ func rulesTestCmd(c *apiClient) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", `the sample event, a JSON file (- for stdin): {"type": "user.created", "data": {"user": {…}}}`)
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// checkSampleEvent refuses a file that is plainly not an event: an object none of whose fields
+// is an event's, such as the event's data alone ({"user": {…}}), which would otherwise dry-run
+// an event without data.
+func checkSampleEvent(raw json.RawMessage) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return usagef(`the file must hold an event object: {"type": "user.created", "data": {…}}`)
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	// The fields of a dry run's event, and "event" (the wrapped form).
+	for _, f := range []string{"event", "type", "data", "id", "source", "subject", "occurred_at", "time",
+		"specversion", "datacontenttype", "depth"} {
+		if _, ok := m[f]; ok {
+			return nil
+		}
+	}
+	return usagef(`the file is not an event (it has none of type, data, source, subject …): write {"type": "user.created", "data": %s}; conditions and templates read the data's fields`, clipJSON(raw))
+}
+
+func clipJSON(b []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil || buf.Len() > 80 {
+		return "{…}"
+	}
+	return buf.String()
 }
 
 type executionRow struct {

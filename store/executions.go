@@ -51,14 +51,15 @@ const (
 
 // Execution is one run of a pinned definition version.
 type Execution struct {
-	ID                 string     `gorm:"primaryKey" json:"id"`
-	WorkflowID         string     `json:"workflow_id"`
-	Version            int        `json:"version"`
-	Status             string     `json:"status"`
-	Priority           string     `json:"priority"`
-	TriggeredBy        string     `json:"triggered_by"`
-	Input              JSON       `json:"input_data"`
-	Output             JSON       `json:"output"`
+	ID          string `gorm:"primaryKey" json:"id"`
+	WorkflowID  string `json:"workflow_id"`
+	Version     int    `json:"version"`
+	Status      string `json:"status"`
+	Priority    string `json:"priority"`
+	TriggeredBy string `json:"triggered_by"`
+	Input       JSON   `json:"input_data"`
+	// Output is every completed step's output by step id; absent (not null) until a step ran.
+	Output             JSON       `json:"output,omitempty"`
 	Error              string     `json:"error,omitempty"`
 	IdempotencyKey     *string    `json:"idempotency_key,omitempty"`
 	TemporalWorkflowID string     `json:"temporal_workflow_id"`

@@ -17,14 +17,23 @@ func (j JSON) Value() (driver.Value, error) {
 	return string(j), nil
 }
 
-// Scan reads the document from either engine's representation.
+// Scan reads the document from either engine's representation. A stored JSON null (what Value
+// writes for an empty document) reads back as empty, so that `omitempty` leaves it out.
 func (j *JSON) Scan(src any) error {
 	switch v := src.(type) {
 	case nil:
 		*j = nil
 	case []byte:
+		if string(v) == "null" {
+			*j = nil
+			return nil
+		}
 		*j = append((*j)[:0], v...)
 	case string:
+		if v == "null" {
+			*j = nil
+			return nil
+		}
 		*j = JSON(v)
 	default:
 		return fmt.Errorf("store.JSON: cannot scan %T", src)
