@@ -242,7 +242,7 @@ func TestFaultsInProductionShape(t *testing.T) {
 			logged := count(t, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", id)
 			if got := rcs[i].count(); logged < got {
 				t.Errorf("endpoint %d: the receiver got %d requests, the attempt log has %d", i, got, logged)
-				explainMissingAttempts(t, st, id, rcs[i])
+				explainMissingAttempts(t, st, id, endpointSecret(t, c, id), rcs[i])
 			}
 		}
 		if n := count(t, "SELECT count(*) FROM webhook_attempts WHERE outcome = ?", store.AttemptStarted); n != 0 {
@@ -714,10 +714,14 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // explainMissingAttempts logs, for each message whose requests at the endpoint's receiver
 // outnumber its attempts in the log, the requests (with their webhook-timestamp, the attempt's
-// start) and the attempt rows, so that a failure of the attempt-log check says where the
-// missing rows belong.
-func explainMissingAttempts(t *testing.T, st *store.Store, endpointID string, rc *receiver) {
+// start, and whether the endpoint's key signed them) and the attempt rows, so that a failure of
+// the attempt-log check says where the missing rows belong and whether the requests were ours.
+func explainMissingAttempts(t *testing.T, st *store.Store, endpointID, secret string, rc *receiver) {
 	t.Helper()
+	key, err := webhooks.SigningKey(secret)
+	if err != nil {
+		t.Logf("signing key: %v", err)
+	}
 	byMessage := map[string][]receipt{}
 	for _, r := range rc.receipts() {
 		byMessage[r.MessageID()] = append(byMessage[r.MessageID()], r)
@@ -750,7 +754,10 @@ func explainMissingAttempts(t *testing.T, st *store.Store, endpointID string, rc
 		_ = st.DB().Raw("SELECT count(*) FROM webhook_messages WHERE id = ?", id).Scan(&known).Error
 		var reqs []string
 		for _, r := range got {
-			reqs = append(reqs, fmt.Sprintf("%s (webhook-timestamp %s)", r.At.Format("15:04:05.000"), r.Header.Get("webhook-timestamp")))
+			signed := webhooks.VerifyStandard([][]byte{key}, id, r.Header.Get("webhook-timestamp"),
+				r.Header.Get("webhook-signature"), r.Body, time.Now(), 24*time.Hour) == nil
+			reqs = append(reqs, fmt.Sprintf("%s (webhook-timestamp %s, signed by the endpoint: %v)",
+				r.At.Format("15:04:05.000"), r.Header.Get("webhook-timestamp"), signed))
 		}
 		var atts []string
 		for _, a := range logged[id] {
