@@ -242,7 +242,7 @@ func TestFaultsInProductionShape(t *testing.T) {
 			logged := count(t, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", id)
 			if got := rcs[i].count(); logged < got {
 				t.Errorf("endpoint %d: the receiver got %d requests, the attempt log has %d", i, got, logged)
-				explainMissingAttempts(t, st, id, endpointSecret(t, c, id), rcs[i])
+				explainMissingAttempts(t, st, id, endpointSecret(t, &call{t: t, base: apis[0].base, key: key, header: http.Header{}}, id), rcs[i])
 			}
 		}
 		if n := count(t, "SELECT count(*) FROM webhook_attempts WHERE outcome = ?", store.AttemptStarted); n != 0 {
