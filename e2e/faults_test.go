@@ -242,6 +242,7 @@ func TestFaultsInProductionShape(t *testing.T) {
 			logged := count(t, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", id)
 			if got := rcs[i].count(); logged < got {
 				t.Errorf("endpoint %d: the receiver got %d requests, the attempt log has %d", i, got, logged)
+				explainMissingAttempts(t, st, id, endpointSecret(t, &call{t: t, base: apis[0].base, key: key, header: http.Header{}}, id), rcs[i])
 			}
 		}
 		if n := count(t, "SELECT count(*) FROM webhook_attempts WHERE outcome = ?", store.AttemptStarted); n != 0 {
@@ -710,3 +711,58 @@ func (r faultReport) String() string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// explainMissingAttempts logs, for each message whose requests at the endpoint's receiver
+// outnumber its attempts in the log, the requests (with their webhook-timestamp, the attempt's
+// start, and whether the endpoint's key signed them) and the attempt rows, so that a failure of
+// the attempt-log check says where the missing rows belong and whether the requests were ours.
+func explainMissingAttempts(t *testing.T, st *store.Store, endpointID, secret string, rc *receiver) {
+	t.Helper()
+	key, err := webhooks.SigningKey(secret)
+	if err != nil {
+		t.Logf("signing key: %v", err)
+	}
+	byMessage := map[string][]receipt{}
+	for _, r := range rc.receipts() {
+		byMessage[r.MessageID()] = append(byMessage[r.MessageID()], r)
+	}
+	type row struct {
+		MessageID string
+		Attempt   int
+		Outcome   string
+		StartedAt time.Time
+		Error     string
+	}
+	var rows []row
+	if err := st.DB().Raw(`SELECT d.message_id, a.attempt, a.outcome, a.started_at, a.error FROM webhook_attempts a
+		JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE a.endpoint_id = ? ORDER BY a.started_at`, endpointID).
+		Scan(&rows).Error; err != nil {
+		t.Logf("attempt rows: %v", err)
+		return
+	}
+	logged := map[string][]row{}
+	for _, r := range rows {
+		logged[r.MessageID] = append(logged[r.MessageID], r)
+	}
+	shown := 0
+	for id, got := range byMessage {
+		if len(got) <= len(logged[id]) || shown >= 40 {
+			continue
+		}
+		shown++
+		var known int64
+		_ = st.DB().Raw("SELECT count(*) FROM webhook_messages WHERE id = ?", id).Scan(&known).Error
+		var reqs []string
+		for _, r := range got {
+			signed := webhooks.VerifyStandard([][]byte{key}, id, r.Header.Get("webhook-timestamp"),
+				r.Header.Get("webhook-signature"), r.Body, time.Now(), 24*time.Hour) == nil
+			reqs = append(reqs, fmt.Sprintf("%s (webhook-timestamp %s, signed by the endpoint: %v)",
+				r.At.Format("15:04:05.000"), r.Header.Get("webhook-timestamp"), signed))
+		}
+		var atts []string
+		for _, a := range logged[id] {
+			atts = append(atts, fmt.Sprintf("#%d %s started %s %s", a.Attempt, a.Outcome, a.StartedAt.Format("15:04:05.000000"), a.Error))
+		}
+		t.Logf("message %q (stored: %v): %d requests %v, %d attempts %v", id, known == 1, len(got), reqs, len(atts), atts)
+	}
+}

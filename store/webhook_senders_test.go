@@ -166,3 +166,63 @@ func TestNotifyWebhookEndpoints(t *testing.T) {
 		}
 	})
 }
+
+// A hand-over in the middle of a batch loses no attempt: the old sender's requests still in
+// flight (their rows started) become unknown when the new sender takes the endpoint over, the new
+// sender sends those deliveries again, and each sender's record replaces only its own rows,
+// whatever the order: the log keeps one row per request the receiver got.
+func TestHandOverKeepsEveryAttempt(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		for _, oldFirst := range []bool{true, false} {
+			ctx := context.Background()
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			e := newEndpoint(t, s, false)
+			var ds []store.WebhookDelivery
+			for range 16 {
+				_, d := newMessage(t, s, "", now, e.ID)
+				ds = append(ds, d...)
+			}
+			batch := func(attempt int) ([]store.WebhookAttempt, []store.WebhookAttemptResult) {
+				var started []store.WebhookAttempt
+				var results []store.WebhookAttemptResult
+				for _, d := range ds {
+					a := store.WebhookAttempt{ID: store.NewID(), DeliveryID: d.ID, EndpointID: e.ID, Attempt: attempt, URL: e.URL, StartedAt: now}
+					started = append(started, a)
+					a.Outcome, a.StatusCode, a.ResponseHeaders = store.AttemptSucceeded, 200, store.JSON("{}")
+					results = append(results, store.WebhookAttemptResult{Attempt: a, PrevAttempts: attempt - 1, Status: store.DeliverySucceeded})
+				}
+				return started, results
+			}
+			oldStarted, oldResults := batch(1)
+			if err := s.StartWebhookAttempts(ctx, oldStarted); err != nil {
+				t.Fatal(err)
+			}
+			// The new sender takes over while the old one's requests are in flight.
+			if n, err := s.RecoverStartedWebhookAttempts(ctx, e.ID, now); err != nil || n != len(ds) {
+				t.Fatalf("recovered %d (%v)", n, err)
+			}
+			newStarted, newResults := batch(2)
+			if err := s.StartWebhookAttempts(ctx, newStarted); err != nil {
+				t.Fatal(err)
+			}
+			record := func(results []store.WebhookAttemptResult) {
+				if _, err := s.RecordWebhookAttempts(ctx, e, results, store.WebhookHealthChange{Healthy: true}, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if oldFirst {
+				record(oldResults)
+				record(newResults)
+			} else {
+				record(newResults)
+				record(oldResults)
+			}
+			var rows, started int64
+			s.DB().Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", e.ID).Scan(&rows)
+			s.DB().Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ? AND outcome = ?", e.ID, store.AttemptStarted).Scan(&started)
+			if rows != int64(2*len(ds)) || started != 0 {
+				t.Errorf("old sender recorded first %v: %d attempts (%d started) for %d requests", oldFirst, rows, started, 2*len(ds))
+			}
+		}
+	})
+}
