@@ -10,6 +10,8 @@ import (
 
 // NotificationTemplate is a template's identity; its content lives in versions.
 type NotificationTemplate struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID       string    `gorm:"column:tenant_id" json:"-"`
 	ID             string    `gorm:"primaryKey" json:"id"`
 	Channel        string    `json:"channel"`
 	Description    string    `json:"description"`
@@ -20,6 +22,8 @@ type NotificationTemplate struct {
 
 // NotificationTemplateVersion is one immutable revision of a template's content.
 type NotificationTemplateVersion struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID   string    `gorm:"column:tenant_id" json:"-"`
 	TemplateID string    `gorm:"primaryKey" json:"-"`
 	Version    int       `gorm:"primaryKey;autoIncrement:false" json:"version"`
 	Subject    string    `json:"subject,omitempty"`

@@ -34,6 +34,8 @@ const (
 // Notification is one send request: the rendered content and, in Deliveries, one row per
 // recipient.
 type Notification struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID        string     `gorm:"column:tenant_id" json:"-"`
 	ID              string     `gorm:"primaryKey" json:"id"`
 	Channel         string     `json:"channel"`
 	Status          string     `json:"status"`
@@ -67,6 +69,8 @@ type Notification struct {
 
 // NotificationDelivery is the send to one recipient.
 type NotificationDelivery struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID          string     `gorm:"column:tenant_id" json:"-"`
 	ID                string     `gorm:"primaryKey" json:"id"`
 	NotificationID    string     `json:"-"`
 	Position          int        `json:"-"`
@@ -90,6 +94,8 @@ type NotificationDelivery struct {
 
 // NotificationAttempt is one try of a delivery.
 type NotificationAttempt struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID          string     `gorm:"column:tenant_id" json:"-"`
 	DeliveryID        string     `gorm:"primaryKey" json:"-"`
 	Attempt           int        `gorm:"primaryKey;autoIncrement:false" json:"attempt"`
 	Status            string     `json:"status"` // sending, sent, failed
@@ -104,6 +110,8 @@ type NotificationAttempt struct {
 // NotificationThrottleSlot is the send slot reserved for one delivery by the per-recipient
 // throttle.
 type NotificationThrottleSlot struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID     string `gorm:"column:tenant_id" json:"-"`
 	DeliveryID   string `gorm:"primaryKey"`
 	Channel      string
 	RecipientKey string
