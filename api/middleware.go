@@ -18,8 +18,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/tenants"
 )
 
 const (
@@ -129,10 +132,42 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Principal is the authenticated caller.
 type Principal struct {
-	// Kind is "api_key" or "jwt".
+	// Kind is "api_key" (the internal key), "tenant_key" or "jwt".
 	Kind string
-	// Subject is the JWT subject, or "internal" for the API key.
+	// Subject is the JWT subject, the tenant key's prefix, or "internal" for the internal key.
 	Subject string
+	// Tenant is the tenant the request acts for.
+	Tenant string
+	// Scopes are the credential's scopes; the internal key has every one.
+	Scopes []string
+	// Internal is set for the internal API key: it acts for any tenant and alone manages tenants.
+	Internal bool
+}
+
+// Has reports whether the principal holds scope (admin and the internal key hold every scope).
+func (p Principal) Has(scope string) bool {
+	if p.Internal {
+		return true
+	}
+	for _, s := range p.Scopes {
+		if s == scope || s == tenants.ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Label names the principal in the audit log: "internal", "key:<prefix>" or "jwt:<sub>".
+func (p Principal) Label() string {
+	switch p.Kind {
+	case "api_key":
+		return "internal"
+	case "tenant_key":
+		return "key:" + p.Subject
+	case "jwt":
+		return "jwt:" + p.Subject
+	}
+	return ""
 }
 
 // principal returns the caller set by authenticate.
@@ -145,31 +180,82 @@ func unauthorized(msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
 }
 
+// headerTenantID chooses the tenant the internal API key acts for.
+const headerTenantID = "X-Tenant-ID"
+
 // authenticate admits a request with valid credentials (see identify) and refuses the rest: 401,
-// or 429 while the client's address is over its limit of failed authentications.
+// or 429 while the client's address is over its limit of failed authentications. It then sets
+// the tenant the request acts for (tenantOf) in the request's context: every store statement of
+// the request is filtered by it.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, err := s.identify(c, true)
 		if err != nil {
 			return err
 		}
+		if err := s.tenantOf(c, &p); err != nil {
+			return err
+		}
 		c.Set(principalKey, p)
+		req := c.Request()
+		c.SetRequest(req.WithContext(tenant.With(req.Context(), p.Tenant)))
 		return next(c)
 	}
 }
 
-// authenticator checks credentials: X-API-Key: INTERNAL_API_KEY (compared in constant time) or
-// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp and sub>.
-type authenticator struct {
-	keyHash [sha256.Size]byte
-	jwtKey  []byte
-	parser  *jwt.Parser
+// tenantOf settles p's tenant: X-Tenant-ID (default when absent) for the internal key, the
+// credential's own otherwise (an X-Tenant-ID naming another is refused). The tenant must exist
+// and be enabled.
+func (s *Server) tenantOf(c echo.Context, p *Principal) error {
+	asked := c.Request().Header.Get(headerTenantID)
+	if p.Internal {
+		p.Tenant = tenant.Default
+		if asked != "" {
+			if !tenant.ValidID(asked) {
+				return BadRequest("%s must be a tenant id (lower-case letters, digits, '-', '_')", headerTenantID)
+			}
+			p.Tenant = asked
+		}
+	} else if asked != "" && asked != p.Tenant {
+		return &Error{Status: http.StatusForbidden, Code: "forbidden",
+			Message: fmt.Sprintf("this credential acts for its own tenant only; %s cannot choose another", headerTenantID)}
+	}
+	_, err := s.tenants.Active(c.Request().Context(), p.Tenant)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tenants.ErrTenantDisabled):
+		return &Error{Status: http.StatusForbidden, Code: "tenant_disabled", Message: fmt.Sprintf("tenant %q is disabled", p.Tenant)}
+	case errors.Is(err, store.ErrNotFound) && p.Internal:
+		return NotFound("tenant", p.Tenant)
+	case errors.Is(err, store.ErrNotFound):
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
+		return unauthorized("the credential's tenant does not exist")
+	}
+	return err
 }
 
-func newAuthenticator(apiKey, jwtSecret string) *authenticator {
+// authenticator checks credentials: X-API-Key: INTERNAL_API_KEY (compared in constant time) or a
+// tenant API key (looked up by hash on every request, so a revocation holds at once), or
+// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp, sub and the tenant
+// claim>.
+type authenticator struct {
+	keyHash     [sha256.Size]byte
+	jwtKey      []byte
+	parser      *jwt.Parser
+	tenantClaim string
+	keys        *tenants.Service
+}
+
+func newAuthenticator(apiKey, jwtSecret, tenantClaim string, keys *tenants.Service) *authenticator {
+	if tenantClaim == "" {
+		tenantClaim = "tenant_id"
+	}
 	return &authenticator{
-		keyHash: sha256.Sum256([]byte(apiKey)),
-		jwtKey:  []byte(jwtSecret),
+		keyHash:     sha256.Sum256([]byte(apiKey)),
+		jwtKey:      []byte(jwtSecret),
+		tenantClaim: tenantClaim,
+		keys:        keys,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -185,13 +271,22 @@ func (a *authenticator) present(r *http.Request) bool {
 }
 
 // check returns the caller the request's credentials name, or why they do not.
-func (a *authenticator) check(r *http.Request) (Principal, *Error) {
+func (a *authenticator) check(r *http.Request) (Principal, error) {
 	if key := r.Header.Get(headerAPIKey); key != "" {
 		got := sha256.Sum256([]byte(key))
-		if subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
-			return Principal{}, unauthorized("invalid API key")
+		if subtle.ConstantTimeCompare(got[:], a.keyHash[:]) == 1 {
+			return Principal{Kind: "api_key", Subject: "internal", Internal: true}, nil
 		}
-		return Principal{Kind: "api_key", Subject: "internal"}, nil
+		if tenants.LooksLikeKey(key) {
+			k, err := a.keys.Authenticate(r.Context(), key)
+			switch {
+			case err == nil:
+				return Principal{Kind: "tenant_key", Subject: k.Prefix, Tenant: k.TenantID, Scopes: k.Scopes}, nil
+			case !errors.Is(err, tenants.ErrInvalidKey):
+				return Principal{}, err
+			}
+		}
+		return Principal{}, unauthorized("invalid API key")
 	}
 	authz := r.Header.Get(echo.HeaderAuthorization)
 	if authz == "" {
@@ -201,16 +296,44 @@ func (a *authenticator) check(r *http.Request) (Principal, *Error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return Principal{}, unauthorized("the Authorization header must be 'Bearer <token>'")
 	}
-	claims := jwt.RegisteredClaims{}
+	claims := jwt.MapClaims{}
 	if _, err := a.parser.ParseWithClaims(strings.TrimSpace(token), &claims, func(*jwt.Token) (any, error) {
 		return a.jwtKey, nil
 	}); err != nil {
 		return Principal{}, unauthorized(jwtProblem(err))
 	}
-	if claims.Subject == "" {
+	return a.jwtPrincipal(claims)
+}
+
+// jwtPrincipal reads the subject, the tenant (the configured claim) and the scopes ("scope",
+// space-separated, or "scp", a list or a string) of a verified token.
+func (a *authenticator) jwtPrincipal(claims jwt.MapClaims) (Principal, error) {
+	sub, _ := claims.GetSubject()
+	if sub == "" {
 		return Principal{}, unauthorized("invalid token: no subject (sub)")
 	}
-	return Principal{Kind: "jwt", Subject: claims.Subject}, nil
+	tid, _ := claims[a.tenantClaim].(string)
+	if tid == "" {
+		return Principal{}, unauthorized(fmt.Sprintf("invalid token: no tenant (%s)", a.tenantClaim))
+	}
+	if !tenant.ValidID(tid) {
+		return Principal{}, unauthorized(fmt.Sprintf("invalid token: %s is not a tenant id", a.tenantClaim))
+	}
+	var scopes []string
+	if sc, ok := claims["scope"].(string); ok {
+		scopes = strings.Fields(sc)
+	}
+	switch scp := claims["scp"].(type) {
+	case string:
+		scopes = append(scopes, strings.Fields(scp)...)
+	case []any:
+		for _, v := range scp {
+			if s, ok := v.(string); ok {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return Principal{Kind: "jwt", Subject: sub, Tenant: tid, Scopes: scopes}, nil
 }
 
 // identify authenticates the request. Without credentials it returns the zero Principal when
@@ -241,6 +364,9 @@ func (s *Server) identify(c echo.Context, required bool) (Principal, error) {
 	p, authErr := s.auth.check(req)
 	if authErr == nil {
 		return p, nil
+	}
+	if _, ok := authErr.(*Error); !ok {
+		return Principal{}, authErr // the key could not be looked up (database down): not the client's fault
 	}
 	if limited {
 		res, err := s.limiter.Allow(ctx, key, limit)

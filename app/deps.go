@@ -36,6 +36,7 @@ import (
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/tenants"
 	"github.com/pyairtable/automation-domain/webhooks"
 	"github.com/pyairtable/automation-domain/workflows"
 )
@@ -82,6 +83,8 @@ type Deps struct {
 	Rules *rules.Service
 	// Diagnostics runs the ping workflow.
 	Diagnostics *diagnostics.Service
+	// Tenants is the tenancy domain (tenants, tenant API keys, audit log).
+	Tenants *tenants.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -212,6 +215,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		return nil, err
 	}
 	d.Diagnostics = diagnostics.New(d.Temporal, workflows.TaskQueue)
+	d.Tenants = tenants.New(st)
 	// Every stored event fans out to the webhook endpoints subscribed to its type and is
 	// signalled into the rules engine's evaluator workflows.
 	d.Events.Subscribe(d.Webhooks.Subscriber())
@@ -257,7 +261,7 @@ func (d *Deps) APIOptions(version string) api.Options {
 		Config: d.Config, Logger: d.Log, Version: version, Limiter: d.Limiter, Registry: d.Registry,
 		Checks: d.Checks(), Modes: d.Modes,
 		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events,
-		Diagnostics: d.Diagnostics,
+		Diagnostics: d.Diagnostics, Tenants: d.Tenants,
 	}
 }
 

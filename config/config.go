@@ -72,6 +72,9 @@ type Config struct {
 	InternalAPIKey   string `env:"INTERNAL_API_KEY"`
 	JWTSecretKey     string `env:"JWT_SECRET_KEY"`
 	WebhookSecretKey string `env:"WEBHOOK_SECRET_KEY"`
+	// JWTTenantClaim names the JWT claim that carries the caller's tenant (a token without it is
+	// refused).
+	JWTTenantClaim string `env:"JWT_TENANT_CLAIM" envDefault:"tenant_id"`
 
 	SMTPHost     string `env:"SMTP_HOST"`
 	SMTPPort     int    `env:"SMTP_PORT" envDefault:"587"`

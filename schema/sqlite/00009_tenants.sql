@@ -55,6 +55,37 @@ CREATE UNIQUE INDEX webhook_messages_idempotency_idx ON webhook_messages (tenant
 DROP INDEX notifications_idempotency_idx;
 CREATE INDEX notifications_idempotency_idx ON notifications (tenant_id, idempotency_key) WHERE idempotency_key <> '';
 
+-- Tenant API keys: only the SHA-256 of a key is kept; prefix identifies it in lists and logs.
+-- Each request looks its key up here, so a revocation holds at once in every API process.
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT        NOT NULL,
+    name         TEXT        NOT NULL DEFAULT '',
+    prefix       TEXT        NOT NULL,
+    hash         TEXT        NOT NULL,
+    scopes       TEXT       NOT NULL DEFAULT '[]',
+    expires_at   DATETIME,
+    last_used_at DATETIME,
+    revoked_at   DATETIME,
+    created_at   DATETIME NOT NULL
+);
+CREATE UNIQUE INDEX api_keys_hash_idx ON api_keys (hash);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id, id DESC);
+
+-- Audit log: every change and every credential change, with who made it.
+CREATE TABLE audit_log (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT        NOT NULL,
+    principal   TEXT        NOT NULL,
+    action      TEXT        NOT NULL,
+    resource    TEXT        NOT NULL,
+    resource_id TEXT        NOT NULL DEFAULT '',
+    status      INTEGER     NOT NULL DEFAULT 0,
+    request_id  TEXT        NOT NULL DEFAULT '',
+    created_at  DATETIME NOT NULL
+);
+CREATE INDEX audit_log_tenant_idx ON audit_log (tenant_id, id DESC);
+
 -- +goose Down
 DROP INDEX notifications_idempotency_idx;
 CREATE INDEX notifications_idempotency_idx ON notifications (idempotency_key) WHERE idempotency_key <> '';
@@ -94,4 +125,6 @@ DROP INDEX events_tenant_idx;
 ALTER TABLE events DROP COLUMN tenant_id;
 DROP INDEX workflows_tenant_idx;
 ALTER TABLE workflows DROP COLUMN tenant_id;
+DROP TABLE audit_log;
+DROP TABLE api_keys;
 DROP TABLE tenants;
