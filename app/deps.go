@@ -21,6 +21,7 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
@@ -176,7 +177,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
 		}),
 		Identity:     identity(),
-		Interceptors: []interceptor.ClientInterceptor{&rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		Interceptors: []interceptor.ClientInterceptor{&tenantIDs{}, &rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		// Workflows and their activities act for the tenant of the request that started them.
+		ContextPropagators: []workflow.ContextPropagator{tenantPropagator{}},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalDialOptions(),
 			GetSystemInfoTimeout: cfg.TemporalRPCTimeout},
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"strings"
 	"time"
 
@@ -185,6 +186,14 @@ func (WebhookInboundSeen) TableName() string { return "webhook_inbound_seen" }
 // CreateWebhookEndpoint inserts e.
 func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
 	return classify(s.db.WithContext(ctx).Create(e).Error)
+}
+
+// WebhookEndpointTenant is the tenant of an endpoint, whichever tenant ctx acts for (waking an
+// endpoint's dispatcher for its tenant).
+func (s *Store) WebhookEndpointTenant(ctx context.Context, id string) (string, error) {
+	var e WebhookEndpoint
+	err := s.db.WithContext(tenant.System(ctx)).Select("tenant_id").Where("id = ?", id).Take(&e).Error
+	return e.TenantID, classify(err)
 }
 
 // GetWebhookEndpoint returns a live (not deleted) endpoint.

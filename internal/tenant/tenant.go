@@ -9,6 +9,7 @@ package tenant
 import (
 	"context"
 	"regexp"
+	"strings"
 )
 
 // Default is the tenant that existing data was migrated to and that requests without a tenant
@@ -57,3 +58,13 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // ValidID reports whether id can name a tenant: 1–63 lower-case letters, digits, '-' and '_',
 // starting with a letter or digit (it goes into Temporal workflow ids and search attributes).
 func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// WorkflowID is the Temporal workflow id of a workflow the service names id, started for tenant
+// tenantID: "<tenant>/<id>" for every tenant but the default one, whose ids are what they were
+// before tenants (so that its running workflows go on being found). A prefixed id is left alone.
+func WorkflowID(tenantID, id string) string {
+	if tenantID == "" || tenantID == Default || id == "" || strings.HasPrefix(id, tenantID+"/") {
+		return id
+	}
+	return tenantID + "/" + id
+}
