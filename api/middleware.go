@@ -30,6 +30,8 @@ const (
 	headerAPIKey    = "X-API-Key"
 	// principalKey holds the authenticated caller in echo.Context.
 	principalKey = "principal"
+	// tenantKey holds the caller's tenants.Tenant in echo.Context.
+	tenantKey = "tenant"
 )
 
 // requestID accepts a sane X-Request-ID or makes one, echoes it, and puts it in the request's
@@ -220,9 +222,10 @@ func (s *Server) tenantOf(c echo.Context, p *Principal) error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden",
 			Message: fmt.Sprintf("this credential acts for its own tenant only; %s cannot choose another", headerTenantID)}
 	}
-	_, err := s.tenants.Active(c.Request().Context(), p.Tenant)
+	t, err := s.tenants.Active(c.Request().Context(), p.Tenant)
 	switch {
 	case err == nil:
+		c.Set(tenantKey, t)
 		return nil
 	case errors.Is(err, tenants.ErrTenantDisabled):
 		return &Error{Status: http.StatusForbidden, Code: "tenant_disabled", Message: fmt.Sprintf("tenant %q is disabled", p.Tenant)}
@@ -425,36 +428,55 @@ func jwtProblem(err error) string {
 	return "invalid token: malformed"
 }
 
-// rateLimit bounds each client (API key, JWT subject, else IP) on each route. When the limiter
-// itself fails (Redis down) the request is let through and the failure logged: the limiter
-// protects the service, and an outage of it must not become an outage of the API.
+// rateLimit bounds each client (credential within its tenant, else IP) on each route, and each
+// tenant with limits of its own (requests_per_second, burst) across its credentials and routes:
+// one tenant at its limit gets 429 while the others go on. When the limiter itself fails (Redis
+// down) the request is let through and the failure logged: the limiter protects the service, and
+// an outage of it must not become an outage of the API.
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	limit := ratelimit.PerSecond(s.cfg.RateLimitPerSecond, s.cfg.RateLimitBurst)
 	return func(c echo.Context) error {
 		p := principal(c)
 		client := "ip:" + c.RealIP()
 		if p.Kind != "" {
-			client = p.Kind + ":" + p.Subject
+			client = "tenant:" + p.Tenant + ":" + p.Kind + ":" + p.Subject
 		}
-		key := "api:" + client + ":" + c.Request().Method + " " + routeOf(c)
-		res, err := s.limiter.Allow(c.Request().Context(), key, limit)
-		if err != nil {
-			s.log.WarnContext(c.Request().Context(), "rate limiter unavailable; request allowed", "error", err)
-			return next(c)
+		if t, ok := c.Get(tenantKey).(tenants.Tenant); ok && t.Limits.RequestsPerSecond > 0 {
+			tl := ratelimit.PerSecond(t.Limits.RequestsPerSecond, max(t.Limits.Burst, t.Limits.RequestsPerSecond))
+			if err := s.allow(c, "api-tenant:"+t.ID, tl, "tenant_rate_limited",
+				fmt.Sprintf("tenant %q", t.ID)); err != nil {
+				return err
+			}
 		}
-		h := c.Response().Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(limit.Burst))
-		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
-		h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=1;burst=%d", limit.Rate, limit.Burst))
-		if !res.Allowed {
-			wait := max(ceilSeconds(res.RetryAfter), 1)
-			return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-				Message:    fmt.Sprintf("rate limit of %d requests/s (burst %d) exceeded; retry in %d s", limit.Rate, limit.Burst, wait),
-				RetryAfter: wait}
+		if err := s.allow(c, "api:"+client+":"+c.Request().Method+" "+routeOf(c), limit, "rate_limited", "rate limit"); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// allow counts one request against key's limit: the RateLimit-* headers, or 429 with
+// Retry-After (code) once it is spent.
+func (s *Server) allow(c echo.Context, key string, limit ratelimit.Limit, code, what string) error {
+	res, err := s.limiter.Allow(c.Request().Context(), key, limit)
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "rate limiter unavailable; request allowed", "error", err)
+		return nil
+	}
+	h := c.Response().Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(limit.Burst))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
+	h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=1;burst=%d", limit.Rate, limit.Burst))
+	if !res.Allowed {
+		wait := max(ceilSeconds(res.RetryAfter), 1)
+		msg := fmt.Sprintf("rate limit of %d requests/s (burst %d) exceeded; retry in %d s", limit.Rate, limit.Burst, wait)
+		if what != "rate limit" {
+			msg = fmt.Sprintf("%s: %s", what, msg)
+		}
+		return &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: wait}
+	}
+	return nil
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -142,7 +142,7 @@ func (s *Server) routes() {
 	e.GET("/openapi.json", s.openAPI)
 	s.docsRoutes(e)
 
-	v1 := e.Group("/api/v1", s.authenticate, s.authorize, s.rateLimit, s.audit)
+	v1 := e.Group("/api/v1", s.authenticate, s.authorize, s.rateLimit, s.quota, s.audit)
 	v1.POST("/diagnostics/ping", s.ping)
 
 	v1.POST("/notifications/email", s.sendEmail)

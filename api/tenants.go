@@ -121,6 +121,37 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// routeQuotas are the tenant quotas the routes that create what they bound check first.
+var routeQuotas = map[string]string{
+	"POST /api/v1/webhooks/endpoints":    tenants.QuotaEndpoints,
+	"POST /api/v1/automation/rules":      tenants.QuotaRules,
+	"POST /api/v1/workflows/:id/execute": tenants.QuotaExecutionsPerDay,
+	"POST /api/v1/notifications/email":   tenants.QuotaMessagesPerDay,
+	"POST /api/v1/notifications/sms":     tenants.QuotaMessagesPerDay,
+}
+
+// quota refuses a create that would pass one of the tenant's quotas: 403 quota_exceeded naming
+// it.
+func (s *Server) quota(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		q, ok := routeQuotas[c.Request().Method+" "+c.Path()]
+		t, has := c.Get(tenantKey).(tenants.Tenant)
+		if !ok || !has {
+			return next(c)
+		}
+		err := s.tenants.CheckQuota(c.Request().Context(), t, q)
+		var qe *tenants.QuotaError
+		if errors.As(err, &qe) {
+			return &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: qe.Error(),
+				Details: map[string]any{"quota": qe.Quota, "limit": qe.Limit}}
+		}
+		if err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
 // auditSkipped are POST operations that change nothing (dry runs, renders, pings).
 var auditSkipped = map[string]bool{
 	"POST /api/v1/diagnostics/ping":                   true,

@@ -162,3 +162,44 @@ func TestTenantsScopesAndKeys(t *testing.T) {
 		t.Errorf("the internal key's audit log lacks the tenant change: %s", r.body)
 	}
 }
+
+// A tenant at its own request rate gets 429 while another tenant goes on; a tenant at a quota
+// gets 403 naming it.
+func TestTenantLimitsAndQuotas(t *testing.T) {
+	s := newTestServer(t, nil)
+	internal := func(tenantID string) []string {
+		return []string{"X-API-Key", testKey, "Content-Type", "application/json", "X-Tenant-ID", tenantID}
+	}
+	if r := s.do(t, "POST", "/api/v1/tenants", strings.NewReader(`{"id": "slow", "limits": {"requests_per_second": 1, "burst": 2, "rules": 1}}`),
+		internal("default")...); r.StatusCode != 201 {
+		t.Fatalf("create tenant: %d %s", r.StatusCode, r.body)
+	}
+	for i := range 2 {
+		if r := s.do(t, "GET", "/api/v1/events", nil, internal("slow")...); r.StatusCode != 200 {
+			t.Fatalf("request %d within the tenant's burst: %d %s", i+1, r.StatusCode, r.body)
+		}
+	}
+	r := s.do(t, "GET", "/api/v1/workflows", nil, internal("slow")...)
+	if r.StatusCode != 429 || r.errorCode(t) != "tenant_rate_limited" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the tenant's rate: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.do(t, "GET", "/api/v1/workflows", nil, internal("default")...); r.StatusCode != 200 {
+		t.Fatalf("another tenant while slow is limited: %d %s", r.StatusCode, r.body)
+	}
+
+	// Quotas: one rule, then 403 quota_exceeded naming rules.
+	if r := s.do(t, "PATCH", "/api/v1/tenants/slow", strings.NewReader(`{"limits": {"rules": 1}}`), internal("default")...); r.StatusCode != 200 {
+		t.Fatalf("lift the rate limit: %d %s", r.StatusCode, r.body)
+	}
+	rule := `{"name": "r", "trigger": {"type": "event", "event_type": "x.y"}, "actions": [{"type": "emit_event", "event_type": "out"}]}`
+	if r := s.do(t, "POST", "/api/v1/automation/rules", strings.NewReader(rule), internal("slow")...); r.StatusCode != 201 {
+		t.Fatalf("first rule: %d %s", r.StatusCode, r.body)
+	}
+	r = s.do(t, "POST", "/api/v1/automation/rules", strings.NewReader(rule), internal("slow")...)
+	if r.StatusCode != 403 || r.errorCode(t) != "quota_exceeded" || !strings.Contains(string(r.body), `"rules"`) {
+		t.Fatalf("second rule: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.do(t, "POST", "/api/v1/automation/rules", strings.NewReader(rule), internal("default")...); r.StatusCode != 201 {
+		t.Fatalf("another tenant's rule: %d %s", r.StatusCode, r.body)
+	}
+}

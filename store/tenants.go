@@ -77,3 +77,37 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// TenantUsage counts what a tenant's quotas bound: live webhook endpoints and rules, and
+// workflow executions and notifications created since `since` (the start of the UTC day).
+type TenantUsage struct {
+	Endpoints, Rules, Executions, Messages int64
+}
+
+// Usage counts the context's tenant's usage.
+func (s *Store) Usage(ctx context.Context, since time.Time) (TenantUsage, error) {
+	var u TenantUsage
+	db := s.db.WithContext(ctx)
+	for _, q := range []struct {
+		n     *int64
+		model any
+		where string
+		arg   any
+	}{
+		{&u.Endpoints, &WebhookEndpoint{}, "deleted_at IS NULL", nil},
+		{&u.Rules, &Rule{}, "deleted_at IS NULL", nil},
+		{&u.Executions, &Execution{}, "created_at >= ?", since.UTC()},
+		{&u.Messages, &Notification{}, "created_at >= ?", since.UTC()},
+	} {
+		tx := db.Model(q.model)
+		if q.arg != nil {
+			tx = tx.Where(q.where, q.arg)
+		} else {
+			tx = tx.Where(q.where)
+		}
+		if err := tx.Count(q.n).Error; err != nil {
+			return u, classify(err)
+		}
+	}
+	return u, nil
+}

@@ -385,3 +385,42 @@ func (s *Service) Audit(ctx context.Context, p store.Page) ([]store.AuditEntry, 
 	}
 	return rows, next, nil
 }
+
+// Quotas a tenant's Limits set.
+const (
+	QuotaEndpoints        = "endpoints"
+	QuotaRules            = "rules"
+	QuotaExecutionsPerDay = "executions_per_day"
+	QuotaMessagesPerDay   = "messages_per_day"
+)
+
+// QuotaError says which quota is reached.
+type QuotaError struct {
+	Quota string
+	Limit int
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("the tenant's quota %s (%d) is reached", e.Quota, e.Limit)
+}
+
+// CheckQuota returns a *QuotaError when creating one more of what quota bounds would pass t's
+// limit (nil when t sets none).
+func (s *Service) CheckQuota(ctx context.Context, t Tenant, quota string) error {
+	limit := map[string]int{QuotaEndpoints: t.Limits.Endpoints, QuotaRules: t.Limits.Rules,
+		QuotaExecutionsPerDay: t.Limits.ExecutionsPerDay, QuotaMessagesPerDay: t.Limits.MessagesPerDay}[quota]
+	if limit <= 0 {
+		return nil
+	}
+	now := s.now()
+	u, err := s.store.Usage(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return fmt.Errorf("quota %s: %w", quota, err)
+	}
+	used := map[string]int64{QuotaEndpoints: u.Endpoints, QuotaRules: u.Rules,
+		QuotaExecutionsPerDay: u.Executions, QuotaMessagesPerDay: u.Messages}[quota]
+	if used >= int64(limit) {
+		return &QuotaError{Quota: quota, Limit: limit}
+	}
+	return nil
+}
