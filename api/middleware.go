@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/ratelimit"
@@ -244,28 +245,21 @@ func (s *Server) tenantOf(c echo.Context, p *Principal) error {
 // claim>.
 type authenticator struct {
 	keyHash     [sha256.Size]byte
-	jwtKey      []byte
-	parser      *jwt.Parser
+	jwt         *jwtVerifier
 	tenantClaim string
 	keys        *tenants.Service
 }
 
-func newAuthenticator(apiKey, jwtSecret, tenantClaim string, keys *tenants.Service) *authenticator {
-	if tenantClaim == "" {
-		tenantClaim = "tenant_id"
+func newAuthenticator(cfg *config.Config, keys *tenants.Service, log *slog.Logger) (*authenticator, error) {
+	v, err := newJWTVerifier(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	return &authenticator{
-		keyHash:     sha256.Sum256([]byte(apiKey)),
-		jwtKey:      []byte(jwtSecret),
-		tenantClaim: tenantClaim,
-		keys:        keys,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(30*time.Second),
-		),
+	claim := cfg.JWTTenantClaim
+	if claim == "" {
+		claim = "tenant_id"
 	}
+	return &authenticator{keyHash: sha256.Sum256([]byte(cfg.InternalAPIKey)), jwt: v, tenantClaim: claim, keys: keys}, nil
 }
 
 // present reports whether the request carries credentials at all.
@@ -299,10 +293,8 @@ func (a *authenticator) check(r *http.Request) (Principal, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return Principal{}, unauthorized("the Authorization header must be 'Bearer <token>'")
 	}
-	claims := jwt.MapClaims{}
-	if _, err := a.parser.ParseWithClaims(strings.TrimSpace(token), &claims, func(*jwt.Token) (any, error) {
-		return a.jwtKey, nil
-	}); err != nil {
+	claims, err := a.jwt.parse(r.Context(), strings.TrimSpace(token))
+	if err != nil {
 		return Principal{}, unauthorized(jwtProblem(err))
 	}
 	return a.jwtPrincipal(claims)
@@ -420,8 +412,14 @@ func jwtProblem(err error) string {
 		return "invalid token: not valid yet (nbf)"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "invalid token: exp is required"
+	case errors.Is(err, errUnknownKey):
+		return "invalid token: signed with a key the JWK Set does not have"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "invalid token: wrong issuer (iss)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "invalid token: wrong audience (aud)"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "invalid token: bad signature or algorithm (HS256 expected)"
+		return "invalid token: bad signature or algorithm (HS256 expected, or RS256/ES256 with JWT_JWKS_URL)"
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "invalid token: issued in the future (iat)"
 	}

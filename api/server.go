@@ -113,10 +113,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, limiter: o.Limiter, metrics: m, spec: spec,
-		auth:    newAuthenticator(o.Config.InternalAPIKey, o.Config.JWTSecretKey, o.Config.JWTTenantClaim, o.Tenants),
 		started: time.Now(),
 		rules:   o.Rules, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, events: o.Events,
 		diagnostics: o.Diagnostics, tenants: o.Tenants,
+	}
+	if s.auth, err = newAuthenticator(o.Config, o.Tenants, o.Logger); err != nil {
+		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner = true
