@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 
 	"gorm.io/gorm"
@@ -454,6 +455,14 @@ func (s *Store) updateDelivery(ctx context.Context, deliveryID string, now time.
 		return fmt.Errorf("update delivery %s: %w", deliveryID, err)
 	}
 	return nil
+}
+
+// NotificationDeliveryTenant is the tenant of a delivery, whichever tenant ctx acts for (a
+// provider's callback names the delivery, not the tenant).
+func (s *Store) NotificationDeliveryTenant(ctx context.Context, id string) (string, error) {
+	var d NotificationDelivery
+	err := s.db.WithContext(tenant.System(ctx)).Select("tenant_id").Where("id = ?", id).Take(&d).Error
+	return d.TenantID, classify(err)
 }
 
 // refreshNotificationStatus recomputes n's status from its deliveries.

@@ -134,3 +134,38 @@ func TestExistingRowsBelongToDefault(t *testing.T) {
 		})
 	}
 }
+
+// TestSeedTemplatesAreSharedReadOnly: every tenant reads the installed seed templates; only the
+// default tenant changes them; the default tenant's own templates stay its own.
+func TestSeedTemplatesAreSharedReadOnly(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		bg := context.Background()
+		acme := tenant.With(bg, "acme")
+		tpl, v, err := s.GetNotificationTemplate(acme, "welcome_email", 0)
+		if err != nil || tpl.ID != "welcome_email" || v.Body == "" {
+			t.Fatalf("acme reads the seed template: %+v %v", tpl, err)
+		}
+		if vs, err := s.NotificationTemplateVersions(acme, "welcome_email"); err != nil || len(vs) == 0 {
+			t.Fatalf("acme lists the seed template's versions: %d %v", len(vs), err)
+		}
+		if err := s.DeleteNotificationTemplate(acme, "welcome_email"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("acme deletes the seed template: %v", err)
+		}
+		now := time.Now().UTC()
+		if _, err := s.UpdateNotificationTemplate(acme, "welcome_email", nil,
+			&store.NotificationTemplateVersion{Body: "hijacked"}, now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("acme changes the seed template: %v", err)
+		}
+		own := store.NotificationTemplate{ID: "default_only", Channel: "email", CurrentVersion: 1, CreatedAt: now, UpdatedAt: now}
+		if err := s.CreateNotificationTemplate(bg, &own, &store.NotificationTemplateVersion{TemplateID: "default_only",
+			Version: 1, Body: "b", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.GetNotificationTemplate(acme, "default_only", 0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("acme reads the default tenant's own template: %v", err)
+		}
+		if _, v, err := s.GetNotificationTemplate(bg, "welcome_email", 0); err != nil || v.Body == "hijacked" {
+			t.Fatalf("the default tenant's seed template: %+v %v", v, err)
+		}
+	})
+}

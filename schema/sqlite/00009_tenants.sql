@@ -48,6 +48,11 @@ ALTER TABLE automation_executions ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'de
 CREATE INDEX automation_executions_tenant_idx ON automation_executions (tenant_id, id DESC);
 ALTER TABLE automation_action_outcomes ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
 
+-- The installed seed templates are every tenant's to read and render (the default tenant owns
+-- and alone changes them).
+ALTER TABLE notification_templates ADD COLUMN shared BOOLEAN NOT NULL DEFAULT 0;
+UPDATE notification_templates SET shared = 1 WHERE id IN ('welcome_email', 'verification_sms');
+
 -- Idempotency keys are the caller's: one per tenant.
 DROP INDEX webhook_messages_idempotency_idx;
 CREATE UNIQUE INDEX webhook_messages_idempotency_idx ON webhook_messages (tenant_id, idempotency_key)
@@ -87,6 +92,7 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_tenant_idx ON audit_log (tenant_id, id DESC);
 
 -- +goose Down
+ALTER TABLE notification_templates DROP COLUMN shared;
 DROP INDEX notifications_idempotency_idx;
 CREATE INDEX notifications_idempotency_idx ON notifications (idempotency_key) WHERE idempotency_key <> '';
 DROP INDEX webhook_messages_idempotency_idx;
