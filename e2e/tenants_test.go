@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/golang-jwt/jwt/v5"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/pyairtable/automation-domain/internal/smtptest"
 )
@@ -129,6 +131,36 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		})
 	}
+	// A read-only key of beta's cannot write on any domain: 403 naming the scope.
+	r = beta.post("/api/v1/api-keys", map[string]any{"name": "beta-ro", "scopes": []string{"workflows:read",
+		"notifications:read", "webhooks:read", "events:read", "rules:read"}})
+	if r.Status != 201 {
+		t.Fatalf("beta's read-only key: %d %s", r.Status, r.Body)
+	}
+	ro := &call{t: t, base: s.URL, key: r.JSON(t)["key"].(string), header: http.Header{}}
+	refused := map[string]bool{}
+	for _, path := range paths {
+		for method, op := range doc.Paths.Value(path).Operations() {
+			scopes, _ := op.Extensions["x-required-scopes"].([]any)
+			if len(scopes) != 1 || strings.HasSuffix(scopes[0].(string), ":read") {
+				continue
+			}
+			need := scopes[0].(string)
+			url := param.ReplaceAllStringFunc(path, func(m string) string { return ids.forParam(path, param.FindStringSubmatch(m)[1]) })
+			r := ro.do(method, url, exampleBody(op))
+			if r.Status != 403 || !strings.Contains(string(r.Body), `"insufficient_scope"`) || !strings.Contains(string(r.Body), need) {
+				t.Errorf("%s %s with a read-only key: %d %s, want 403 naming %s", method, url, r.Status, r.Body, need)
+			}
+			refused[need] = true
+		}
+	}
+	for _, sc := range []string{"workflows:write", "workflows:execute", "notifications:send", "templates:write",
+		"webhooks:write", "events:write", "rules:write", "admin"} {
+		if !refused[sc] {
+			t.Errorf("no operation needing %s was tried with the read-only key", sc)
+		}
+	}
+
 	if probed < 3*50 {
 		t.Errorf("only %d operations probed", probed)
 	}
@@ -143,6 +175,35 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if r := acme.get("/api/v1/api-keys/" + ids["key"]); r.JSON(t)["revoked_at"] != nil {
 		t.Errorf("beta revoked acme's key: %s", r.Body)
+	}
+
+	// The installed seed template is acme's to use too.
+	if r := acme.post("/api/v1/notifications/email", map[string]any{"to": []string{"ann@acme.example"}, "template_id": "welcome_email",
+		"template_data": map[string]any{"user_name": "Ann", "app_name": "Acme"}}); r.Status != 202 {
+		t.Errorf("acme sends with the seed template: %d %s", r.Status, r.Body)
+	}
+
+	// Temporal lists acme's workflows by TenantId; their ids carry the tenant.
+	eventually(t, 30*time.Second, "acme's workflows listed by TenantId", func() bool {
+		res, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: s.Config.TemporalNamespace, Query: `TenantId="acme"`})
+		if err != nil || len(res.Executions) < 3 {
+			return false
+		}
+		for _, e := range res.Executions {
+			if !strings.HasPrefix(e.Execution.WorkflowId, "acme/") {
+				t.Errorf("acme's workflow id %q does not carry the tenant", e.Execution.WorkflowId)
+			}
+		}
+		return true
+	})
+	if res, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: s.Config.TemporalNamespace, Query: `TenantId="beta"`}); err == nil {
+		for _, e := range res.Executions {
+			if !strings.HasPrefix(e.Execution.WorkflowId, "beta/") {
+				t.Errorf("beta's workflows include %q", e.Execution.WorkflowId)
+			}
+		}
 	}
 
 	// An event of acme's reaches acme's endpoint only.
