@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -116,23 +117,45 @@ func withTenantAttribute(sa temporal.SearchAttributes, id string) temporal.Searc
 	return temporal.NewSearchAttributes(sa.Copy(), engine.SearchTenantID.ValueSet(id))
 }
 
-func tenantStart(ctx context.Context, o *client.StartWorkflowOptions) {
+// tenantStart sets the tenant's workflow id and search attribute on o and returns the search
+// attributes o had before (see unmappedAttribute).
+func tenantStart(ctx context.Context, o *client.StartWorkflowOptions) (before temporal.SearchAttributes, set bool) {
 	id := ctxTenant(ctx)
 	if id == "" || o == nil {
-		return
+		return before, false
 	}
 	o.ID = tenant.WorkflowID(id, o.ID)
+	before = o.TypedSearchAttributes
 	o.TypedSearchAttributes = withTenantAttribute(o.TypedSearchAttributes, id)
+	return before, true
+}
+
+// unmappedAttribute reports Temporal's refusal of a search attribute the namespace does not know
+// yet: the API serves before the attributes registered at start-up are in the namespace's cache
+// (about a second on the embedded server). The start is then made without TenantId rather than
+// refused; its id still carries the tenant.
+func unmappedAttribute(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no mapping defined for search attribute")
 }
 
 func (o *tenantIDsOutbound) ExecuteWorkflow(ctx context.Context, in *interceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
-	tenantStart(ctx, in.Options)
-	return o.Next.ExecuteWorkflow(ctx, in)
+	before, set := tenantStart(ctx, in.Options)
+	run, err := o.Next.ExecuteWorkflow(ctx, in)
+	if set && unmappedAttribute(err) {
+		in.Options.TypedSearchAttributes = before
+		return o.Next.ExecuteWorkflow(ctx, in)
+	}
+	return run, err
 }
 
 func (o *tenantIDsOutbound) SignalWithStartWorkflow(ctx context.Context, in *interceptor.ClientSignalWithStartWorkflowInput) (client.WorkflowRun, error) {
-	tenantStart(ctx, in.Options)
-	return o.Next.SignalWithStartWorkflow(ctx, in)
+	before, set := tenantStart(ctx, in.Options)
+	run, err := o.Next.SignalWithStartWorkflow(ctx, in)
+	if set && unmappedAttribute(err) {
+		in.Options.TypedSearchAttributes = before
+		return o.Next.SignalWithStartWorkflow(ctx, in)
+	}
+	return run, err
 }
 
 func (o *tenantIDsOutbound) SignalWorkflow(ctx context.Context, in *interceptor.ClientSignalWorkflowInput) error {
@@ -161,11 +184,21 @@ func (o *tenantIDsOutbound) DescribeWorkflow(ctx context.Context, in *intercepto
 }
 
 func (o *tenantIDsOutbound) CreateSchedule(ctx context.Context, in *interceptor.ScheduleClientCreateInput) (client.ScheduleHandle, error) {
+	var (
+		action *client.ScheduleWorkflowAction
+		before temporal.SearchAttributes
+	)
 	if id := ctxTenant(ctx); id != "" && in.Options != nil {
 		if a, ok := in.Options.Action.(*client.ScheduleWorkflowAction); ok {
+			action, before = a, a.TypedSearchAttributes
 			a.ID = tenant.WorkflowID(id, a.ID)
 			a.TypedSearchAttributes = withTenantAttribute(a.TypedSearchAttributes, id)
 		}
 	}
-	return o.Next.CreateSchedule(ctx, in)
+	h, err := o.Next.CreateSchedule(ctx, in)
+	if action != nil && unmappedAttribute(err) {
+		action.TypedSearchAttributes = before
+		return o.Next.CreateSchedule(ctx, in)
+	}
+	return h, err
 }
