@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -57,7 +58,8 @@ func (a *Rules) PurgeExpired(ctx context.Context) (int, error) {
 	cutoff := a.now().Add(-retention)
 	total := 0
 	for {
-		n, err := a.Store.PurgeEvents(ctx, cutoff, 1000)
+		// Every tenant's events age out alike.
+		n, err := a.Store.PurgeEvents(tenant.System(ctx), cutoff, 1000)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("purge events before %s: %w", cutoff.Format(time.RFC3339), err)

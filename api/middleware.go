@@ -18,8 +18,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/ratelimit"
+	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/tenants"
 )
 
 const (
@@ -27,6 +31,8 @@ const (
 	headerAPIKey    = "X-API-Key"
 	// principalKey holds the authenticated caller in echo.Context.
 	principalKey = "principal"
+	// tenantKey holds the caller's tenants.Tenant in echo.Context.
+	tenantKey = "tenant"
 )
 
 // requestID accepts a sane X-Request-ID or makes one, echoes it, and puts it in the request's
@@ -129,10 +135,42 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Principal is the authenticated caller.
 type Principal struct {
-	// Kind is "api_key" or "jwt".
+	// Kind is "api_key" (the internal key), "tenant_key" or "jwt".
 	Kind string
-	// Subject is the JWT subject, or "internal" for the API key.
+	// Subject is the JWT subject, the tenant key's prefix, or "internal" for the internal key.
 	Subject string
+	// Tenant is the tenant the request acts for.
+	Tenant string
+	// Scopes are the credential's scopes; the internal key has every one.
+	Scopes []string
+	// Internal is set for the internal API key: it acts for any tenant and alone manages tenants.
+	Internal bool
+}
+
+// Has reports whether the principal holds scope (admin and the internal key hold every scope).
+func (p Principal) Has(scope string) bool {
+	if p.Internal {
+		return true
+	}
+	for _, s := range p.Scopes {
+		if s == scope || s == tenants.ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Label names the principal in the audit log: "internal", "key:<prefix>" or "jwt:<sub>".
+func (p Principal) Label() string {
+	switch p.Kind {
+	case "api_key":
+		return "internal"
+	case "tenant_key":
+		return "key:" + p.Subject
+	case "jwt":
+		return "jwt:" + p.Subject
+	}
+	return ""
 }
 
 // principal returns the caller set by authenticate.
@@ -145,38 +183,83 @@ func unauthorized(msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
 }
 
+// headerTenantID chooses the tenant the internal API key acts for.
+const headerTenantID = "X-Tenant-ID"
+
 // authenticate admits a request with valid credentials (see identify) and refuses the rest: 401,
-// or 429 while the client's address is over its limit of failed authentications.
+// or 429 while the client's address is over its limit of failed authentications. It then sets
+// the tenant the request acts for (tenantOf) in the request's context: every store statement of
+// the request is filtered by it.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, err := s.identify(c, true)
 		if err != nil {
 			return err
 		}
+		if err := s.tenantOf(c, &p); err != nil {
+			return err
+		}
 		c.Set(principalKey, p)
+		req := c.Request()
+		c.SetRequest(req.WithContext(tenant.With(req.Context(), p.Tenant)))
 		return next(c)
 	}
 }
 
-// authenticator checks credentials: X-API-Key: INTERNAL_API_KEY (compared in constant time) or
-// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp and sub>.
-type authenticator struct {
-	keyHash [sha256.Size]byte
-	jwtKey  []byte
-	parser  *jwt.Parser
+// tenantOf settles p's tenant: X-Tenant-ID (default when absent) for the internal key, the
+// credential's own otherwise (an X-Tenant-ID naming another is refused). The tenant must exist
+// and be enabled.
+func (s *Server) tenantOf(c echo.Context, p *Principal) error {
+	asked := c.Request().Header.Get(headerTenantID)
+	if p.Internal {
+		p.Tenant = tenant.Default
+		if asked != "" {
+			if !tenant.ValidID(asked) {
+				return BadRequest("%s must be a tenant id (lower-case letters, digits, '-', '_')", headerTenantID)
+			}
+			p.Tenant = asked
+		}
+	} else if asked != "" && asked != p.Tenant {
+		return &Error{Status: http.StatusForbidden, Code: "forbidden",
+			Message: fmt.Sprintf("this credential acts for its own tenant only; %s cannot choose another", headerTenantID)}
+	}
+	t, err := s.tenants.Active(c.Request().Context(), p.Tenant)
+	switch {
+	case err == nil:
+		c.Set(tenantKey, t)
+		return nil
+	case errors.Is(err, tenants.ErrTenantDisabled):
+		return &Error{Status: http.StatusForbidden, Code: "tenant_disabled", Message: fmt.Sprintf("tenant %q is disabled", p.Tenant)}
+	case errors.Is(err, store.ErrNotFound) && p.Internal:
+		return NotFound("tenant", p.Tenant)
+	case errors.Is(err, store.ErrNotFound):
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="automation", charset="UTF-8"`)
+		return unauthorized("the credential's tenant does not exist")
+	}
+	return err
 }
 
-func newAuthenticator(apiKey, jwtSecret string) *authenticator {
-	return &authenticator{
-		keyHash: sha256.Sum256([]byte(apiKey)),
-		jwtKey:  []byte(jwtSecret),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(30*time.Second),
-		),
+// authenticator checks credentials: X-API-Key: INTERNAL_API_KEY (compared in constant time) or a
+// tenant API key (looked up by hash on every request, so a revocation holds at once), or
+// Authorization: Bearer <HS256 JWT signed with JWT_SECRET_KEY, with exp, sub and the tenant
+// claim>.
+type authenticator struct {
+	keyHash     [sha256.Size]byte
+	jwt         *jwtVerifier
+	tenantClaim string
+	keys        *tenants.Service
+}
+
+func newAuthenticator(cfg *config.Config, keys *tenants.Service, log *slog.Logger) (*authenticator, error) {
+	v, err := newJWTVerifier(cfg, log)
+	if err != nil {
+		return nil, err
 	}
+	claim := cfg.JWTTenantClaim
+	if claim == "" {
+		claim = "tenant_id"
+	}
+	return &authenticator{keyHash: sha256.Sum256([]byte(cfg.InternalAPIKey)), jwt: v, tenantClaim: claim, keys: keys}, nil
 }
 
 // present reports whether the request carries credentials at all.
@@ -185,13 +268,22 @@ func (a *authenticator) present(r *http.Request) bool {
 }
 
 // check returns the caller the request's credentials name, or why they do not.
-func (a *authenticator) check(r *http.Request) (Principal, *Error) {
+func (a *authenticator) check(r *http.Request) (Principal, error) {
 	if key := r.Header.Get(headerAPIKey); key != "" {
 		got := sha256.Sum256([]byte(key))
-		if subtle.ConstantTimeCompare(got[:], a.keyHash[:]) != 1 {
-			return Principal{}, unauthorized("invalid API key")
+		if subtle.ConstantTimeCompare(got[:], a.keyHash[:]) == 1 {
+			return Principal{Kind: "api_key", Subject: "internal", Internal: true}, nil
 		}
-		return Principal{Kind: "api_key", Subject: "internal"}, nil
+		if tenants.LooksLikeKey(key) {
+			k, err := a.keys.Authenticate(r.Context(), key)
+			switch {
+			case err == nil:
+				return Principal{Kind: "tenant_key", Subject: k.Prefix, Tenant: k.TenantID, Scopes: k.Scopes}, nil
+			case !errors.Is(err, tenants.ErrInvalidKey):
+				return Principal{}, err
+			}
+		}
+		return Principal{}, unauthorized("invalid API key")
 	}
 	authz := r.Header.Get(echo.HeaderAuthorization)
 	if authz == "" {
@@ -201,16 +293,42 @@ func (a *authenticator) check(r *http.Request) (Principal, *Error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return Principal{}, unauthorized("the Authorization header must be 'Bearer <token>'")
 	}
-	claims := jwt.RegisteredClaims{}
-	if _, err := a.parser.ParseWithClaims(strings.TrimSpace(token), &claims, func(*jwt.Token) (any, error) {
-		return a.jwtKey, nil
-	}); err != nil {
+	claims, err := a.jwt.parse(r.Context(), strings.TrimSpace(token))
+	if err != nil {
 		return Principal{}, unauthorized(jwtProblem(err))
 	}
-	if claims.Subject == "" {
+	return a.jwtPrincipal(claims)
+}
+
+// jwtPrincipal reads the subject, the tenant (the configured claim) and the scopes ("scope",
+// space-separated, or "scp", a list or a string) of a verified token.
+func (a *authenticator) jwtPrincipal(claims jwt.MapClaims) (Principal, error) {
+	sub, _ := claims.GetSubject()
+	if sub == "" {
 		return Principal{}, unauthorized("invalid token: no subject (sub)")
 	}
-	return Principal{Kind: "jwt", Subject: claims.Subject}, nil
+	tid, _ := claims[a.tenantClaim].(string)
+	if tid == "" {
+		return Principal{}, unauthorized(fmt.Sprintf("invalid token: no tenant (%s)", a.tenantClaim))
+	}
+	if !tenant.ValidID(tid) {
+		return Principal{}, unauthorized(fmt.Sprintf("invalid token: %s is not a tenant id", a.tenantClaim))
+	}
+	var scopes []string
+	if sc, ok := claims["scope"].(string); ok {
+		scopes = strings.Fields(sc)
+	}
+	switch scp := claims["scp"].(type) {
+	case string:
+		scopes = append(scopes, strings.Fields(scp)...)
+	case []any:
+		for _, v := range scp {
+			if s, ok := v.(string); ok {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return Principal{Kind: "jwt", Subject: sub, Tenant: tid, Scopes: scopes}, nil
 }
 
 // identify authenticates the request. Without credentials it returns the zero Principal when
@@ -241,6 +359,9 @@ func (s *Server) identify(c echo.Context, required bool) (Principal, error) {
 	p, authErr := s.auth.check(req)
 	if authErr == nil {
 		return p, nil
+	}
+	if _, ok := authErr.(*Error); !ok {
+		return Principal{}, authErr // the key could not be looked up (database down): not the client's fault
 	}
 	if limited {
 		res, err := s.limiter.Allow(ctx, key, limit)
@@ -291,44 +412,69 @@ func jwtProblem(err error) string {
 		return "invalid token: not valid yet (nbf)"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "invalid token: exp is required"
+	case errors.Is(err, errUnknownKey):
+		return "invalid token: signed with a key the JWK Set does not have"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "invalid token: wrong issuer (iss)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "invalid token: wrong audience (aud)"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "invalid token: bad signature or algorithm (HS256 expected)"
+		return "invalid token: bad signature or algorithm (HS256 expected, or RS256/ES256 with JWT_JWKS_URL)"
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "invalid token: issued in the future (iat)"
 	}
 	return "invalid token: malformed"
 }
 
-// rateLimit bounds each client (API key, JWT subject, else IP) on each route. When the limiter
-// itself fails (Redis down) the request is let through and the failure logged: the limiter
-// protects the service, and an outage of it must not become an outage of the API.
+// rateLimit bounds each client (credential within its tenant, else IP) on each route, and each
+// tenant with limits of its own (requests_per_second, burst) across its credentials and routes:
+// one tenant at its limit gets 429 while the others go on. When the limiter itself fails (Redis
+// down) the request is let through and the failure logged: the limiter protects the service, and
+// an outage of it must not become an outage of the API.
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	limit := ratelimit.PerSecond(s.cfg.RateLimitPerSecond, s.cfg.RateLimitBurst)
 	return func(c echo.Context) error {
 		p := principal(c)
 		client := "ip:" + c.RealIP()
 		if p.Kind != "" {
-			client = p.Kind + ":" + p.Subject
+			client = "tenant:" + p.Tenant + ":" + p.Kind + ":" + p.Subject
 		}
-		key := "api:" + client + ":" + c.Request().Method + " " + routeOf(c)
-		res, err := s.limiter.Allow(c.Request().Context(), key, limit)
-		if err != nil {
-			s.log.WarnContext(c.Request().Context(), "rate limiter unavailable; request allowed", "error", err)
-			return next(c)
+		if t, ok := c.Get(tenantKey).(tenants.Tenant); ok && t.Limits.RequestsPerSecond > 0 {
+			tl := ratelimit.PerSecond(t.Limits.RequestsPerSecond, max(t.Limits.Burst, t.Limits.RequestsPerSecond))
+			if err := s.allow(c, "api-tenant:"+t.ID, tl, "tenant_rate_limited",
+				fmt.Sprintf("tenant %q", t.ID)); err != nil {
+				return err
+			}
 		}
-		h := c.Response().Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(limit.Burst))
-		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
-		h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=1;burst=%d", limit.Rate, limit.Burst))
-		if !res.Allowed {
-			wait := max(ceilSeconds(res.RetryAfter), 1)
-			return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-				Message:    fmt.Sprintf("rate limit of %d requests/s (burst %d) exceeded; retry in %d s", limit.Rate, limit.Burst, wait),
-				RetryAfter: wait}
+		if err := s.allow(c, "api:"+client+":"+c.Request().Method+" "+routeOf(c), limit, "rate_limited", "rate limit"); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// allow counts one request against key's limit: the RateLimit-* headers, or 429 with
+// Retry-After (code) once it is spent.
+func (s *Server) allow(c echo.Context, key string, limit ratelimit.Limit, code, what string) error {
+	res, err := s.limiter.Allow(c.Request().Context(), key, limit)
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "rate limiter unavailable; request allowed", "error", err)
+		return nil
+	}
+	h := c.Response().Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(limit.Burst))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
+	h.Set("RateLimit-Policy", fmt.Sprintf("%d;w=1;burst=%d", limit.Rate, limit.Burst))
+	if !res.Allowed {
+		wait := max(ceilSeconds(res.RetryAfter), 1)
+		msg := fmt.Sprintf("rate limit of %d requests/s (burst %d) exceeded; retry in %d s", limit.Rate, limit.Burst, wait)
+		if what != "rate limit" {
+			msg = fmt.Sprintf("%s: %s", what, msg)
+		}
+		return &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: wait}
+	}
+	return nil
 }
 
 func ceilSeconds(d time.Duration) int {

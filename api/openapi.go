@@ -45,6 +45,7 @@ func loadOpenAPISpec(version string) (*openAPISpec, error) {
 			return nil, err
 		}
 	}
+	documentScopes(doc)
 	if info, ok := doc["info"].(map[string]any); ok && version != "" {
 		info["version"] = version
 	}

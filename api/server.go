@@ -26,6 +26,7 @@ import (
 	"github.com/pyairtable/automation-domain/notify"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/rules"
+	"github.com/pyairtable/automation-domain/tenants"
 	"github.com/pyairtable/automation-domain/webhooks"
 )
 
@@ -56,6 +57,8 @@ type Options struct {
 	Events *events.Bus
 	// Diagnostics runs POST /api/v1/diagnostics/ping.
 	Diagnostics *diagnostics.Service
+	// Tenants is the tenancy domain: tenants, tenant API keys, the audit log.
+	Tenants *tenants.Service
 }
 
 // Server is the HTTP API.
@@ -84,6 +87,7 @@ type Server struct {
 	webhooks    *webhooks.Service
 	events      *events.Bus
 	diagnostics *diagnostics.Service
+	tenants     *tenants.Service
 }
 
 // New builds the server and its routes.
@@ -91,8 +95,9 @@ func New(o Options) (*Server, error) {
 	if o.Config == nil || o.Limiter == nil || o.Registry == nil {
 		return nil, errors.New("api: Config, Limiter and Registry are required")
 	}
-	if o.Rules == nil || o.Notify == nil || o.Workflows == nil || o.Webhooks == nil || o.Events == nil || o.Diagnostics == nil {
-		return nil, errors.New("api: the Rules, Notify, Workflows, Webhooks, Events and Diagnostics services are required")
+	if o.Rules == nil || o.Notify == nil || o.Workflows == nil || o.Webhooks == nil || o.Events == nil || o.Diagnostics == nil ||
+		o.Tenants == nil {
+		return nil, errors.New("api: the Rules, Notify, Workflows, Webhooks, Events, Diagnostics and Tenants services are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -110,10 +115,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		opts: o, cfg: o.Config, log: o.Logger, limiter: o.Limiter, metrics: m, spec: spec,
-		auth:    newAuthenticator(o.Config.InternalAPIKey, o.Config.JWTSecretKey),
 		started: time.Now(),
 		rules:   o.Rules, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, events: o.Events,
-		diagnostics: o.Diagnostics,
+		diagnostics: o.Diagnostics, tenants: o.Tenants,
+	}
+	if s.auth, err = newAuthenticator(o.Config, o.Tenants, o.Logger); err != nil {
+		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -139,7 +146,7 @@ func (s *Server) routes() {
 	e.GET("/openapi.json", s.openAPI)
 	s.docsRoutes(e)
 
-	v1 := e.Group("/api/v1", s.authenticate, s.rateLimit)
+	v1 := e.Group("/api/v1", s.authenticate, s.authorize, s.rateLimit, s.quota, s.audit)
 	v1.POST("/diagnostics/ping", s.ping)
 
 	v1.POST("/notifications/email", s.sendEmail)
@@ -187,7 +194,8 @@ func (s *Server) routes() {
 	v1.GET("/automation/rules/:id/executions", s.listRuleExecutions)
 	v1.GET("/automation/executions/:id", s.getRuleExecution)
 	s.webhookRoutes(e, v1)
-	s.routesByMethod = methodRoutes(e)
+	s.tenantRoutes(v1)
+	s.routesByMethod = methodRoutes(e) // after every route is registered
 }
 
 // Handler exposes the routes (tests serve them with httptest).

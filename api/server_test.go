@@ -33,6 +33,7 @@ import (
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/tenants"
 	"github.com/pyairtable/automation-domain/webhooks"
 )
 
@@ -132,6 +133,7 @@ func newTestServer(t *testing.T, mutate func(*config.Config)) *testServer {
 		t.Fatal(err)
 	}
 	opts.Diagnostics = diagnostics.New(tc, "automation")
+	opts.Tenants = tenants.New(st)
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func TestAuthentication(t *testing.T) {
 	// Every case fails from the same address: the failure limit is tested on its own below.
 	s := newTestServer(t, func(c *config.Config) { c.AuthFailureLimit = 0 })
 	now := time.Now()
-	good := jwt.MapClaims{"sub": "svc-a", "exp": now.Add(time.Hour).Unix()}
+	good := jwt.MapClaims{"sub": "svc-a", "exp": now.Add(time.Hour).Unix(), "tenant_id": "default", "scope": "workflows:read"}
 	cases := []struct {
 		name    string
 		headers []string
@@ -224,6 +226,10 @@ func TestAuthentication(t *testing.T) {
 			jwt.MapClaims{"sub": "a"})}, 401, "exp is required"},
 		{"JWT without sub", []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret,
 			jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})}, 401, "no subject"},
+		{"JWT without a tenant", []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret,
+			jwt.MapClaims{"sub": "a", "exp": now.Add(time.Hour).Unix()})}, 401, "no tenant (tenant_id)"},
+		{"JWT of an unknown tenant", []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret,
+			jwt.MapClaims{"sub": "a", "exp": now.Add(time.Hour).Unix(), "tenant_id": "nope"})}, 401, "does not exist"},
 		{"JWT with another secret", []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, "other", good)}, 401, "signature"},
 		{"JWT with HS384", []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS384, testJWTSecret, good)}, 401, "HS256"},
 		{"JWT alg none", []string{"Authorization", "Bearer " + func() string {
@@ -364,7 +370,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	// Another client and another route have budgets of their own.
 	jwtHeader := []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret,
-		jwt.MapClaims{"sub": "other", "exp": time.Now().Add(time.Hour).Unix()})}
+		jwt.MapClaims{"sub": "other", "exp": time.Now().Add(time.Hour).Unix(), "tenant_id": "default", "scope": "workflows:read"})}
 	if r := s.do(t, "GET", "/api/v1/workflows", nil, jwtHeader...); r.StatusCode != 200 {
 		t.Errorf("another client was limited: %d", r.StatusCode)
 	}
@@ -424,7 +430,7 @@ func TestDependencyDownIs503(t *testing.T) {
 		t.Errorf("unauthenticated /health/detailed names an address: %s", r.body)
 	}
 	// With the API key or a JWT: modes and the errors (which name the address).
-	bearer := "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret, jwt.MapClaims{"sub": "ops", "exp": time.Now().Add(time.Hour).Unix()})
+	bearer := "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret, jwt.MapClaims{"sub": "ops", "exp": time.Now().Add(time.Hour).Unix(), "tenant_id": "default"})
 	for _, creds := range [][]string{{"X-API-Key", testKey}, {"Authorization", bearer}} {
 		r = s.do(t, "GET", "/health/detailed", nil, creds...)
 		deps = r.json(t)["dependencies"].(map[string]any)

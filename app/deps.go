@@ -21,6 +21,7 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
@@ -36,6 +37,7 @@ import (
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/templating"
+	"github.com/pyairtable/automation-domain/tenants"
 	"github.com/pyairtable/automation-domain/webhooks"
 	"github.com/pyairtable/automation-domain/workflows"
 )
@@ -82,6 +84,8 @@ type Deps struct {
 	Rules *rules.Service
 	// Diagnostics runs the ping workflow.
 	Diagnostics *diagnostics.Service
+	// Tenants is the tenancy domain (tenants, tenant API keys, audit log).
+	Tenants *tenants.Service
 	// Modes says how each part runs, for /info and the start-up log.
 	Modes map[string]string
 
@@ -173,7 +177,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
 		}),
 		Identity:     identity(),
-		Interceptors: []interceptor.ClientInterceptor{&rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		Interceptors: []interceptor.ClientInterceptor{&tenantIDs{}, &rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		// Workflows and their activities act for the tenant of the request that started them.
+		ContextPropagators: []workflow.ContextPropagator{tenantPropagator{}},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalDialOptions(),
 			GetSystemInfoTimeout: cfg.TemporalRPCTimeout},
 	})
@@ -212,6 +218,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		return nil, err
 	}
 	d.Diagnostics = diagnostics.New(d.Temporal, workflows.TaskQueue)
+	d.Tenants = tenants.New(st)
 	// Every stored event fans out to the webhook endpoints subscribed to its type and is
 	// signalled into the rules engine's evaluator workflows.
 	d.Events.Subscribe(d.Webhooks.Subscriber())
@@ -257,7 +264,7 @@ func (d *Deps) APIOptions(version string) api.Options {
 		Config: d.Config, Logger: d.Log, Version: version, Limiter: d.Limiter, Registry: d.Registry,
 		Checks: d.Checks(), Modes: d.Modes,
 		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events,
-		Diagnostics: d.Diagnostics,
+		Diagnostics: d.Diagnostics, Tenants: d.Tenants,
 	}
 }
 

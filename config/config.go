@@ -72,6 +72,17 @@ type Config struct {
 	InternalAPIKey   string `env:"INTERNAL_API_KEY"`
 	JWTSecretKey     string `env:"JWT_SECRET_KEY"`
 	WebhookSecretKey string `env:"WEBHOOK_SECRET_KEY"`
+	// JWTTenantClaim names the JWT claim that carries the caller's tenant (a token without it is
+	// refused).
+	JWTTenantClaim string `env:"JWT_TENANT_CLAIM" envDefault:"tenant_id"`
+	// JWTJWKSURL is an identity provider's JWK Set: RS256 and ES256 tokens are verified against
+	// its keys (cached, refreshed every JWTJWKSRefresh and when a token names an unknown kid, at
+	// most once a minute).
+	JWTJWKSURL     string        `env:"JWT_JWKS_URL"`
+	JWTJWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"1h"`
+	// JWTIssuer and JWTAudience, when set, must match every token's iss and aud.
+	JWTIssuer   string `env:"JWT_ISSUER"`
+	JWTAudience string `env:"JWT_AUDIENCE"`
 
 	SMTPHost     string `env:"SMTP_HOST"`
 	SMTPPort     int    `env:"SMTP_PORT" envDefault:"587"`

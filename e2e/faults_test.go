@@ -15,6 +15,7 @@ import (
 
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/webhooks"
@@ -209,7 +210,7 @@ func TestFaultsInProductionShape(t *testing.T) {
 	count := func(t *testing.T, query string, args ...any) int {
 		t.Helper()
 		var n int64
-		if err := st.DB().Raw(query, args...).Scan(&n).Error; err != nil {
+		if err := st.DB().WithContext(tenant.System(context.Background())).Raw(query, args...).Scan(&n).Error; err != nil {
 			t.Fatal(err)
 		}
 		return int(n)
@@ -321,7 +322,7 @@ type workerProc struct {
 func busiestWorker(t *testing.T, st *store.Store, workers map[string]*workerProc) *workerProc {
 	t.Helper()
 	var senders []string
-	if err := st.DB().Raw("SELECT sender_id FROM webhook_endpoints WHERE sender_lease_until > ?", time.Now().UTC()).
+	if err := st.DB().WithContext(tenant.System(context.Background())).Raw("SELECT sender_id FROM webhook_endpoints WHERE sender_lease_until > ?", time.Now().UTC()).
 		Scan(&senders).Error; err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/webhooks"
@@ -343,7 +344,7 @@ func TestEndpointHeadersAreEncryptedOnUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain, _ := json.Marshal(map[string]string{"Authorization": "Bearer legacy-tok-" + testenv.RandomHex(8)})
-	if err := st.DB().Exec("UPDATE webhook_endpoints SET headers = ? WHERE id = ?", string(plain), id).Error; err != nil {
+	if err := st.DB().WithContext(tenant.System(context.Background())).Exec("UPDATE webhook_endpoints SET headers = ? WHERE id = ?", string(plain), id).Error; err != nil {
 		t.Fatal(err)
 	}
 	if err := st.DB().Exec("DELETE FROM goose_db_version WHERE version_id = 7").Error; err != nil {

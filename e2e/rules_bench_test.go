@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -59,7 +60,7 @@ func BenchmarkRulesEngine(b *testing.B) {
 	defer st.Close()
 	finished := func(prefix string) int {
 		var n int64
-		st.DB().Raw(`SELECT count(*) FROM automation_executions WHERE event_type = 'bench.event' AND status = 'succeeded'
+		st.DB().WithContext(tenant.System(context.Background())).Raw(`SELECT count(*) FROM automation_executions WHERE event_type = 'bench.event' AND status = 'succeeded'
 			AND event_id LIKE ?`, prefix+"%").Scan(&n)
 		return int(n)
 	}
@@ -68,7 +69,7 @@ func BenchmarkRulesEngine(b *testing.B) {
 			ReceivedAt time.Time
 			StartedAt  time.Time
 		}
-		st.DB().Raw(`SELECT e.received_at, o.started_at FROM events e
+		st.DB().WithContext(tenant.System(context.Background())).Raw(`SELECT e.received_at, o.started_at FROM events e
 			JOIN automation_executions x ON x.event_id = e.id
 			JOIN automation_action_outcomes o ON o.execution_id = x.id
 			WHERE e.id LIKE ? AND o.started_at IS NOT NULL`, prefix+"%").Scan(&rows)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pyairtable/automation-domain/devserver"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/internal/testenv"
 	"github.com/pyairtable/automation-domain/store"
 )
@@ -64,7 +65,7 @@ func TestRulesExactlyOnceAcrossWorkerKill(t *testing.T) {
 	count := func(t *testing.T, query string, args ...any) int {
 		t.Helper()
 		var n int64
-		if err := st.DB().Raw(query, args...).Scan(&n).Error; err != nil {
+		if err := st.DB().WithContext(tenant.System(context.Background())).Raw(query, args...).Scan(&n).Error; err != nil {
 			t.Fatal(err)
 		}
 		return int(n)

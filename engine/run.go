@@ -24,6 +24,9 @@ var (
 	SearchDefinitionID      = temporal.NewSearchAttributeKeyKeyword("WorkflowDefinitionId")
 	SearchDefinitionVersion = temporal.NewSearchAttributeKeyInt64("WorkflowDefinitionVersion")
 	SearchPriority          = temporal.NewSearchAttributeKeyKeyword("WorkflowPriority")
+	// SearchTenantID is set on every workflow started for a tenant (app's tenant interceptor):
+	// `temporal workflow list --query 'TenantId="acme"'`.
+	SearchTenantID = temporal.NewSearchAttributeKeyKeyword("TenantId")
 )
 
 // StateQuery is the query that returns a running execution's live state (RunState).

@@ -17,6 +17,7 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	SearchDefinitionID.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	SearchDefinitionVersion.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
 	SearchPriority.GetName():          enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchTenantID.GetName():          enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // RegisterSearchAttributes registers the interpreter's search attributes on the namespace

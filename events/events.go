@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -156,7 +157,11 @@ func (b *Bus) record(ctx context.Context, e store.Event) (stored store.Event, du
 }
 
 // dispatch hands e to every subscriber and marks it dispatched when all of them took it.
+// Subscribers act for the event's tenant: its rules, its endpoints.
 func (b *Bus) dispatch(ctx context.Context, e store.Event) bool {
+	if e.TenantID != "" {
+		ctx = tenant.With(ctx, e.TenantID)
+	}
 	return b.finish(ctx, e, b.deliver(ctx, e, b.subs))
 }
 
@@ -188,7 +193,8 @@ func (b *Bus) finish(ctx context.Context, e store.Event, errs []error) bool {
 // Redispatch hands off again, oldest first, up to limit events stored more than grace ago and
 // never fully handed off. It returns how many it completed.
 func (b *Bus) Redispatch(ctx context.Context, grace time.Duration, limit int) (int, error) {
-	pending, err := b.store.UndispatchedEvents(ctx, b.now().Add(-grace), limit)
+	// Every tenant's events; each is handed off as its tenant's (dispatch).
+	pending, err := b.store.UndispatchedEvents(tenant.System(ctx), b.now().Add(-grace), limit)
 	if err != nil {
 		return 0, fmt.Errorf("redispatch: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"net/url"
 	"strconv"
 
@@ -43,13 +44,20 @@ func (s *Service) HandleProviderCallback(ctx context.Context, cb ProviderCallbac
 	if u, err := url.Parse(cb.URL); err == nil {
 		deliveryID = u.Query().Get("delivery_id")
 	}
+	// A provider's callback carries no credentials of a tenant: the delivery it names says whose
+	// it is, and the update acts for that tenant.
 	if deliveryID == "" && sid != "" {
-		d, err := s.store.FindDeliveryByProviderMessageID(ctx, sid)
+		d, err := s.store.FindDeliveryByProviderMessageID(tenant.System(ctx), sid)
 		if err != nil {
 			return store.NotificationDelivery{}, fmt.Errorf("delivery of message %s: %w", sid, err)
 		}
 		deliveryID = d.ID
 	}
+	owner, err := s.store.NotificationDeliveryTenant(ctx, deliveryID)
+	if err != nil {
+		return store.NotificationDelivery{}, fmt.Errorf("delivery %s: %w", deliveryID, err)
+	}
+	ctx = tenant.With(ctx, owner)
 	u := store.ProviderUpdate{ProviderMessageID: sid, Status: status, Outcome: sms.TwilioOutcome(status)}
 	if code, err := strconv.Atoi(cb.Params["ErrorCode"]); err == nil && code != 0 {
 		u.ErrorCode = strconv.Itoa(code)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
@@ -193,7 +194,7 @@ func (s *Service) Await(ctx context.Context, id string) (Notification, error) {
 		return n, err
 	}
 	var res WorkflowResult
-	if err := s.temporal.GetWorkflow(ctx, n.WorkflowID, "").Get(ctx, &res); err != nil && ctx.Err() != nil {
+	if err := s.temporal.GetWorkflow(ctx, tenant.WorkflowID(n.TenantID, n.WorkflowID), "").Get(ctx, &res); err != nil && ctx.Err() != nil {
 		return n, ctx.Err()
 	}
 	// A failed or cancelled workflow has recorded its deliveries as failed: read what it left.

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -101,7 +102,14 @@ type Dispatcher struct {
 	SignalTimeout time.Duration
 
 	once      sync.Once
-	signaller groupcommit.Signaller[int, EventRef]
+	signaller groupcommit.Signaller[evaluatorKey, EventRef]
+}
+
+// evaluatorKey names an evaluator: each tenant has its own per partition (its workflow id carries
+// the tenant), so that its activities act for that tenant's rules only.
+type evaluatorKey struct {
+	Tenant    string
+	Partition int
 }
 
 // Name identifies the subscriber in logs.
@@ -117,11 +125,17 @@ func (d *Dispatcher) Deliver(ctx context.Context, e store.Event) error {
 		n = DefaultPartitions
 	}
 	// If ctx ends first, the event stays undispatched and the redispatch loop hands it off again.
-	return d.signaller.Submit(ctx, Partition(e.Type, n), EventRef{ID: e.ID, Type: e.Type})
+	owner := e.TenantID
+	if owner == "" {
+		owner = tenant.ID(ctx)
+	}
+	return d.signaller.Submit(ctx, evaluatorKey{Tenant: owner, Partition: Partition(e.Type, n)}, EventRef{ID: e.ID, Type: e.Type})
 }
 
 // signal hands partition p's batch of events to its evaluator, starting it if need be.
-func (d *Dispatcher) signal(ctx context.Context, p int, refs []EventRef) error {
+func (d *Dispatcher) signal(ctx context.Context, key evaluatorKey, refs []EventRef) error {
+	p := key.Partition
+	ctx = tenant.With(ctx, key.Tenant)
 	_, err := d.Temporal.SignalWithStartWorkflow(ctx, EvaluatorID(p), EventSignal, EventBatch{Events: refs},
 		client.StartWorkflowOptions{
 			ID:                       EvaluatorID(p),

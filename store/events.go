@@ -10,11 +10,13 @@ import (
 // Event is a row of the event log (see schema 00001: every domain event and every event posted
 // to the API, written before it is handed to its subscribers).
 type Event struct {
-	ID      string `gorm:"primaryKey" json:"id"`
-	Type    string `json:"type"`
-	Source  string `json:"source"`
-	Subject string `json:"subject,omitempty"`
-	Data    JSON   `json:"data"`
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID string `gorm:"column:tenant_id" json:"-"`
+	ID       string `gorm:"primaryKey" json:"id"`
+	Type     string `json:"type"`
+	Source   string `json:"source"`
+	Subject  string `json:"subject,omitempty"`
+	Data     JSON   `json:"data"`
 	// OccurredAt is when it happened (the producer's clock); ReceivedAt when it was stored.
 	OccurredAt time.Time `json:"occurred_at"`
 	ReceivedAt time.Time `json:"received_at"`

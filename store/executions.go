@@ -51,6 +51,8 @@ const (
 
 // Execution is one run of a pinned definition version.
 type Execution struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string `gorm:"column:tenant_id" json:"-"`
 	ID          string `gorm:"primaryKey" json:"id"`
 	WorkflowID  string `json:"workflow_id"`
 	Version     int    `json:"version"`
@@ -77,6 +79,8 @@ func (Execution) TableName() string { return "workflow_executions" }
 
 // ExecutionStep is the record of one step of an execution.
 type ExecutionStep struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string     `gorm:"column:tenant_id" json:"-"`
 	ExecutionID string     `gorm:"primaryKey" json:"-"`
 	StepID      string     `gorm:"primaryKey" json:"id"`
 	Type        string     `json:"type"`

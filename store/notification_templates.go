@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -10,16 +11,23 @@ import (
 
 // NotificationTemplate is a template's identity; its content lives in versions.
 type NotificationTemplate struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID       string    `gorm:"column:tenant_id" json:"-"`
 	ID             string    `gorm:"primaryKey" json:"id"`
 	Channel        string    `json:"channel"`
 	Description    string    `json:"description"`
 	CurrentVersion int       `json:"version"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// Shared marks the installed seed templates (schema 00009): every tenant reads and renders
+	// them, read-only; only the default tenant, which owns them, changes them.
+	Shared bool `json:"-"`
 }
 
 // NotificationTemplateVersion is one immutable revision of a template's content.
 type NotificationTemplateVersion struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID   string    `gorm:"column:tenant_id" json:"-"`
 	TemplateID string    `gorm:"primaryKey" json:"-"`
 	Version    int       `gorm:"primaryKey;autoIncrement:false" json:"version"`
 	Subject    string    `json:"subject,omitempty"`
@@ -75,20 +83,52 @@ func (s *Store) GetNotificationTemplate(ctx context.Context, id string, version 
 		t NotificationTemplate
 		v NotificationTemplateVersion
 	)
+	ctx, err := s.templateScope(ctx, id)
+	if err != nil {
+		return t, v, err
+	}
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&t).Error; err != nil {
 		return t, v, classify(err)
 	}
 	if version == 0 {
 		version = t.CurrentVersion
 	}
-	err := s.db.WithContext(ctx).Where("template_id = ? AND version = ?", id, version).Take(&v).Error
+	err = s.db.WithContext(ctx).Where("template_id = ? AND version = ?", id, version).Take(&v).Error
 	return t, v, classify(err)
+}
+
+// templateScope is where template id is read: the context's tenant when it has one of that id,
+// else the default tenant when its template of that id is a shared seed template.
+func (s *Store) templateScope(ctx context.Context, id string) (context.Context, error) {
+	own, system := tenant.From(ctx)
+	if system || own == tenant.Default {
+		return ctx, nil
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&NotificationTemplate{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return ctx, classify(err)
+	}
+	if n > 0 {
+		return ctx, nil
+	}
+	shared := tenant.With(ctx, tenant.Default)
+	if err := s.db.WithContext(shared).Model(&NotificationTemplate{}).Where("id = ? AND shared", id).Count(&n).Error; err != nil {
+		return ctx, classify(err)
+	}
+	if n > 0 {
+		return shared, nil
+	}
+	return ctx, nil
 }
 
 // NotificationTemplateVersions lists a template's versions, newest first.
 func (s *Store) NotificationTemplateVersions(ctx context.Context, id string) ([]NotificationTemplateVersion, error) {
 	var out []NotificationTemplateVersion
-	err := s.db.WithContext(ctx).Where("template_id = ?", id).Order("version DESC").Find(&out).Error
+	ctx, err := s.templateScope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.WithContext(ctx).Where("template_id = ?", id).Order("version DESC").Find(&out).Error
 	return out, classify(err)
 }
 

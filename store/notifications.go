@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 
 	"gorm.io/gorm"
@@ -34,6 +35,8 @@ const (
 // Notification is one send request: the rendered content and, in Deliveries, one row per
 // recipient.
 type Notification struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID        string     `gorm:"column:tenant_id" json:"-"`
 	ID              string     `gorm:"primaryKey" json:"id"`
 	Channel         string     `json:"channel"`
 	Status          string     `json:"status"`
@@ -67,6 +70,8 @@ type Notification struct {
 
 // NotificationDelivery is the send to one recipient.
 type NotificationDelivery struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID          string     `gorm:"column:tenant_id" json:"-"`
 	ID                string     `gorm:"primaryKey" json:"id"`
 	NotificationID    string     `json:"-"`
 	Position          int        `json:"-"`
@@ -90,6 +95,8 @@ type NotificationDelivery struct {
 
 // NotificationAttempt is one try of a delivery.
 type NotificationAttempt struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID          string     `gorm:"column:tenant_id" json:"-"`
 	DeliveryID        string     `gorm:"primaryKey" json:"-"`
 	Attempt           int        `gorm:"primaryKey;autoIncrement:false" json:"attempt"`
 	Status            string     `json:"status"` // sending, sent, failed
@@ -104,6 +111,8 @@ type NotificationAttempt struct {
 // NotificationThrottleSlot is the send slot reserved for one delivery by the per-recipient
 // throttle.
 type NotificationThrottleSlot struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID     string `gorm:"column:tenant_id" json:"-"`
 	DeliveryID   string `gorm:"primaryKey"`
 	Channel      string
 	RecipientKey string
@@ -446,6 +455,14 @@ func (s *Store) updateDelivery(ctx context.Context, deliveryID string, now time.
 		return fmt.Errorf("update delivery %s: %w", deliveryID, err)
 	}
 	return nil
+}
+
+// NotificationDeliveryTenant is the tenant of a delivery, whichever tenant ctx acts for (a
+// provider's callback names the delivery, not the tenant).
+func (s *Store) NotificationDeliveryTenant(ctx context.Context, id string) (string, error) {
+	var d NotificationDelivery
+	err := s.db.WithContext(tenant.System(ctx)).Select("tenant_id").Where("id = ?", id).Take(&d).Error
+	return d.TenantID, classify(err)
 }
 
 // refreshNotificationStatus recomputes n's status from its deliveries.

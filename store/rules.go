@@ -11,6 +11,8 @@ import (
 // Rule is an automation rule's current state; its definition (trigger, conditions, actions,
 // limits) is versioned in RuleVersion and copied here for the current version.
 type Rule struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string `gorm:"column:tenant_id" json:"-"`
 	ID          string
 	Name        string
 	Description string
@@ -31,6 +33,8 @@ func (Rule) TableName() string { return "automation_rules" }
 
 // RuleVersion is one immutable definition of a rule.
 type RuleVersion struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID   string `gorm:"column:tenant_id" json:"-"`
 	RuleID     string `gorm:"primaryKey"`
 	Version    int    `gorm:"primaryKey"`
 	Definition JSON
@@ -205,6 +209,8 @@ const (
 
 // EventEvaluation records that the rules engine took an event.
 type EventEvaluation struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID     string `gorm:"column:tenant_id" json:"-"`
 	EventID      string `gorm:"primaryKey"`
 	EventType    string
 	Status       string
@@ -219,6 +225,8 @@ func (EventEvaluation) TableName() string { return "automation_event_evaluations
 // RuleExecution is one rule's evaluation of one event and, when it fired, the run of its
 // actions.
 type RuleExecution struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string `gorm:"column:tenant_id" json:"-"`
 	ID          string
 	EventID     string
 	EventType   string
@@ -239,6 +247,8 @@ func (RuleExecution) TableName() string { return "automation_executions" }
 
 // ActionOutcome is what became of one action of a fired execution.
 type ActionOutcome struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID       string `gorm:"column:tenant_id" json:"-"`
 	ExecutionID    string `gorm:"primaryKey"`
 	ActionIndex    int    `gorm:"primaryKey"`
 	Type           string

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ func TestMigrationEncryptsStoredEndpointHeaders(t *testing.T) {
 		plain := map[string]string{"Authorization": "Bearer tok-3141592653", "X-Tenant": "acme"}
 		// The rows as 00006 left them: only the columns it had (the model has later ones).
 		for id, h := range map[string]map[string]string{"ep-with": plain, "ep-without": {}} {
-			err := s.DB().Exec(`INSERT INTO webhook_endpoints (id, name, url, event_types, headers, enabled,
+			err := s.DB().WithContext(tenant.System(ctx)).Exec(`INSERT INTO webhook_endpoints (id, name, url, event_types, headers, enabled,
 				retry_schedule_ms, timeout_ms, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				id, id, "https://example.com/hook", store.JSON(`["*"]`), store.MustJSON(h), true,
 				store.JSON(`[]`), 15000, "sealed", now, now).Error
@@ -129,7 +130,7 @@ func TestFailedStatementsAreLoggedWithoutValues(t *testing.T) {
 		}
 		// A statement that fails for a reason callers do not expect (a unique-key refusal is
 		// expected and logged at debug): a row without its required columns.
-		if err := s.DB().WithContext(ctx).Exec("INSERT INTO webhook_endpoints (id, name, secret, url) VALUES (?, ?, ?, NULL)",
+		if err := s.DB().WithContext(tenant.System(ctx)).Exec("INSERT INTO webhook_endpoints (id, name, secret, url) VALUES (?, ?, ?, NULL)",
 			"ep-2", e.Name, secret).Error; err == nil || errors.Is(err, store.ErrConflict) {
 			t.Fatalf("an endpoint without a URL: %v", err)
 		}

@@ -105,6 +105,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", dialect, classify(err))
 	}
+	if err := registerTenancy(db); err != nil {
+		return nil, fmt.Errorf("open %s store: %w", dialect, err)
+	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", dialect, err)

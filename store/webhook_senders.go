@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"strings"
 	"time"
 
@@ -30,7 +31,8 @@ func (s *Store) RenewWebhookSenders(ctx context.Context, owner string, endpointI
 		return nil, nil
 	}
 	var held []string
-	err := s.db.WithContext(ctx).Raw("UPDATE webhook_endpoints SET sender_lease_until = ? WHERE sender_id = ? AND id IN ? RETURNING id",
+	// A sender's hold is renewed for every tenant's endpoints at once: owner is the process.
+	err := s.db.WithContext(tenant.System(ctx)).Raw("UPDATE webhook_endpoints SET sender_lease_until = ? WHERE sender_id = ? AND id IN ? RETURNING id",
 		until.UTC(), owner, endpointIDs).Scan(&held).Error
 	return held, classify(err)
 }
@@ -104,10 +106,10 @@ func (s *Store) Listen(ctx context.Context, channel string, fn func(payload stri
 // AttemptStarted), so that a sender that dies leaves them in the log. RecordWebhookAttempts
 // replaces them with the outcome.
 func (s *Store) StartWebhookAttempts(ctx context.Context, attempts []WebhookAttempt) error {
-	return s.insertRows("webhook_attempts", attemptColumns, len(attempts), func(i int) []any {
+	return s.insertRows(ctx, "webhook_attempts", attemptColumns, len(attempts), func(i int) []any {
 		a := &attempts[i]
 		return []any{a.ID, a.DeliveryID, a.EndpointID, a.Attempt, a.URL, a.StartedAt, a.DurationMS,
-			a.StatusCode, JSON("{}"), "", "", AttemptStarted}
+			a.StatusCode, JSON("{}"), "", "", AttemptStarted, a.TenantID}
 	})
 }
 
@@ -125,8 +127,9 @@ func (s *Store) RecoverStartedWebhookAttempts(ctx context.Context, endpointID st
 			Attempt    int
 		}
 		var rows []started
-		if err := tx.db.Raw("SELECT delivery_id, MAX(attempt) AS attempt FROM webhook_attempts WHERE endpoint_id = ? AND outcome = ? GROUP BY delivery_id",
-			endpointID, AttemptStarted).Scan(&rows).Error; err != nil {
+		cond, targs := tenantFilter(ctx, "tenant_id")
+		if err := tx.db.Raw("SELECT delivery_id, MAX(attempt) AS attempt FROM webhook_attempts WHERE endpoint_id = ? AND outcome = ?"+cond+" GROUP BY delivery_id",
+			append([]any{endpointID, AttemptStarted}, targs...)...).Scan(&rows).Error; err != nil {
 			return classify(err)
 		}
 		if len(rows) == 0 {
@@ -138,8 +141,8 @@ func (s *Store) RecoverStartedWebhookAttempts(ctx context.Context, endpointID st
 			return classify(err)
 		}
 		for _, r := range rows {
-			if err := tx.db.Exec("UPDATE webhook_deliveries SET attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END, last_error = ?, updated_at = ? WHERE id = ? AND status = ?",
-				r.Attempt, r.Attempt, UnknownOutcome, at.UTC(), r.DeliveryID, DeliveryPending).Error; err != nil {
+			if err := tx.db.Exec("UPDATE webhook_deliveries SET attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END, last_error = ?, updated_at = ? WHERE id = ? AND status = ?"+cond,
+				append([]any{r.Attempt, r.Attempt, UnknownOutcome, at.UTC(), r.DeliveryID, DeliveryPending}, targs...)...).Error; err != nil {
 				return classify(err)
 			}
 		}

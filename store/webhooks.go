@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"strings"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 // WebhookEndpoint is a registered receiver of outbound webhooks (schema 00004). Secret and
 // PreviousSecret are encrypted by package webhooks before they reach this struct.
 type WebhookEndpoint struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string `gorm:"column:tenant_id" json:"-"`
 	ID          string
 	Name        string
 	Description string
@@ -63,6 +66,8 @@ func (WebhookEndpoint) TableName() string { return "webhook_endpoints" }
 
 // WebhookMessage is one thing to send: a POST to /webhooks/deliver or a domain event.
 type WebhookMessage struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID  string `gorm:"column:tenant_id" json:"-"`
 	ID        string
 	EventType string
 	// Payload is the exact JSON the sender gave (a TEXT column: the bytes signed are the bytes kept).
@@ -85,6 +90,8 @@ const (
 
 // WebhookDelivery is a message on its way to one endpoint.
 type WebhookDelivery struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID   string `gorm:"column:tenant_id" json:"-"`
 	ID         string
 	MessageID  string
 	EndpointID string
@@ -117,6 +124,8 @@ const (
 
 // WebhookAttempt is one HTTP request of a delivery.
 type WebhookAttempt struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID        string `gorm:"column:tenant_id" json:"-"`
 	ID              string
 	DeliveryID      string
 	EndpointID      string
@@ -136,6 +145,8 @@ func (WebhookAttempt) TableName() string { return "webhook_attempts" }
 
 // WebhookSource is a sender of inbound webhooks and how to verify it.
 type WebhookSource struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID         string `gorm:"column:tenant_id" json:"-"`
 	ID               string
 	Name             string
 	Description      string
@@ -158,6 +169,8 @@ func (WebhookSource) TableName() string { return "webhook_sources" }
 // id, or (hmac_sha256 sources, whose id header is not signed) "sha256=" + the hex signature of
 // the body. A request carrying a key already recorded is a replay.
 type WebhookInboundSeen struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID string `gorm:"column:tenant_id" json:"-"`
 	SourceID string
 	// WebhookID is the replay key.
 	WebhookID string
@@ -173,6 +186,14 @@ func (WebhookInboundSeen) TableName() string { return "webhook_inbound_seen" }
 // CreateWebhookEndpoint inserts e.
 func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *WebhookEndpoint) error {
 	return classify(s.db.WithContext(ctx).Create(e).Error)
+}
+
+// WebhookEndpointTenant is the tenant of an endpoint, whichever tenant ctx acts for (waking an
+// endpoint's dispatcher for its tenant).
+func (s *Store) WebhookEndpointTenant(ctx context.Context, id string) (string, error) {
+	var e WebhookEndpoint
+	err := s.db.WithContext(tenant.System(ctx)).Select("tenant_id").Where("id = ?", id).Take(&e).Error
+	return e.TenantID, classify(err)
 }
 
 // GetWebhookEndpoint returns a live (not deleted) endpoint.
@@ -272,9 +293,14 @@ func (s *Store) FailPendingWebhookDeliveries(ctx context.Context, endpointID, re
 // the hot path of every fan-out, so the rows go in as one multi-row INSERT each.
 func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, deliveries []WebhookDelivery) (created bool, err error) {
 	err = s.Tx(ctx, func(tx *Store) error {
-		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt)
+		tid, err := rowTenant(ctx, m.TenantID)
+		if err != nil {
+			return err
+		}
+		m.TenantID = tid
+		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid)
 		if res.Error != nil {
 			return classify(res.Error)
 		}
@@ -282,10 +308,13 @@ func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, del
 			return nil
 		}
 		created = true
-		return tx.insertRows("webhook_deliveries", deliveryColumns, len(deliveries), func(i int) []any {
+		return tx.insertRows(ctx, "webhook_deliveries", deliveryColumns, len(deliveries), func(i int) []any {
 			d := &deliveries[i]
+			if d.TenantID == "" {
+				d.TenantID = tid
+			}
 			return []any{d.ID, d.MessageID, d.EndpointID, d.EventType, d.Status, d.Attempts, d.ScheduleBase,
-				d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt, d.CompletedAt}
+				d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt, d.CompletedAt, d.TenantID}
 		})
 	})
 	return created, err
@@ -293,13 +322,14 @@ func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, del
 
 var (
 	deliveryColumns = []string{"id", "message_id", "endpoint_id", "event_type", "status", "attempts", "schedule_base",
-		"next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at", "completed_at"}
+		"next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at", "completed_at", "tenant_id"}
 	attemptColumns = []string{"id", "delivery_id", "endpoint_id", "attempt", "url", "started_at", "duration_ms",
-		"status_code", "response_headers", "response_body", "error", "outcome"}
+		"status_code", "response_headers", "response_body", "error", "outcome", "tenant_id"}
 )
 
-// insertRows inserts n rows with one statement per 100 rows.
-func (s *Store) insertRows(table string, columns []string, n int, row func(i int) []any) error {
+// insertRows inserts n rows with one statement per 100 rows. The last column is tenant_id: each
+// row's value there is checked (rowTenant).
+func (s *Store) insertRows(ctx context.Context, table string, columns []string, n int, row func(i int) []any) error {
 	const chunk = 100
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
 	for start := 0; start < n; start += chunk {
@@ -312,9 +342,15 @@ func (s *Store) insertRows(table string, columns []string, n int, row func(i int
 				b.WriteString(", ")
 			}
 			b.WriteString(one)
-			args = append(args, row(i)...)
+			vals := row(i)
+			tid, err := rowTenant(ctx, vals[len(vals)-1].(string))
+			if err != nil {
+				return err
+			}
+			vals[len(vals)-1] = tid
+			args = append(args, vals...)
 		}
-		if err := s.db.Exec(b.String(), args...).Error; err != nil {
+		if err := s.db.WithContext(ctx).Exec(b.String(), args...).Error; err != nil {
 			return classify(err)
 		}
 	}
@@ -490,8 +526,9 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 		}
 		attemptsNow := make(map[string]int, len(ids))
 		if len(ids) > 0 {
-			rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+lock,
-				ids, DeliveryPending).Rows()
+			cond, targs := tenantFilter(ctx, "tenant_id")
+			rows, err := tx.db.Raw("SELECT id, attempts FROM webhook_deliveries WHERE id IN ? AND status = ?"+cond+lock,
+				append([]any{ids, DeliveryPending}, targs...)...).Rows()
 			if err != nil {
 				return classify(err)
 			}
@@ -549,10 +586,13 @@ func (s *Store) RecordWebhookAttempts(ctx context.Context, ep WebhookEndpoint, r
 				return classify(err)
 			}
 		}
-		if err := tx.insertRows("webhook_attempts", attemptColumns, len(results), func(i int) []any {
+		if err := tx.insertRows(ctx, "webhook_attempts", attemptColumns, len(results), func(i int) []any {
 			a := &results[i].Attempt
+			if a.TenantID == "" {
+				a.TenantID = ep.TenantID
+			}
 			return []any{a.ID, a.DeliveryID, a.EndpointID, a.Attempt, a.URL, a.StartedAt, a.DurationMS,
-				a.StatusCode, a.ResponseHeaders, a.ResponseBody, a.Error, a.Outcome}
+				a.StatusCode, a.ResponseHeaders, a.ResponseBody, a.Error, a.Outcome, a.TenantID}
 		}); err != nil {
 			return err
 		}

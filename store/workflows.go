@@ -7,6 +7,8 @@ import (
 
 // Workflow is a workflow definition's current state; every version it had is a WorkflowVersion.
 type Workflow struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string `gorm:"column:tenant_id" json:"-"`
 	ID          string `gorm:"primaryKey" json:"id"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
@@ -25,6 +27,8 @@ type Workflow struct {
 
 // WorkflowVersion is one version of a definition, kept forever: executions pin it.
 type WorkflowVersion struct {
+	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
+	TenantID    string    `gorm:"column:tenant_id" json:"-"`
 	WorkflowID  string    `gorm:"primaryKey" json:"workflow_id"`
 	Version     int       `gorm:"primaryKey" json:"version"`
 	Name        string    `json:"name"`

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"net/http"
 	"regexp"
 	"slices"
@@ -249,10 +250,13 @@ type Inbound struct {
 // matching ErrBadSignature, ErrMissingHeaders or ErrStaleTimestamp; a webhook seen before (within
 // the replay window) returns ErrReplay. Nothing is recorded in those cases.
 func (s *Service) Receive(ctx context.Context, name string, header http.Header, body []byte) (Inbound, error) {
-	src, err := s.store.GetWebhookSource(ctx, name)
+	// Sources are per tenant (names are unique across tenants): the one the path names says
+	// whose the message is, and the rest acts for that tenant.
+	src, err := s.store.GetWebhookSource(tenant.System(ctx), name)
 	if err != nil {
 		return Inbound{}, err
 	}
+	ctx = tenant.With(ctx, src.TenantID)
 	secret, err := s.secrets.Open(src.Secret, src.ID)
 	if err != nil {
 		return Inbound{}, fmt.Errorf("source %s: %w", src.Name, err)

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 )
 
@@ -12,6 +13,8 @@ import (
 // endpoints it woke.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	now := s.now()
+	// Every tenant's endpoints (each dispatcher is woken for its own tenant: signalDispatcher).
+	ctx = tenant.System(ctx)
 	ids, err := s.store.OverdueWebhookEndpoints(ctx, now.Add(-grace), now, 1000)
 	if err != nil {
 		return 0, err

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/internal/groupcommit"
+	"github.com/pyairtable/automation-domain/internal/tenant"
 )
 
 // Names shared with the dispatcher workflow (package workflows registers WebhookDispatcher
@@ -42,9 +43,16 @@ type Wake struct {
 	Reset bool `json:"reset,omitempty"`
 }
 
-// signalDispatcher wakes an endpoint's dispatcher, starting it if it is not running.
+// signalDispatcher wakes an endpoint's dispatcher, starting it if it is not running. The
+// dispatcher runs for the endpoint's tenant (its workflow id and activities carry it), whoever
+// wakes it: a request, a sender session or the sweeper.
 func (s *Service) signalDispatcher(ctx context.Context, endpointID string, w Wake) error {
-	_, err := s.temporal.SignalWithStartWorkflow(ctx, DispatcherWorkflowID(endpointID), WakeSignal, w,
+	owner, err := s.store.WebhookEndpointTenant(ctx, endpointID)
+	if err != nil {
+		return fmt.Errorf("wake dispatcher of endpoint %s: %w", endpointID, err)
+	}
+	ctx = tenant.With(ctx, owner)
+	_, err = s.temporal.SignalWithStartWorkflow(ctx, DispatcherWorkflowID(endpointID), WakeSignal, w,
 		client.StartWorkflowOptions{ID: DispatcherWorkflowID(endpointID), TaskQueue: s.taskQueue},
 		DispatcherWorkflow, DispatcherInput{EndpointID: endpointID})
 	if err != nil {

@@ -19,10 +19,10 @@ var layers = [][]string{
 	{"wire", "ports", "validation", "sandbox", "netguard", "logging", "ratelimit", "schema",
 		"notify/email", "notify/sms", "internal/buildinfo", "internal/groupcommit",
 		"internal/testenv", "internal/smtptest", "internal/twiliotest", "netguard/netguardtest",
-		"internal/layering"},
+		"internal/layering", "internal/tenant"},
 	{"expression", "templating", "config"},
 	{"definition", "store", "devserver"},
-	{"events", "diagnostics", "internal/teststack"},
+	{"events", "diagnostics", "tenants", "internal/teststack"},
 	// The domain services: what handlers, other domains (through ports) and the worker call.
 	{"engine", "notify", "webhooks", "rules"},
 	// Side effects of the workflows, one struct per domain.
