@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -218,8 +219,13 @@ func TestHandOverKeepsEveryAttempt(t *testing.T) {
 				record(oldResults)
 			}
 			var rows, started int64
-			s.DB().Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", e.ID).Scan(&rows)
-			s.DB().Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ? AND outcome = ?", e.ID, store.AttemptStarted).Scan(&started)
+			db := s.DB().WithContext(tenant.System(ctx))
+			if err := db.Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ?", e.ID).Scan(&rows).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Raw("SELECT count(*) FROM webhook_attempts WHERE endpoint_id = ? AND outcome = ?", e.ID, store.AttemptStarted).Scan(&started).Error; err != nil {
+				t.Fatal(err)
+			}
 			if rows != int64(2*len(ds)) || started != 0 {
 				t.Errorf("old sender recorded first %v: %d attempts (%d started) for %d requests", oldFirst, rows, started, 2*len(ds))
 			}
