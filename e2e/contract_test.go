@@ -173,12 +173,13 @@ type unreachableError struct{ err error }
 
 func (e unreachableError) Error() string { return e.err.Error() }
 
-// rejectedAsInvalid reports a status with which the server refuses a request as invalid (bad
-// body, unsupported media type, too large, unknown id): such a request is expected to break the
-// spec too, so only the response is checked.
+// rejectedAsInvalid reports a status with which the server refuses a request before or for
+// judging it (no credential, a missing scope, bad body, unsupported media type, too large,
+// unknown id): such a request may break the spec too, so only the response is checked.
 func rejectedAsInvalid(status int) bool {
 	switch status {
-	case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge,
+	case http.StatusUnauthorized, http.StatusForbidden,
+		http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge,
 		http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
 		return true
 	}
