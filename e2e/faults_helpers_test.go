@@ -249,15 +249,7 @@ func replayDispatcherRuns(t *testing.T, address, endpointID string) *historypb.H
 	}
 	var longest *historypb.History
 	for _, run := range runs.Executions {
-		hist := &historypb.History{}
-		it := tc.GetWorkflowHistory(ctx, id, run.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			hist.Events = append(hist.Events, ev)
-		}
+		hist := fetchHistory(t, tc, id, run.Execution.RunId)
 		replayer := worker.NewWorkflowReplayer()
 		replayer.RegisterWorkflow(workflows.WebhookDispatcher)
 		if err := replayer.ReplayWorkflowHistory(nil, hist); err != nil {
@@ -272,6 +264,21 @@ func replayDispatcherRuns(t *testing.T, address, endpointID string) *historypb.H
 
 // saveReplayFixture writes a history as a replay test fixture in workflows/testdata when
 // UPDATE_REPLAY_HISTORY=1.
+// fetchHistory reads a run's whole history (to replay it or save it as a fixture).
+func fetchHistory(t *testing.T, tc client.Client, workflowID, runID string) *historypb.History {
+	t.Helper()
+	hist := &historypb.History{}
+	it := tc.GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	return hist
+}
+
 func saveReplayFixture(t *testing.T, hist *historypb.History, name string) {
 	t.Helper()
 	if os.Getenv("UPDATE_REPLAY_HISTORY") != "1" || hist == nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -207,16 +206,7 @@ func TestWorkflowWorkerProcess(t *testing.T) {
 			t.Skip("needs the completed execution")
 		}
 		// The history (which spans two worker processes) replays against the interpreter.
-		hist := &historypb.History{}
-		it := tc.GetWorkflowHistory(context.Background(), done.TemporalWorkflowID, done.TemporalRunID, false,
-			enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			hist.Events = append(hist.Events, ev)
-		}
+		hist := fetchHistory(t, tc, done.TemporalWorkflowID, done.TemporalRunID)
 		replayer := worker.NewWorkflowReplayer()
 		replayer.RegisterWorkflow(workflows.Interpreter)
 		if err := replayer.ReplayWorkflowHistory(nil, hist); err != nil {
