@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -103,7 +104,14 @@ func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, er
 
 // call hands the rendered action to the module that carries it out and returns what it
 // answered (the ids it created).
-func (a *Rules) call(ctx context.Context, x store.RuleExecution, e store.Event, act rules.RenderedAction) (map[string]any, error) {
+func (a *Rules) call(ctx context.Context, x store.RuleExecution, e store.Event, act rules.RenderedAction) (_ map[string]any, err error) {
+	defer func() {
+		// The tenant's quota is reached: the action fails for good (a retry would be refused too).
+		var quota *store.QuotaError
+		if errors.As(err, &quota) {
+			err = rules.Permanentf("%v", quota)
+		}
+	}()
 	unavailable := func() error {
 		return rules.Permanentf("%s actions are not available: the module is not configured in this deployment", act.Type)
 	}

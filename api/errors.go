@@ -135,6 +135,8 @@ func (s *Server) toAPIError(err error) *Error {
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case quotaRefusal(err) != nil:
+		return quotaRefusal(err)
 	case errors.As(err, &problems):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
 			Message: "the request failed validation", Details: []validation.Problem(problems)}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,6 +132,18 @@ var routeQuotas = map[string]string{
 	"POST /api/v1/notifications/sms":     tenants.QuotaMessagesPerDay,
 }
 
+// quotaRefusal is the 403 quota_exceeded of a quota the store found reached as it counted the
+// create (nil for any other error): the route's check let it through, a concurrent create took
+// the last unit.
+func quotaRefusal(err error) *Error {
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) {
+		return nil
+	}
+	return &Error{Status: http.StatusForbidden, Code: "quota_exceeded", Message: qe.Error(),
+		Details: map[string]any{"quota": qe.Quota, "limit": qe.Limit}}
+}
+
 // quota refuses a create that would pass one of the tenant's quotas: 403 quota_exceeded naming
 // it.
 func (s *Server) quota(next echo.HandlerFunc) echo.HandlerFunc {
@@ -166,11 +179,18 @@ var auditSkipped = map[string]bool{
 // record is logged; it does not undo the change that was made.
 func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := next(c)
 		req := c.Request()
 		if req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions {
-			return err
+			return next(c)
 		}
+		// A create names its new resource only in its response: the id is taken from there.
+		var created *auditCapture
+		if req.Method == http.MethodPost {
+			created = &auditCapture{ResponseWriter: c.Response().Writer}
+			c.Response().Writer = created
+			defer func() { c.Response().Writer = created.ResponseWriter }()
+		}
+		err := next(c)
 		route := c.Path()
 		action := req.Method + " " + route
 		if _, routed := routeScopes[action]; !routed || auditSkipped[action] {
@@ -195,6 +215,9 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 		if id == "" {
 			id = c.Param("source")
 		}
+		if id == "" && created != nil {
+			id = created.resourceID()
+		}
 		p := principal(c)
 		if rerr := s.tenants.Record(req.Context(), store.AuditEntry{
 			Principal: p.Label(), Action: action, Resource: resource, ResourceID: id, Status: status,
@@ -204,6 +227,41 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return err
 	}
+}
+
+// auditCapture keeps the start of a POST's response for the audit log: the id of what it created.
+type auditCapture struct {
+	http.ResponseWriter
+	buf []byte
+}
+
+// auditCaptureMax bounds what is kept: the id comes first in every created resource's body.
+const auditCaptureMax = 64 << 10
+
+func (w *auditCapture) Write(b []byte) (int, error) {
+	if room := auditCaptureMax - len(w.buf); room > 0 {
+		w.buf = append(w.buf, b[:min(room, len(b))]...)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (flushes, deadlines).
+func (w *auditCapture) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// resourceID is the id a create answered with: its body's "id", or the id of what it started
+// (an execution, a message, an event); "" when the body names none.
+func (w *auditCapture) resourceID() string {
+	var body map[string]json.RawMessage
+	if json.Unmarshal(w.buf, &body) != nil {
+		return ""
+	}
+	for _, k := range []string{"id", "execution_id", "message_id", "event_id", "notification_id"} {
+		var id string
+		if json.Unmarshal(body[k], &id) == nil && id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 func (s *Server) tenantRoutes(v1 *echo.Group) {

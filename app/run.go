@@ -187,12 +187,14 @@ func Run(ctx context.Context, o Options) error {
 		cfg.TemporalWaitTimeout, log); err != nil {
 		return abort(err)
 	}
+	// The interpreter upserts these (a workflow task would fail until they exist), and every
+	// workflow a tenant starts carries TenantId: the API registers them too, so that its starts
+	// have them whether or not a worker has run yet.
+	added, err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace)
+	if err != nil {
+		return abort(err)
+	}
 	if o.Worker {
-		// The interpreter upserts these; a workflow task would fail until they exist.
-		added, err := engine.RegisterSearchAttributes(gctx, deps.Temporal, cfg.TemporalNamespace)
-		if err != nil {
-			return abort(err)
-		}
 		if added {
 			settle := 11 * time.Second // a cluster's default namespace cache refresh is 10 s
 			if deps.Modes["temporal"] == "embedded" {

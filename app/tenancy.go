@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -138,22 +139,53 @@ func unmappedAttribute(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no mapping defined for search attribute")
 }
 
+// attributeWait is how long a start refused for an unknown TenantId is retried before it is made
+// without it: every process registers the attribute at start-up (app.Run), and Temporal loads it
+// within its namespace cache refresh (10 s on a cluster, 1 s embedded), so a workflow started in
+// that window still gets it.
+var attributeWait = 15 * time.Second
+
+// whileUnmapped calls start again while Temporal refuses TenantId as unknown, for up to
+// attributeWait, and returns its last result.
+func whileUnmapped[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	deadline := time.Now().Add(attributeWait)
+	for {
+		v, err := start()
+		if !unmappedAttribute(err) || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func (o *tenantIDsOutbound) ExecuteWorkflow(ctx context.Context, in *interceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
 	before, set := tenantStart(ctx, in.Options)
-	run, err := o.Next.ExecuteWorkflow(ctx, in)
-	if set && unmappedAttribute(err) {
+	start := func() (client.WorkflowRun, error) { return o.Next.ExecuteWorkflow(ctx, in) }
+	if !set {
+		return start()
+	}
+	run, err := whileUnmapped(ctx, start)
+	if unmappedAttribute(err) {
 		in.Options.TypedSearchAttributes = before
-		return o.Next.ExecuteWorkflow(ctx, in)
+		return start()
 	}
 	return run, err
 }
 
 func (o *tenantIDsOutbound) SignalWithStartWorkflow(ctx context.Context, in *interceptor.ClientSignalWithStartWorkflowInput) (client.WorkflowRun, error) {
 	before, set := tenantStart(ctx, in.Options)
-	run, err := o.Next.SignalWithStartWorkflow(ctx, in)
-	if set && unmappedAttribute(err) {
+	start := func() (client.WorkflowRun, error) { return o.Next.SignalWithStartWorkflow(ctx, in) }
+	if !set {
+		return start()
+	}
+	run, err := whileUnmapped(ctx, start)
+	if unmappedAttribute(err) {
 		in.Options.TypedSearchAttributes = before
-		return o.Next.SignalWithStartWorkflow(ctx, in)
+		return start()
 	}
 	return run, err
 }
@@ -195,8 +227,12 @@ func (o *tenantIDsOutbound) CreateSchedule(ctx context.Context, in *interceptor.
 			a.TypedSearchAttributes = withTenantAttribute(a.TypedSearchAttributes, id)
 		}
 	}
-	h, err := o.Next.CreateSchedule(ctx, in)
-	if action != nil && unmappedAttribute(err) {
+	start := func() (client.ScheduleHandle, error) { return o.Next.CreateSchedule(ctx, in) }
+	if action == nil {
+		return start()
+	}
+	h, err := whileUnmapped(ctx, start)
+	if unmappedAttribute(err) {
 		action.TypedSearchAttributes = before
 		return o.Next.CreateSchedule(ctx, in)
 	}

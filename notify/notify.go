@@ -247,7 +247,18 @@ func (s *Service) submit(ctx context.Context, spec Spec) (Notification, error) {
 	if k := PriorityKey(spec.Priority); k != 0 {
 		opts.Priority = temporal.Priority{PriorityKey: k}
 	}
+	// Every send counts against the tenant's messages_per_day, whoever asks for it (the API, a
+	// rule's action); one not started after all is given back.
+	reservedAt := s.now()
+	if err := s.store.ReserveQuota(ctx, store.QuotaMessagesPerDay, 1, reservedAt); err != nil {
+		return Notification{}, err
+	}
 	_, err := s.temporal.ExecuteWorkflow(ctx, opts, NotificationWorkflow, in)
+	if err != nil {
+		if rerr := s.store.ReleaseQuota(ctx, store.QuotaMessagesPerDay, 1, reservedAt); rerr != nil {
+			s.log.WarnContext(ctx, "give back the messages_per_day unit of a send not started", "error", rerr)
+		}
+	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) && spec.IdempotencyKey != "" {
 		return s.existing(ctx, spec)

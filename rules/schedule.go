@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -18,6 +19,10 @@ import (
 type ScheduleFireInput struct {
 	RuleID string `json:"rule_id"`
 }
+
+// searchTenantID is the TenantId search attribute every workflow of a tenant carries (registered
+// by engine.RegisterSearchAttributes).
+var searchTenantID = temporal.NewSearchAttributeKeyKeyword("TenantId")
 
 // ScheduleID is the Temporal Schedule id of a schedule-triggered rule.
 func ScheduleID(ruleID string) string { return "automation-rule-" + ruleID }
@@ -44,6 +49,15 @@ func (s *Schedules) Sync(ctx context.Context, r store.Rule, t Trigger) error {
 		Args:               []any{ScheduleFireInput{RuleID: r.ID}},
 		TaskQueue:          s.TaskQueue,
 		WorkflowRunTimeout: 10 * time.Minute,
+	}
+	// The tenant's workflow id and TenantId are set here, not only by the client's tenant
+	// interceptor: that one sees a Schedule's creation, not its updates, which replace the action.
+	if r.TenantID != "" { // the rule's tenant, also when reconciling across tenants
+		ctx = tenant.With(ctx, r.TenantID)
+	}
+	if id, system := tenant.From(ctx); !system {
+		action.ID = tenant.WorkflowID(id, action.ID)
+		action.TypedSearchAttributes = temporal.NewSearchAttributes(searchTenantID.ValueSet(id))
 	}
 	note := fmt.Sprintf("automation rule %q (version %d)", r.Name, r.Version)
 	update := func() error {

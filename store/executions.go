@@ -97,9 +97,15 @@ type ExecutionStep struct {
 func (ExecutionStep) TableName() string { return "workflow_execution_steps" }
 
 // InsertExecution stores a new execution. A second one with the same definition and
-// idempotency key (or the same Temporal workflow id) is ErrConflict.
+// idempotency key (or the same Temporal workflow id) is ErrConflict. It counts against the
+// tenant's executions_per_day: a *QuotaError when the quota is reached (nothing stored).
 func (s *Store) InsertExecution(ctx context.Context, e *Execution) error {
-	return classify(s.db.WithContext(ctx).Create(e).Error)
+	return s.Tx(ctx, func(tx *Store) error {
+		if err := tx.ReserveQuota(ctx, QuotaExecutionsPerDay, 1, e.CreatedAt); err != nil {
+			return err
+		}
+		return classify(tx.db.WithContext(ctx).Create(e).Error)
+	})
 }
 
 // EnsureExecution stores e unless an execution for its Temporal workflow id exists, and

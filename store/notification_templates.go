@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
 
 	"gorm.io/gorm/clause"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 )
 
 // NotificationTemplate is a template's identity; its content lives in versions.
@@ -133,7 +134,8 @@ func (s *Store) NotificationTemplateVersions(ctx context.Context, id string) ([]
 }
 
 // ListNotificationTemplates returns templates in id order (ids are readable names), optionally
-// of one channel. The cursor is the last id of the previous page.
+// of one channel: the tenant's own and the shared seed templates it has none of its own for.
+// The cursor is the last id of the previous page.
 func (s *Store) ListNotificationTemplates(ctx context.Context, channel string, p Page) ([]NotificationTemplate, string, error) {
 	after, err := DecodeCursor(p.Cursor)
 	if err != nil {
@@ -144,6 +146,12 @@ func (s *Store) ListNotificationTemplates(ctx context.Context, channel string, p
 		limit = DefaultPageLimit
 	}
 	q := s.db.WithContext(ctx).Model(&NotificationTemplate{})
+	if own, system := tenant.From(ctx); !system && own != tenant.Default {
+		// The shared seed templates are every tenant's too, except where it has its own of that id.
+		q = s.db.WithContext(tenant.System(ctx)).Model(&NotificationTemplate{}).
+			Where("tenant_id = ? OR (tenant_id = ? AND shared AND id NOT IN (?))", own, tenant.Default,
+				s.db.WithContext(tenant.System(ctx)).Model(&NotificationTemplate{}).Select("id").Where("tenant_id = ?", own))
+	}
 	if channel != "" {
 		q = q.Where("channel = ?", channel)
 	}

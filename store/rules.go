@@ -6,6 +6,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 )
 
 // Rule is an automation rule's current state; its definition (trigger, conditions, actions,
@@ -523,16 +525,40 @@ func (s *Store) settleExecution(ctx context.Context, executionID string, at time
 
 // PurgeEvents deletes up to limit events received before cutoff and fully handed off, with the
 // rules engine's records of them. It returns how many events it deleted.
+// Event ids are unique per tenant only: in tenant.System each tenant's events are purged in a
+// statement of their own, so that one tenant's old event never takes another's of the same id.
 func (s *Store) PurgeEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	var ids []string
-	if err := s.db.WithContext(ctx).Model(&Event{}).
+	var rows []Event
+	if err := s.db.WithContext(ctx).Model(&Event{}).Select("tenant_id", "id").
 		Where("received_at < ? AND dispatched_at IS NOT NULL", cutoff).
-		Order("received_at").Limit(limit).Pluck("id", &ids).Error; err != nil {
+		Order("received_at").Limit(limit).Find(&rows).Error; err != nil {
 		return 0, classify(err)
 	}
-	if len(ids) == 0 {
-		return 0, nil
+	byTenant := map[string][]string{}
+	var order []string
+	for _, e := range rows {
+		if _, ok := byTenant[e.TenantID]; !ok {
+			order = append(order, e.TenantID)
+		}
+		byTenant[e.TenantID] = append(byTenant[e.TenantID], e.ID)
 	}
+	purged := 0
+	for _, t := range order {
+		tctx := ctx
+		if _, system := tenant.From(ctx); system {
+			tctx = tenant.With(ctx, t)
+		}
+		n, err := s.purgeEvents(tctx, byTenant[t])
+		purged += n
+		if err != nil {
+			return purged, err
+		}
+	}
+	return purged, nil
+}
+
+// purgeEvents deletes the context's tenant's events ids with the rules engine's records of them.
+func (s *Store) purgeEvents(ctx context.Context, ids []string) (int, error) {
 	err := s.Tx(ctx, func(tx *Store) error {
 		db := tx.db.WithContext(ctx)
 		execs := tx.db.WithContext(ctx).Model(&RuleExecution{}).Select("id").Where("event_id IN ?", ids)

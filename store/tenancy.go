@@ -24,7 +24,7 @@ import (
 // ErrUnscoped refuses a statement that would read or write tenant-owned rows without a tenant.
 var ErrUnscoped = errors.New("statement on a tenant-owned table without a tenant filter")
 
-// tenantTables are the tables with a tenant_id column (schema 00009).
+// tenantTables are the tables with a tenant_id column (schemas 00009, 00010).
 var tenantTables = map[string]bool{}
 
 // tenantTableRe finds a tenant-owned table's name in hand-written SQL.
@@ -36,7 +36,7 @@ func init() {
 		notification_attempts notification_throttle_slots webhook_endpoints webhook_messages
 		webhook_deliveries webhook_attempts webhook_sources webhook_inbound_seen automation_rules
 		automation_rule_versions automation_event_evaluations automation_executions
-		automation_action_outcomes api_keys audit_log`)
+		automation_action_outcomes api_keys audit_log tenant_quota_usage`)
 	for _, n := range names {
 		tenantTables[n] = true
 	}

@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
-	"github.com/pyairtable/automation-domain/internal/tenant"
+	"errors"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 )
 
 // WebhookEndpoint is a registered receiver of outbound webhooks (schema 00004). Secret and
@@ -459,7 +461,7 @@ func (s *Store) QueuedWebhookDeliveries(ctx context.Context, endpointID string, 
 	}
 	err := s.db.WithContext(ctx).Table("webhook_deliveries AS d").
 		Select("d.*, m.payload AS payload, m.created_at AS message_created_at").
-		Joins("JOIN webhook_messages AS m ON m.id = d.message_id").
+		Joins("JOIN webhook_messages AS m ON m.tenant_id = d.tenant_id AND m.id = d.message_id").
 		Where("d.endpoint_id = ? AND d.status = ?", endpointID, DeliveryPending).
 		Order(order).Limit(limit).Find(&rows).Error
 	return rows, classify(err)
@@ -683,10 +685,28 @@ func (s *Store) CreateWebhookSource(ctx context.Context, src *WebhookSource) err
 	return classify(s.db.WithContext(ctx).Create(src).Error)
 }
 
-// GetWebhookSource returns a source by id or by name.
+// GetWebhookSource returns a source of the context's tenant by id or by name (names are unique
+// per tenant, ids everywhere).
 func (s *Store) GetWebhookSource(ctx context.Context, idOrName string) (WebhookSource, error) {
 	var src WebhookSource
-	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Take(&src).Error
+	err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Order("id").Take(&src).Error
+	return src, classify(err)
+}
+
+// InboundWebhookSource finds the source an inbound URL names, whatever its tenant: by id, else by
+// name, the default tenant's first, then the one that has had the name longest (before names
+// were per tenant they were unique: a URL handed out then keeps reaching the same source, and
+// a tenant naming a source like another's does not take that one's URL).
+func (s *Store) InboundWebhookSource(ctx context.Context, idOrName string) (WebhookSource, error) {
+	db := s.db.WithContext(tenant.System(ctx))
+	var src WebhookSource
+	err := db.Where("id = ?", idOrName).Take(&src).Error
+	if err == nil || !errors.Is(err, gorm.ErrRecordNotFound) {
+		return src, classify(err)
+	}
+	err = db.Where("name = ?", idOrName).
+		Order("CASE WHEN tenant_id = '" + tenant.Default + "' THEN 0 ELSE 1 END, created_at, id").
+		Take(&src).Error
 	return src, classify(err)
 }
 

@@ -202,9 +202,18 @@ func sourceView(src store.WebhookSource) Source {
 		ID: src.ID, Name: src.Name, Description: src.Description, Scheme: src.Scheme,
 		SignatureHeader: src.SignatureHeader, IDHeader: src.IDHeader, EventTypeHeader: src.EventTypeHeader,
 		EventTypePath: src.EventTypePath, DefaultEventType: src.DefaultEventType,
-		ToleranceSeconds: src.ToleranceSeconds, InboundPath: "/api/v1/webhooks/inbound/" + src.Name,
+		ToleranceSeconds: src.ToleranceSeconds, InboundPath: inboundPath(src),
 		CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
 	}
+}
+
+// inboundPath is where src's sender posts: the default tenant's sources by name, as before
+// tenants; another tenant's by id, since names are unique only per tenant.
+func inboundPath(src store.WebhookSource) string {
+	if src.TenantID == "" || src.TenantID == tenant.Default {
+		return "/api/v1/webhooks/inbound/" + src.Name
+	}
+	return "/api/v1/webhooks/inbound/" + src.ID
 }
 
 // GetSource returns a source by id or name.
@@ -250,9 +259,9 @@ type Inbound struct {
 // matching ErrBadSignature, ErrMissingHeaders or ErrStaleTimestamp; a webhook seen before (within
 // the replay window) returns ErrReplay. Nothing is recorded in those cases.
 func (s *Service) Receive(ctx context.Context, name string, header http.Header, body []byte) (Inbound, error) {
-	// Sources are per tenant (names are unique across tenants): the one the path names says
-	// whose the message is, and the rest acts for that tenant.
-	src, err := s.store.GetWebhookSource(tenant.System(ctx), name)
+	// Sources are per tenant: the one the path names (by id, or by name) says whose the message
+	// is, and the rest acts for that tenant.
+	src, err := s.store.InboundWebhookSource(ctx, name)
 	if err != nil {
 		return Inbound{}, err
 	}
