@@ -117,6 +117,12 @@ type DeliverResult struct {
 	// ThrottledFor, when positive, means nothing was sent: the recipient had its fill for the
 	// window, and the workflow waits this long before trying again.
 	ThrottledFor time.Duration `json:"throttled_for,omitempty"`
+	// Skipped means nothing was sent on purpose: the address is suppressed (SkipCode
+	// "suppressed") or the subscriber opted out ("opted_out"); the delivery is recorded skipped
+	// with SkipReason.
+	Skipped    bool   `json:"skipped,omitempty"`
+	SkipReason string `json:"skip_reason,omitempty"`
+	SkipCode   string `json:"skip_code,omitempty"`
 }
 
 // DeliverEmail sends one delivery of an email notification. A delivery that an earlier attempt
@@ -128,6 +134,10 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 	d, done, err := a.load(ctx, in.DeliveryID)
 	if err != nil || done != nil {
 		return deref(done), err
+	}
+	check, skipped, err := a.check(ctx, d)
+	if err != nil || skipped != nil {
+		return deref(skipped), err
 	}
 	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
 		return DeliverResult{ThrottledFor: wait}, err
@@ -141,10 +151,19 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 	var cc, bcc []string
 	_ = json.Unmarshal(n.Cc, &cc) // written by Row from a []string
 	_ = json.Unmarshal(n.Bcc, &bcc)
+	headers := map[string]string{"X-Notification-ID": n.ID, "X-Delivery-ID": d.Delivery.ID}
+	if !check.Transactional && len(a.UnsubscribeKey) > 0 && a.PublicURL != "" {
+		for k, v := range notify.UnsubscribeHeaders(a.UnsubscribeKey, a.PublicURL, a.Email.From(), notify.Unsubscribe{
+			TenantID: n.TenantID, Channel: store.ChannelEmail, Address: d.Delivery.RecipientKey,
+			SubscriberID: check.SubscriberID, Category: n.Category, Expires: a.now().Add(notify.UnsubscribeTTL),
+		}) {
+			headers[k] = v
+		}
+	}
 	sendErr := a.Email.Send(ctx, email.Message{
 		MessageID: messageID, To: d.Delivery.Recipient, Cc: cc, Bcc: bcc, ReplyTo: n.ReplyTo,
 		Subject: n.Subject, Text: n.Body, HTML: n.HTMLBody, Priority: n.Priority,
-		Headers: map[string]string{"X-Notification-ID": n.ID, "X-Delivery-ID": d.Delivery.ID},
+		Headers: headers,
 	})
 	if sendErr != nil {
 		var e *email.Error
@@ -152,6 +171,10 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 		code := ""
 		if e != nil {
 			code = e.CodeString()
+		}
+		if permanent && e != nil && e.Code >= 500 && e.Code < 600 {
+			// A hard bounce at send time: do not mail the address again.
+			a.suppress(ctx, store.ChannelEmail, d.Delivery.RecipientKey, notify.SuppressHardBounce, "smtp", sendErr.Error())
 		}
 		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
 	}
@@ -168,6 +191,9 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (Delive
 	d, done, err := a.load(ctx, in.DeliveryID)
 	if err != nil || done != nil {
 		return deref(done), err
+	}
+	if _, skipped, err := a.check(ctx, d); err != nil || skipped != nil {
+		return deref(skipped), err
 	}
 	if wait, err := a.admit(ctx, d); err != nil || wait > 0 {
 		return DeliverResult{ThrottledFor: wait}, err
@@ -187,12 +213,58 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (Delive
 		if e != nil && e.Code != 0 {
 			code = strconv.Itoa(e.Code)
 		}
+		if reason := smsSuppression(e); reason != "" {
+			a.suppress(ctx, store.ChannelSMS, d.Delivery.RecipientKey, reason, provider, sendErr.Error())
+		}
 		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
 	}
 	res := DeliverResult{Attempt: attempt, Provider: provider, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}
 	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt, store.AttemptOutcome{
 		Sent: true, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}, a.now()) == nil
 	return res, nil
+}
+
+// check applies the suppression list and the subscriber's preferences at the moment of sending:
+// skipped is set (and the delivery recorded skipped) when the delivery is not to be sent.
+func (a *Notifications) check(ctx context.Context, d store.DeliveryForSend) (store.SendCheck, *DeliverResult, error) {
+	c, err := a.Store.CheckSend(ctx, d.Notification.Channel, d.Delivery.RecipientKey, d.Delivery.SubscriberID, d.Notification.Category)
+	if err != nil {
+		return c, nil, fmt.Errorf("deliver %s: check preferences: %w", d.Delivery.ID, err)
+	}
+	if c.Skip == "" {
+		return c, nil, nil
+	}
+	if _, err := a.Store.SkipDelivery(ctx, d.Delivery.ID, c.Reason, c.Skip, a.now()); err != nil {
+		return c, nil, fmt.Errorf("deliver %s: record skip: %w", d.Delivery.ID, err)
+	}
+	return c, &DeliverResult{Skipped: true, SkipReason: c.Reason, SkipCode: c.Skip, Recorded: true}, nil
+}
+
+// suppress adds an address to the suppression list after a permanent failure; a failure to
+// record it is logged (the delivery's own failure is what the caller reports).
+func (a *Notifications) suppress(ctx context.Context, channel, address, reason, source, detail string) {
+	if len(detail) > 500 {
+		detail = detail[:500]
+	}
+	if _, err := a.Store.Suppress(ctx, &store.NotificationSuppression{Channel: channel, Address: address,
+		Reason: reason, Source: source, Detail: detail, CreatedAt: a.now()}); err != nil {
+		activity.GetLogger(ctx).Warn("suppress address", "address", address, "error", err)
+	}
+}
+
+// smsSuppression is the suppression reason of a permanent SMS error ("" when it does not
+// suppress): Twilio's 21610 (the recipient replied STOP) and its invalid-number errors.
+func smsSuppression(e *sms.Error) string {
+	if e == nil || !e.Permanent {
+		return ""
+	}
+	switch e.Code {
+	case 21610:
+		return notify.SuppressUnsubscribed
+	case 21211, 21214, 21217, 21401, 21407, 21421, 21614:
+		return notify.SuppressInvalidNumber
+	}
+	return ""
 }
 
 // admit applies the per-recipient throttle at the moment of sending: a positive wait means the

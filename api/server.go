@@ -193,6 +193,7 @@ func (s *Server) routes() {
 	v1.POST("/automation/test", s.testInlineRule)
 	v1.GET("/automation/rules/:id/executions", s.listRuleExecutions)
 	v1.GET("/automation/executions/:id", s.getRuleExecution)
+	s.subscriberRoutes(e, v1)
 	s.webhookRoutes(e, v1)
 	s.tenantRoutes(v1)
 	s.routesByMethod = methodRoutes(e) // after every route is registered

@@ -16,6 +16,8 @@ func TestEveryRouteHasAScope(t *testing.T) {
 	public := map[string]bool{
 		"POST /api/v1/notifications/providers/twilio/status": true,
 		"POST /api/v1/webhooks/inbound/:source":              true,
+		"GET /api/v1/unsubscribe/:token":                     true,
+		"POST /api/v1/unsubscribe/:token":                    true,
 	}
 	param := regexp.MustCompile(`:([a-zA-Z_]+)`)
 	doc := servedSpec(t, s)

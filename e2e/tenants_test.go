@@ -246,6 +246,12 @@ func seedTenant(t *testing.T, c *call, rc *receiver) tenantIDs {
 		"trigger": map[string]any{"type": "event", "event_type": "tenant.seed"},
 		"actions": []any{map[string]any{"type": "webhook", "event_type": "tenant.seeded"}}}, 201)["id"].(string)
 	ids["key"] = created("key", "POST", "/api/v1/api-keys", map[string]any{"name": "acme-ro", "scopes": []string{"workflows:read"}}, 201)["id"].(string)
+	ids["subscriber"] = created("subscriber", "POST", "/api/v1/subscribers", map[string]any{"external_id": "acme-sub-1",
+		"email": "sub@acme.example"}, 201)["id"].(string)
+	ids["category"] = created("category", "POST", "/api/v1/notification-categories", map[string]any{"id": "acme_news"}, 201)["id"].(string)
+	created("suppression", "POST", "/api/v1/notifications/providers/bounces", map[string]any{"type": "bounce",
+		"email": "gone@acme.example"}, 200)
+	ids["suppression"] = "gone@acme.example"
 	ids["event"] = postEvent(t, c, map[string]any{"type": "tenant.seed", "data": map[string]any{"n": 0}})
 	eventually(t, 30*time.Second, "acme's rule execution, message and delivery", func() bool {
 		var page struct {
@@ -281,6 +287,10 @@ func (ids tenantIDs) forParam(path, name string) string {
 		return "1"
 	case "name":
 		return "go"
+	case "channel":
+		return "email"
+	case "address":
+		return ids["suppression"]
 	}
 	for _, p := range []struct{ prefix, kind string }{
 		{"/api/v1/workflows/", "workflow"}, {"/api/v1/executions/", "execution"},
@@ -289,6 +299,7 @@ func (ids tenantIDs) forParam(path, name string) string {
 		{"/api/v1/events/", "event"}, {"/api/v1/webhooks/endpoints/", "endpoint"},
 		{"/api/v1/webhooks/messages/", "message"}, {"/api/v1/webhooks/deliveries/", "delivery"},
 		{"/api/v1/webhooks/sources/", "source"}, {"/api/v1/api-keys/", "key"}, {"/api/v1/tenants/", "tenant"},
+		{"/api/v1/subscribers/", "subscriber"}, {"/api/v1/notification-categories/", "category"},
 	} {
 		if strings.HasPrefix(path, p.prefix) {
 			if p.kind == "tenant" {

@@ -72,6 +72,14 @@ func (s *Service) HandleProviderCallback(ctx context.Context, cb ProviderCallbac
 	if err != nil {
 		return d, err
 	}
+	if reason := smsSuppressionCode(u.ErrorCode); reason != "" && changed && d.Status == store.StatusFailed {
+		// The recipient opted out by replying STOP, or the number is not a mobile one.
+		sup := Suppression{Channel: store.ChannelSMS, Address: d.RecipientKey, Reason: reason, Source: cb.Provider,
+			Detail: u.Error, CreatedAt: s.now().UTC()}
+		if _, err := s.store.Suppress(ctx, &sup); err != nil {
+			s.log.WarnContext(ctx, "suppress number", "delivery_id", d.ID, "error", err)
+		}
+	}
 	if changed && (d.Status == store.StatusDelivered || d.Status == store.StatusFailed) {
 		if err := s.publishDeliveryEvent(ctx, d); err != nil {
 			// Stored: the provider's report is kept and the event is in the outbox or will be
@@ -102,4 +110,15 @@ func (s *Service) publishDeliveryEvent(ctx context.Context, d store.Notification
 			ProviderStatus: d.ProviderStatus, Error: d.Error, ErrorCode: d.ErrorCode})
 	_, _, err = s.events.Publish(ctx, e)
 	return err
+}
+
+// smsSuppressionCode is the suppression reason of a Twilio error code reported in a callback.
+func smsSuppressionCode(code string) string {
+	switch code {
+	case "21610":
+		return SuppressUnsubscribed
+	case "21211", "21214", "21217", "21401", "21407", "21421", "21614", "30005", "30006":
+		return SuppressInvalidNumber
+	}
+	return ""
 }

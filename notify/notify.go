@@ -87,6 +87,8 @@ type Service struct {
 	email     *email.Sender
 	sms       sms.Provider
 	now       func() time.Time
+	// unsubscribeKey signs unsubscribe links.
+	unsubscribeKey []byte
 
 	probeMu  sync.Mutex
 	probeAt  time.Time
@@ -115,7 +117,8 @@ func New(o Options) (*Service, error) {
 		o.SMS = p
 	}
 	return &Service{cfg: o.Config, store: o.Store, temporal: o.Temporal, templates: o.Templates,
-		events: o.Events, log: o.Log, email: o.Email, sms: o.SMS, now: o.Now}, nil
+		events: o.Events, log: o.Log, email: o.Email, sms: o.SMS, now: o.Now,
+		unsubscribeKey: UnsubscribeKey(o.Config.JWTSecretKey)}, nil
 }
 
 // NewEmailSender is the SMTP sender configured by SMTP_*.
@@ -147,12 +150,15 @@ type Channels struct {
 	// RecipientLimit sends per RecipientWindow to one recipient of a channel (0: no limit).
 	RecipientLimit  int
 	RecipientWindow time.Duration
+	// UnsubscribeKey signs the unsubscribe links of emails (UnsubscribeKey of the service secret).
+	UnsubscribeKey []byte
 }
 
 // Channels returns the service's providers and delivery settings.
 func (s *Service) Channels() Channels {
 	return Channels{Email: s.email, SMS: s.sms, PublicURL: s.cfg.PublicURL,
-		RecipientLimit: s.cfg.NotificationRecipientLimit, RecipientWindow: s.cfg.NotificationRecipientWindow}
+		RecipientLimit: s.cfg.NotificationRecipientLimit, RecipientWindow: s.cfg.NotificationRecipientWindow,
+		UnsubscribeKey: s.unsubscribeKey}
 }
 
 // EmailConfigured reports whether an SMTP server is configured.

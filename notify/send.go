@@ -24,7 +24,12 @@ import (
 // the request's fields fill in what the template lacks. Without it, subject and body (or
 // html_body) are the content, rendered with template_data when that is given.
 type EmailRequest struct {
-	To              []string       `json:"to"`
+	To []string `json:"to"`
+	// SubscriberIDs address subscribers (by id or external id) besides the raw addresses in to:
+	// each gets a delivery to their email, checked against their preferences.
+	SubscriberIDs []string `json:"subscriber_ids,omitempty"`
+	// Category names the kind of notification, which subscribers' preferences refer to.
+	Category        string         `json:"category,omitempty"`
 	Cc              []string       `json:"cc,omitempty"`
 	Bcc             []string       `json:"bcc,omitempty"`
 	ReplyTo         string         `json:"reply_to,omitempty"`
@@ -54,6 +59,8 @@ type EmailRequest struct {
 // available to it as a variable); without, message is the text.
 type SMSRequest struct {
 	To              []string       `json:"to"`
+	SubscriberIDs   []string       `json:"subscriber_ids,omitempty"`
+	Category        string         `json:"category,omitempty"`
 	Message         string         `json:"message,omitempty"`
 	TemplateID      string         `json:"template_id,omitempty"`
 	TemplateVersion int            `json:"template_version,omitempty"`
@@ -76,7 +83,7 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 		return Notification{}, fmt.Errorf("%w: %w", ErrChannelNotConfigured, email.ErrNotConfigured)
 	}
 	var p validation.Problems
-	to := emailList(&p, "to", r.To, true)
+	to := emailList(&p, "to", r.To, len(r.SubscriberIDs) == 0)
 	cc := emailList(&p, "cc", r.Cc, false)
 	bcc := emailList(&p, "bcc", r.Bcc, false)
 	if len(cc)+len(bcc) > MaxRecipients {
@@ -88,6 +95,11 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 		}
 	}
 	s.checkCommon(&p, r.Priority, r.SendAt, r.Metadata)
+	checkCategory(&p, r.Category)
+	targets, err := s.addressed(ctx, &p, store.ChannelEmail, to, r.SubscriberIDs)
+	if err != nil {
+		return Notification{}, err
+	}
 	if r.TemplateID == "" && r.Body == "" && r.HTMLBody == "" {
 		p.Add("body", "body, html_body or template_id is required")
 	}
@@ -125,7 +137,8 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 		return Notification{}, err
 	}
 
-	spec := s.newSpec(store.ChannelEmail, r.IdempotencyKey, r.Cause, to, func(a string) string { return recipientKey(a) })
+	spec := s.newSpec(store.ChannelEmail, r.IdempotencyKey, r.Cause, targets)
+	spec.Category = r.Category
 	spec.Subject, spec.Body, spec.HTMLBody = subject, body, html
 	spec.Cc, spec.Bcc, spec.ReplyTo = cc, bcc, r.ReplyTo
 	spec.TemplateID, spec.TemplateVersion = r.TemplateID, tplVersion
@@ -140,7 +153,7 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 		return Notification{}, fmt.Errorf("%w: %w", ErrChannelNotConfigured, sms.ErrNotConfigured)
 	}
 	var p validation.Problems
-	if len(r.To) == 0 {
+	if len(r.To) == 0 && len(r.SubscriberIDs) == 0 {
 		p.Add("to", "at least one phone number is required")
 	} else if len(r.To) > MaxRecipients {
 		p.Add("to", "at most %d recipients, got %d", MaxRecipients, len(r.To))
@@ -156,6 +169,11 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 		seen[n] = true
 	}
 	s.checkCommon(&p, r.Priority, r.SendAt, r.Metadata)
+	checkCategory(&p, r.Category)
+	targets, err := s.addressed(ctx, &p, store.ChannelSMS, r.To, r.SubscriberIDs)
+	if err != nil {
+		return Notification{}, err
+	}
 	if r.TemplateID == "" && r.Message == "" {
 		p.Add("message", "message or template_id is required")
 	}
@@ -188,7 +206,8 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 	if err := p.Err(); err != nil {
 		return Notification{}, err
 	}
-	spec := s.newSpec(store.ChannelSMS, r.IdempotencyKey, r.Cause, r.To, func(a string) string { return a })
+	spec := s.newSpec(store.ChannelSMS, r.IdempotencyKey, r.Cause, targets)
+	spec.Category = r.Category
 	spec.Body, spec.TemplateID, spec.TemplateVersion = text, r.TemplateID, tplVersion
 	spec.Priority, spec.SendAt, spec.Metadata = orElse(r.Priority, "normal"), utc(r.SendAt), r.Metadata
 	spec.RequestHash = requestHash(r)
@@ -196,7 +215,7 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 }
 
 // newSpec starts a notification spec with new ids, its workflow id and its causation chain.
-func (s *Service) newSpec(channel, key string, cause *store.Event, recipients []string, keyOf func(string) string) Spec {
+func (s *Service) newSpec(channel, key string, cause *store.Event, targets []target) Spec {
 	id := store.NewID()
 	hashed := hashKey(key)
 	spec := Spec{
@@ -209,10 +228,84 @@ func (s *Service) newSpec(channel, key string, cause *store.Event, recipients []
 			spec.CorrelationID = cause.ID
 		}
 	}
-	for _, r := range recipients {
-		spec.Deliveries = append(spec.Deliveries, DeliverySpec{ID: store.NewID(), Recipient: r, RecipientKey: keyOf(r)})
+	for _, t := range targets {
+		spec.Deliveries = append(spec.Deliveries, DeliverySpec{ID: store.NewID(), Recipient: t.recipient,
+			RecipientKey: t.key, SubscriberID: t.subscriberID})
 	}
 	return spec
+}
+
+// target is one recipient of a send: a raw address or a subscriber's.
+type target struct {
+	recipient, key, subscriberID string
+}
+
+// addressed resolves the recipients of a send: the raw addresses (validated already) and each
+// subscriber's address on channel. A subscriber unknown, without an address on the channel, or
+// whose address is listed already is a problem at its path; more than MaxRecipients in all too.
+func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel string, raw, subscriberIDs []string) ([]target, error) {
+	keyOf := func(a string) string { return a }
+	if channel == store.ChannelEmail {
+		keyOf = recipientKey
+	}
+	out := make([]target, 0, len(raw)+len(subscriberIDs))
+	seen := map[string]bool{}
+	for _, r := range raw {
+		k := keyOf(r)
+		seen[k] = true
+		out = append(out, target{recipient: r, key: k})
+	}
+	if len(raw)+len(subscriberIDs) > MaxRecipients {
+		p.Add("subscriber_ids", "to and subscriber_ids together take at most %d recipients, got %d", MaxRecipients, len(raw)+len(subscriberIDs))
+		return out, nil
+	}
+	for i, id := range subscriberIDs {
+		path := validation.Index("subscriber_ids", i)
+		sub, err := s.store.GetSubscriber(ctx, id)
+		if isNotFound(err) {
+			p.Add(path, "no subscriber %q", id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		addr := sub.Email
+		if channel == store.ChannelSMS {
+			addr = sub.Phone
+		}
+		if addr == "" {
+			p.Add(path, "subscriber %q has no %s address", id, channel)
+			continue
+		}
+		k := keyOf(addr)
+		if seen[k] {
+			p.Add(path, "subscriber %q's address %q is listed already", id, addr)
+			continue
+		}
+		seen[k] = true
+		out = append(out, target{recipient: addr, key: k, subscriberID: sub.ID})
+	}
+	return out, nil
+}
+
+// checkCategory validates a notification's category name.
+func checkCategory(p *validation.Problems, category string) {
+	if category != "" && !validName(category) {
+		p.Add("category", "must be 1–64 characters of a-z, 0-9, '.', '_' or '-', got %q", category)
+	}
+}
+
+// validName reports whether s is a short identifier (categories, preference keys).
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkCommon validates priority, send_at and metadata.

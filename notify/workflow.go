@@ -46,6 +46,7 @@ type WorkflowResult struct {
 	Status     string            `json:"status"`
 	Sent       int               `json:"sent"`
 	Failed     int               `json:"failed"`
+	Skipped    int               `json:"skipped,omitempty"`
 	Deliveries []DeliveryOutcome `json:"deliveries"`
 }
 
@@ -53,7 +54,7 @@ type WorkflowResult struct {
 type DeliveryOutcome struct {
 	DeliveryID        string `json:"delivery_id"`
 	Recipient         string `json:"recipient"`
-	Status            string `json:"status"` // sent or failed
+	Status            string `json:"status"` // sent, failed or skipped
 	Attempt           int    `json:"attempt,omitempty"`
 	ProviderMessageID string `json:"provider_message_id,omitempty"`
 	Error             string `json:"error,omitempty"`
@@ -64,6 +65,8 @@ const (
 	EventSent      = "notification.sent"
 	EventDelivered = "notification.delivered"
 	EventFailed    = "notification.failed"
+	// EventSkipped: a delivery not sent on purpose (suppressed address, opted-out subscriber).
+	EventSkipped = "notification.skipped"
 )
 
 // Spec is a notification as the API accepted it: the rendered content and one
@@ -80,6 +83,7 @@ type Spec struct {
 	ReplyTo         string         `json:"reply_to,omitempty"`
 	TemplateID      string         `json:"template_id,omitempty"`
 	TemplateVersion int            `json:"template_version,omitempty"`
+	Category        string         `json:"category,omitempty"`
 	Priority        string         `json:"priority,omitempty"`
 	SendAt          *time.Time     `json:"send_at,omitempty"`
 	Metadata        map[string]any `json:"metadata,omitempty"`
@@ -99,6 +103,8 @@ type DeliverySpec struct {
 	Recipient string `json:"recipient"`
 	// RecipientKey is the normalized recipient the throttle and filters use.
 	RecipientKey string `json:"recipient_key"`
+	// SubscriberID is the subscriber addressed ("" for a raw address).
+	SubscriberID string `json:"subscriber_id,omitempty"`
 }
 
 // Row is the notification as stored, every delivery queued.
@@ -106,7 +112,7 @@ func (s Spec) Row() *store.Notification {
 	n := &store.Notification{
 		ID: s.ID, Channel: s.Channel, Status: store.StatusQueued, Subject: s.Subject, Body: s.Body,
 		HTMLBody: s.HTMLBody, Cc: store.MustJSON(nonNil(s.Cc)), Bcc: store.MustJSON(nonNil(s.Bcc)),
-		ReplyTo: s.ReplyTo, TemplateID: s.TemplateID, TemplateVersion: s.TemplateVersion,
+		ReplyTo: s.ReplyTo, TemplateID: s.TemplateID, TemplateVersion: s.TemplateVersion, Category: s.Category,
 		Priority: s.Priority, SendAt: s.SendAt, Metadata: store.MustJSON(nonNilMap(s.Metadata)),
 		IdempotencyKey: s.IdempotencyKey, RequestHash: s.RequestHash, WorkflowID: s.WorkflowID,
 		CausationID: s.CausationID, CorrelationID: s.CorrelationID, Depth: s.Depth,
@@ -115,7 +121,7 @@ func (s Spec) Row() *store.Notification {
 	for i, d := range s.Deliveries {
 		n.Deliveries = append(n.Deliveries, store.NotificationDelivery{
 			ID: d.ID, NotificationID: s.ID, Position: i, Recipient: d.Recipient, RecipientKey: d.RecipientKey,
-			Status: store.StatusQueued, UpdatedAt: s.CreatedAt,
+			SubscriberID: d.SubscriberID, Status: store.StatusQueued, UpdatedAt: s.CreatedAt,
 		})
 	}
 	return n

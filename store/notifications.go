@@ -30,30 +30,33 @@ const (
 	StatusDelivered       = wire.StatusDelivered
 	StatusFailed          = wire.StatusFailed
 	StatusPartiallyFailed = wire.StatusPartiallyFailed
+	StatusSkipped         = wire.StatusSkipped
 )
 
 // Notification is one send request: the rendered content and, in Deliveries, one row per
 // recipient.
 type Notification struct {
 	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
-	TenantID        string     `gorm:"column:tenant_id" json:"-"`
-	ID              string     `gorm:"primaryKey" json:"id"`
-	Channel         string     `json:"channel"`
-	Status          string     `json:"status"`
-	Subject         string     `json:"subject,omitempty"`
-	Body            string     `json:"body"`
-	HTMLBody        string     `gorm:"column:html_body" json:"html_body,omitempty"`
-	Cc              JSON       `json:"cc,omitempty"`
-	Bcc             JSON       `json:"bcc,omitempty"`
-	ReplyTo         string     `json:"reply_to,omitempty"`
-	TemplateID      string     `json:"template_id,omitempty"`
-	TemplateVersion int        `json:"template_version,omitempty"`
-	Priority        string     `json:"priority"`
-	SendAt          *time.Time `json:"send_at,omitempty"`
-	Metadata        JSON       `json:"metadata,omitempty"`
-	IdempotencyKey  string     `json:"-"`
-	RequestHash     string     `json:"-"`
-	WorkflowID      string     `json:"workflow_id"`
+	TenantID        string `gorm:"column:tenant_id" json:"-"`
+	ID              string `gorm:"primaryKey" json:"id"`
+	Channel         string `json:"channel"`
+	Status          string `json:"status"`
+	Subject         string `json:"subject,omitempty"`
+	Body            string `json:"body"`
+	HTMLBody        string `gorm:"column:html_body" json:"html_body,omitempty"`
+	Cc              JSON   `json:"cc,omitempty"`
+	Bcc             JSON   `json:"bcc,omitempty"`
+	ReplyTo         string `json:"reply_to,omitempty"`
+	TemplateID      string `json:"template_id,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	// Category names the kind of notification preferences apply to ("" for none).
+	Category       string     `json:"category,omitempty"`
+	Priority       string     `json:"priority"`
+	SendAt         *time.Time `json:"send_at,omitempty"`
+	Metadata       JSON       `json:"metadata,omitempty"`
+	IdempotencyKey string     `json:"-"`
+	RequestHash    string     `json:"-"`
+	WorkflowID     string     `json:"workflow_id"`
 	// CausationID, CorrelationID and Depth continue the event chain that asked for this
 	// notification (an automation rule reacting to an event), so its own events carry it on.
 	CausationID   string     `json:"causation_id,omitempty"`
@@ -71,12 +74,14 @@ type Notification struct {
 // NotificationDelivery is the send to one recipient.
 type NotificationDelivery struct {
 	// TenantID owns the row (set and filtered by the store's tenancy callbacks).
-	TenantID          string     `gorm:"column:tenant_id" json:"-"`
-	ID                string     `gorm:"primaryKey" json:"id"`
-	NotificationID    string     `json:"-"`
-	Position          int        `json:"-"`
-	Recipient         string     `json:"recipient"`
-	RecipientKey      string     `json:"-"`
+	TenantID       string `gorm:"column:tenant_id" json:"-"`
+	ID             string `gorm:"primaryKey" json:"id"`
+	NotificationID string `json:"-"`
+	Position       int    `json:"-"`
+	Recipient      string `json:"recipient"`
+	RecipientKey   string `json:"-"`
+	// SubscriberID is the subscriber the delivery was addressed to ("" for a raw address).
+	SubscriberID      string     `json:"subscriber_id,omitempty"`
 	Status            string     `json:"status"`
 	AttemptCount      int        `json:"attempt_count"`
 	Provider          string     `json:"provider,omitempty"`
@@ -124,7 +129,7 @@ type NotificationThrottleSlot struct {
 // IsFinal reports whether a delivery status no longer changes by our own sending (a sent SMS may
 // still become delivered or failed through a provider callback).
 func IsFinal(status string) bool {
-	return status == StatusSent || status == StatusDelivered || status == StatusFailed
+	return status == StatusSent || status == StatusDelivered || status == StatusFailed || status == StatusSkipped
 }
 
 // InsertNotification stores n with its deliveries unless a notification with n's id exists;

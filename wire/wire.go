@@ -50,11 +50,14 @@ const (
 	StatusDelivered       = "delivered"
 	StatusFailed          = "failed"
 	StatusPartiallyFailed = "partially_failed"
+	// StatusSkipped: a delivery not sent on purpose (the address is suppressed, the subscriber
+	// opted out); its error says why. A notification whose every delivery was skipped is skipped.
+	StatusSkipped = "skipped"
 )
 
 // AggregateStatus is a notification's status given its deliveries' statuses.
 func AggregateStatus(statuses []string) string {
-	var queued, pending, sent, delivered, failed int
+	var queued, pending, sent, delivered, failed, skipped int
 	for _, st := range statuses {
 		switch st {
 		case StatusQueued:
@@ -67,6 +70,8 @@ func AggregateStatus(statuses []string) string {
 			delivered++
 		case StatusFailed:
 			failed++
+		case StatusSkipped:
+			skipped++
 		}
 	}
 	switch {
@@ -78,7 +83,9 @@ func AggregateStatus(statuses []string) string {
 		return StatusFailed
 	case failed > 0:
 		return StatusPartiallyFailed
-	case delivered == len(statuses):
+	case skipped == len(statuses):
+		return StatusSkipped
+	case delivered > 0 && delivered+skipped == len(statuses):
 		return StatusDelivered
 	}
 	return StatusSent

@@ -66,9 +66,12 @@ func SendNotification(ctx workflow.Context, in notify.WorkflowInput) (notify.Wor
 	statuses := make([]string, len(outcomes))
 	for i, o := range outcomes {
 		statuses[i] = o.Status
-		if o.Status == wire.StatusSent {
+		switch o.Status {
+		case wire.StatusSent:
 			res.Sent++
-		} else {
+		case wire.StatusSkipped:
+			res.Skipped++
+		default:
 			res.Failed++
 		}
 	}
@@ -120,6 +123,17 @@ func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.Deliv
 		if err = workflow.Sleep(ctx, res.ThrottledFor); err != nil {
 			break
 		}
+	}
+	if err == nil && res.Skipped {
+		// Suppressed or opted out at send time: recorded skipped by the activity, with the reason.
+		// Histories before this version never return Skipped, so they replay unchanged.
+		if workflow.GetVersion(ctx, "notification-skip", workflow.DefaultVersion, 1) == 1 {
+			publish(ctx, lctx, in.Spec, d, notify.EventSkipped, notify.EventData{
+				Status: wire.StatusSkipped, Error: res.SkipReason, ErrorCode: res.SkipCode,
+			})
+		}
+		out.Status, out.Error = wire.StatusSkipped, res.SkipReason
+		return out
 	}
 	if err == nil {
 		if !res.Recorded {

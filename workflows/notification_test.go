@@ -216,3 +216,45 @@ func TestSendNotificationCancelledBeforeSendAt(t *testing.T) {
 		t.Errorf("events %+v, sends %v", rec.events, rec.calls)
 	}
 }
+
+// A delivery the activity skipped (suppressed, opted out) is neither sent nor failed: the
+// workflow reports it skipped with the reason and emits notification.skipped, once.
+func TestSendNotificationReportsSkippedDeliveries(t *testing.T) {
+	env, rec := newEnv(t)
+	var a *activities.Notifications
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.SlotsResult{Slots: []time.Time{{}, {}}}, nil)
+	env.OnActivity(a.DeliverEmail, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
+		rec.attempt(in.DeliveryID, env.Now())
+		if in.DeliveryID == "d1" {
+			return activities.DeliverResult{Skipped: true, SkipCode: store.SkipSuppressed, SkipReason: "suppressed: hard_bounce (smtp)", Recorded: true}, nil
+		}
+		return activities.DeliverResult{Attempt: 1, Provider: "smtp", ProviderMessageID: "m", Recorded: true}, nil
+	})
+	env.ExecuteWorkflow(workflows.SendNotification, notificationInput("email", nil, "gone@example.com", "ok@example.com"))
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: %v", env.GetWorkflowError())
+	}
+	var res notify.WorkflowResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "sent" || res.Sent != 1 || res.Skipped != 1 || res.Failed != 0 ||
+		res.Deliveries[0].Status != "skipped" || res.Deliveries[0].Error != "suppressed: hard_bounce (smtp)" {
+		t.Errorf("result %+v", res)
+	}
+	if len(rec.calls["d1"]) != 1 {
+		t.Errorf("a skipped delivery is not retried: %v", rec.calls["d1"])
+	}
+	var skipped int
+	for _, e := range rec.events {
+		if e.Type == notify.EventSkipped {
+			skipped++
+			if e.ID != notify.EventID(notify.EventSkipped, "d1") {
+				t.Errorf("skipped event %+v", e)
+			}
+		}
+	}
+	if skipped != 1 || len(rec.events) != 2 {
+		t.Errorf("events %+v", rec.events)
+	}
+}
