@@ -148,6 +148,9 @@ func TestTracing(t *testing.T) {
 	createEndpoint(t, c, map[string]any{"name": "orders", "url": hooks.URL(), "events": []string{"order.accepted"}})
 	createEndpoint(t, c, map[string]any{"name": "no trace context", "url": quiet.URL(), "events": []string{"order.accepted"},
 		"send_traceparent": false})
+	// An endpoint that is gone: it is disabled (the dashboards' and alerts' disabled counter).
+	gone := newReceiver(t, func(int, *http.Request, http.Header) (int, string) { return http.StatusGone, "" })
+	createEndpoint(t, c, map[string]any{"name": "gone", "url": gone.URL(), "events": []string{"order.accepted"}})
 	createRule(t, c, map[string]any{
 		"name": "accept orders", "trigger": map[string]any{"type": "event", "event_type": "order.placed"},
 		"actions": []any{
@@ -243,6 +246,14 @@ func TestTracing(t *testing.T) {
 		if lines == 0 {
 			t.Errorf("no log line of the request")
 		}
+	})
+	t.Run("dashboards and alerts read metrics the service exposes", func(t *testing.T) {
+		eventually(t, 30*time.Second, "the gone endpoint's request", func() bool { return gone.count() >= 1 })
+		eventually(t, 30*time.Second, "the gone endpoint disabled", func() bool {
+			r := c.get("/metrics")
+			return strings.Contains(string(r.Body), "webhook_endpoints_disabled_total{")
+		})
+		checkDashboardMetrics(t, s.URL+"/metrics")
 	})
 	t.Run("an error body names the trace", func(t *testing.T) {
 		r := c.get("/api/v1/automation/rules/nope", "traceparent", "00-"+traceID+"-"+callerSpan+"-01")
