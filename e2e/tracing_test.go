@@ -26,11 +26,14 @@ type otlpReceiver struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
 	spans []*tracepb.Span
+	// countOnly keeps no span, only their number (benchmarks).
+	countOnly bool
+	count     int
 	// services are the service.name of the resources that sent spans.
 	services map[string]bool
 }
 
-func newOTLPReceiver(t *testing.T) *otlpReceiver {
+func newOTLPReceiver(t testing.TB) *otlpReceiver {
 	r := &otlpReceiver{services: map[string]bool{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" {
@@ -64,7 +67,10 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 				}
 			}
 			for _, ss := range rs.ScopeSpans {
-				r.spans = append(r.spans, ss.Spans...)
+				r.count += len(ss.Spans)
+				if !r.countOnly {
+					r.spans = append(r.spans, ss.Spans...)
+				}
 			}
 		}
 		r.mu.Unlock()
