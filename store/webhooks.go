@@ -304,9 +304,9 @@ func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, del
 			return err
 		}
 		m.TenantID = tid
-		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid)
+		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id, trace_parent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid, m.TraceParent)
 		if res.Error != nil {
 			return classify(res.Error)
 		}
