@@ -27,6 +27,8 @@ type Notifications struct {
 	notify.Channels
 	// Now is the clock (tests replace it); nil means time.Now.
 	Now func() time.Time
+	// Metrics count the sends (nil: none).
+	Metrics *NotificationMetrics
 }
 
 // Error types of failed deliveries, for the workflow and for Temporal's UI.
@@ -130,8 +132,11 @@ type DeliverResult struct {
 // every attempt of a delivery so that receivers can drop a duplicate. 5xx replies fail at once
 // (non-retryable); 4xx replies and connection failures return a retryable error and Temporal's
 // retry policy tries again with exponential backoff.
-func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (res DeliverResult, err error) {
+	var created time.Time
+	defer func() { a.Metrics.observe(ctx, "email", created, res, err) }()
 	d, done, err := a.load(ctx, in.DeliveryID)
+	created = d.Notification.CreatedAt
 	if err != nil || done != nil {
 		return deref(done), err
 	}
@@ -178,7 +183,7 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 		}
 		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
 	}
-	res := DeliverResult{Attempt: attempt, Provider: "smtp", ProviderMessageID: messageID}
+	res = DeliverResult{Attempt: attempt, Provider: "smtp", ProviderMessageID: messageID}
 	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt,
 		store.AttemptOutcome{Sent: true, ProviderMessageID: messageID}, a.now()) == nil
 	return res, nil
@@ -187,8 +192,11 @@ func (a *Notifications) DeliverEmail(ctx context.Context, in DeliverInput) (Deli
 // DeliverSMS sends one delivery of an SMS notification through the provider, asking it to
 // report delivery to the status callback route. Permanent provider errors (an invalid number,
 // an unsubscribed recipient) fail at once; others are retried.
-func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (res DeliverResult, err error) {
+	var created time.Time
+	defer func() { a.Metrics.observe(ctx, "sms", created, res, err) }()
 	d, done, err := a.load(ctx, in.DeliveryID)
+	created = d.Notification.CreatedAt
 	if err != nil || done != nil {
 		return deref(done), err
 	}
@@ -218,7 +226,7 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (Delive
 		}
 		return DeliverResult{}, a.failAttempt(ctx, d.Delivery.ID, attempt, sendErr, code, permanent)
 	}
-	res := DeliverResult{Attempt: attempt, Provider: provider, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}
+	res = DeliverResult{Attempt: attempt, Provider: provider, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}
 	res.Recorded = a.Store.FinishAttempt(ctx, d.Delivery.ID, attempt, store.AttemptOutcome{
 		Sent: true, ProviderMessageID: sent.MessageID, ProviderStatus: sent.Status}, a.now()) == nil
 	return res, nil

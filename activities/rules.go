@@ -7,7 +7,12 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
@@ -79,6 +84,8 @@ type ExecutionRun struct {
 	ExecutionID string      `json:"execution_id"`
 	RuleID      string      `json:"rule_id"`
 	Actions     []ActionRef `json:"actions"`
+	// TraceParent is the trace context of the event's evaluation: the actions continue it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // ActionRef names action Index of an execution.
@@ -114,6 +121,14 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 	if err != nil {
 		return out, err
 	}
+	// Each event's work continues the trace of the request that posted it (linking this
+	// evaluator's own span); its actions continue the evaluation's.
+	traceOf := make(map[string]string, len(in.Events))
+	for _, e := range in.Events {
+		if e.TraceParent != "" {
+			traceOf[e.ID] = e.TraceParent
+		}
+	}
 	var undecided []store.Event
 	for _, id := range ids {
 		if _, ok := stored[id]; !ok {
@@ -134,7 +149,7 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 	for i, e := range undecided {
 		if i > 0 && !soft.IsZero() && time.Now().After(soft) {
 			for _, left := range undecided[i:] {
-				out.Deferred = append(out.Deferred, rules.EventRef{ID: left.ID, Type: left.Type})
+				out.Deferred = append(out.Deferred, rules.EventRef{ID: left.ID, Type: left.Type, TraceParent: traceOf[left.ID]})
 				delete(stored, left.ID)
 			}
 			undecided = undecided[:i]
@@ -142,9 +157,25 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 				"decided", i, "deferred", len(out.Deferred))
 			break
 		}
-		ev, err := a.evaluate(ctx, e, active, hard)
+		ectx, span := tracing.StartFor(ctx, traceOf[e.ID], "rules.evaluate", trace.WithAttributes(
+			attribute.String("event.id", e.ID), attribute.String("event.type", e.Type)))
+		ev, err := a.evaluate(ectx, e, active, hard)
 		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
 			return out, err
+		}
+		matched := 0
+		for _, re := range ev {
+			if re.ev.Matched {
+				matched++
+			}
+		}
+		span.SetAttributes(attribute.Int("rules.evaluated", len(ev)), attribute.Int("rules.matched", matched))
+		span.End()
+		if tp := tracing.TraceParent(ectx); tp != "" {
+			traceOf[e.ID] = tp
 		}
 		evaluated[e.ID] = ev
 	}
@@ -178,6 +209,9 @@ func (a *Rules) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateResult,
 			}
 		}
 		if len(run.Executions) > 0 {
+			for i := range run.Executions {
+				run.Executions[i].TraceParent = traceOf[id]
+			}
 			out.Runs = append(out.Runs, run)
 		}
 	}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/pyairtable/automation-domain/events"
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/ports"
 	"github.com/pyairtable/automation-domain/rules"
 	"github.com/pyairtable/automation-domain/store"
@@ -19,6 +23,8 @@ import (
 type ActionInput struct {
 	ExecutionID string `json:"execution_id"`
 	Index       int    `json:"index"`
+	// TraceParent is the trace the action continues (its event's evaluation; "" untraced).
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // ActionResult is the final status of an action.
@@ -30,7 +36,18 @@ type ActionResult struct {
 // action that succeeded before is not run again, and the modules it calls receive the idempotency
 // key of (event, rule, action index). Failures that retrying cannot fix (a template error, an
 // unknown definition, an action type whose module is not wired) are non-retryable.
-func (a *Rules) RunAction(ctx context.Context, in ActionInput) (ActionResult, error) {
+func (a *Rules) RunAction(ctx context.Context, in ActionInput) (res ActionResult, err error) {
+	ctx, span := tracing.StartFor(ctx, in.TraceParent, "rules.action", trace.WithAttributes(
+		attribute.String("rule.execution_id", in.ExecutionID), attribute.Int("rule.action_index", in.Index)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			span.SetAttributes(attribute.String("rule.action_status", res.Status))
+		}
+		span.End()
+	}()
 	o, err := a.Store.GetOutcome(ctx, in.ExecutionID, in.Index)
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("action %d of %s: %w", in.Index, in.ExecutionID, err)

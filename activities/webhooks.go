@@ -83,9 +83,12 @@ type WebhookBatchResult struct {
 type sendJob struct {
 	d    store.WebhookDelivery
 	body []byte
-	res  webhooks.Response
-	at   time.Time
-	sent bool
+	// traceParent is the message's trace context; created when the message was.
+	traceParent string
+	created     time.Time
+	res         webhooks.Response
+	at          time.Time
+	sent        bool
 	// attemptID is the attempt's row, written as started before the request goes out.
 	attemptID string
 	// aborted: the worker stopped and the request was given up before its response came.
@@ -181,7 +184,8 @@ func (a *Webhooks) deliverBatch(ctx context.Context, e store.WebhookEndpoint, o 
 	}
 	req := func(j *sendJob) webhooks.Request {
 		return webhooks.Request{URL: e.URL, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
-			Headers: headers, Timeout: webhooks.EffectiveTimeout(e, a.Settings)}
+			Headers: headers, Timeout: webhooks.EffectiveTimeout(e, a.Settings),
+			TraceParent: j.traceParent, OmitTraceparent: e.OmitTraceparent, EndpointID: e.ID}
 	}
 	if o.halt == nil {
 		o.halt = func() bool { return false }
@@ -253,7 +257,7 @@ func dueJobs(queued []store.QueuedWebhookDelivery, ordered bool, limit int, at t
 			}
 			bodies[q.MessageID] = body
 		}
-		jobs = append(jobs, &sendJob{d: q.WebhookDelivery, body: body})
+		jobs = append(jobs, &sendJob{d: q.WebhookDelivery, body: body, traceParent: q.MessageTraceParent, created: q.MessageCreatedAt})
 	}
 	return jobs, nil
 }
@@ -627,6 +631,7 @@ func (a *Webhooks) record(ctx context.Context, e store.WebhookEndpoint, jobs []*
 		return fmt.Errorf("webhook batch %s: record: %w", e.ID, err)
 	}
 	a.observe(results, applied)
+	a.observeEndToEnd(jobs, results, applied)
 	if gone {
 		out.Disable, out.DisableKind = "the endpoint answered 410 Gone", "gone"
 	}

@@ -13,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/pyairtable/automation-domain/definition"
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/netguard"
 )
 
@@ -85,6 +89,16 @@ func (a *WorkflowEngine) httpClient() *http.Client {
 		// One client (one connection pool) for every step; each request is bounded by the
 		// activity's deadline through its context.
 		a.client = a.Egress.Client(0)
+		if tracing.Enabled() {
+			// Each request is a client span of the step's activity and carries its traceparent.
+			c := *a.client
+			base := c.Transport
+			if base == nil {
+				base = http.DefaultTransport
+			}
+			c.Transport = otelhttp.NewTransport(base, otelhttp.WithPropagators(propagation.TraceContext{}))
+			a.client = &c
+		}
 	})
 	return a.client
 }

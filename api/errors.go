@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/sandbox"
 	"github.com/pyairtable/automation-domain/store"
@@ -50,6 +51,8 @@ type errorPayload struct {
 	Message   string `json:"message"`
 	Details   any    `json:"details,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// TraceID is the request's OpenTelemetry trace (while tracing is on).
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Constructors for the errors handlers return.
@@ -111,8 +114,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
+	traceID, _ := tracing.IDs(ctx)
 	body := errorBody{Error: errorPayload{
-		Code: e.Code, Message: e.Message, Details: e.Details, RequestID: logging.RequestID(ctx),
+		Code: e.Code, Message: e.Message, Details: e.Details, RequestID: logging.RequestID(ctx), TraceID: traceID,
 	}}
 	var werr error
 	if c.Request().Method == http.MethodHead {

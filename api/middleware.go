@@ -17,9 +17,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/internal/tenant"
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/logging"
 	"github.com/pyairtable/automation-domain/ratelimit"
 	"github.com/pyairtable/automation-domain/store"
@@ -85,7 +87,14 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		route := routeOf(c)
 		labels := []string{route, c.Request().Method, strconv.Itoa(status)}
 		s.metrics.requests.WithLabelValues(labels...).Inc()
-		s.metrics.duration.WithLabelValues(labels...).Observe(elapsed.Seconds())
+		observed := s.metrics.duration.WithLabelValues(labels...)
+		traceID, _ := tracing.IDs(c.Request().Context())
+		if eo, ok := observed.(prometheus.ExemplarObserver); ok && traceID != "" {
+			// The bucket links to a trace of a request it counts (OpenMetrics exemplar).
+			eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": traceID})
+		} else {
+			observed.Observe(elapsed.Seconds())
+		}
 		level := slog.LevelInfo
 		if route == "/health" || route == "/live" || route == "/ready" || route == "/metrics" {
 			level = slog.LevelDebug // probes would drown the log

@@ -18,6 +18,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/diagnostics"
@@ -59,6 +61,11 @@ type Options struct {
 	Diagnostics *diagnostics.Service
 	// Tenants is the tenancy domain: tenants, tenant API keys, the audit log.
 	Tenants *tenants.Service
+	// Tracer, when set (tracing is on), makes every request a span (honouring an incoming W3C
+	// traceparent) and names its trace in error bodies and log lines.
+	Tracer trace.TracerProvider
+	// Propagator reads the incoming trace context (W3C trace context and baggage when nil).
+	Propagator propagation.TextMapPropagator
 }
 
 // Server is the HTTP API.
@@ -129,6 +136,9 @@ func New(o Options) (*Server, error) {
 	// The client address is the TCP peer: X-Forwarded-For is trivially forged, and rate limits
 	// keyed on it would be too.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.Tracer != nil {
+		e.Use(s.traceRequests(o.Tracer, o.Propagator))
+	}
 	e.Use(s.requestID, s.observe, s.recoverPanics, s.limitBody)
 	s.echo = e
 	s.routes()

@@ -15,14 +15,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/pyairtable/automation-domain/activities"
 	"github.com/pyairtable/automation-domain/api"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/definition"
@@ -90,6 +94,11 @@ type Deps struct {
 	Modes map[string]string
 
 	meterProvider *sdkmetric.MeterProvider
+	// tracerProvider exports spans when OTEL_* asks for traces (nil: tracing is off).
+	tracerProvider   *sdktrace.TracerProvider
+	uninstallTracing func()
+	// notificationMetrics count the notification sends (the worker's delivery activities).
+	notificationMetrics *activities.NotificationMetrics
 }
 
 // Service names the process in its telemetry (service.name and service.version).
@@ -116,6 +125,15 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 		return nil, err
 	}
 	d.Store = st
+	if d.tracerProvider, err = newTracerProvider(ctx, svc.Name, svc.Version); err != nil {
+		return nil, err
+	}
+	if d.tracerProvider != nil {
+		d.uninstallTracing = installTracing(d.tracerProvider)
+		if err := st.Trace(d.tracerProvider); err != nil {
+			return nil, fmt.Errorf("database tracing: %w", err)
+		}
+	}
 	if _, err := st.Migrate(ctx, log); err != nil {
 		return nil, err
 	}
@@ -145,6 +163,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 		opt.MaxRetries, opt.DialerRetries = -1, 1
 		d.Redis = redis.NewClient(opt)
+		if d.tracerProvider != nil {
+			if err := redisotel.InstrumentTracing(d.Redis, redisotel.WithTracerProvider(d.tracerProvider)); err != nil {
+				return nil, fmt.Errorf("redis tracing: %w", err)
+			}
+		}
 		d.RedisBreaker, err = ratelimit.NewBreaker(ratelimit.NewRedis(d.Redis), ratelimit.NewLocal(),
 			ratelimit.BreakerOptions{Registry: d.Registry})
 		if err != nil {
@@ -167,6 +190,18 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, err
 	}
+	interceptors := []interceptor.ClientInterceptor{&tenantIDs{}, &rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}}
+	if d.tracerProvider != nil {
+		// Workflows and activities are spans of the request that started them; it also
+		// intercepts the workers built on this client.
+		traced, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{
+			Tracer: d.tracerProvider.Tracer("temporal-sdk-go"), TextMapPropagator: propagator,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("temporal tracing: %w", err)
+		}
+		interceptors = append([]interceptor.ClientInterceptor{traced}, interceptors...)
+	}
 	d.Temporal, err = client.NewLazyClient(client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
@@ -177,7 +212,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 			OnError:              func(err error) { log.Warn("temporal metrics", "error", err) },
 		}),
 		Identity:     identity(),
-		Interceptors: []interceptor.ClientInterceptor{&tenantIDs{}, &rpcDeadline{timeout: cfg.TemporalRPCTimeout, circuit: circuit}},
+		Interceptors: interceptors,
 		// Workflows and their activities act for the tenant of the request that started them.
 		ContextPropagators: []workflow.ContextPropagator{tenantPropagator{}},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalDialOptions(),
@@ -216,6 +251,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	})
 	if err != nil {
 		return nil, err
+	}
+	if d.notificationMetrics, err = activities.NewNotificationMetrics(d.Registry); err != nil {
+		return nil, err
+	}
+	// How far behind each webhook endpoint's sender is, read at each scrape.
+	if err := d.Registry.Register(webhooks.NewBacklogCollector(st)); err != nil {
+		return nil, fmt.Errorf("webhook backlog metrics: %w", err)
 	}
 	d.Diagnostics = diagnostics.New(d.Temporal, workflows.TaskQueue)
 	d.Tenants = tenants.New(st)
@@ -265,7 +307,16 @@ func (d *Deps) APIOptions(version string) api.Options {
 		Checks: d.Checks(), Modes: d.Modes,
 		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events,
 		Diagnostics: d.Diagnostics, Tenants: d.Tenants,
+		Tracer: d.tracerOrNil(), Propagator: propagator,
 	}
+}
+
+// tracerOrNil is the tracer provider while tracing is on, nil (an untyped one) otherwise.
+func (d *Deps) tracerOrNil() trace.TracerProvider {
+	if d.tracerProvider == nil {
+		return nil
+	}
+	return d.tracerProvider
 }
 
 // Checks are the dependencies the API's /health/detailed reports and /ready requires: the API
@@ -335,6 +386,13 @@ func (d *Deps) Close() {
 	}
 	if d.Store != nil {
 		_ = d.Store.Close()
+	}
+	if d.tracerProvider != nil {
+		// The spans still batched are sent (bounded: a collector that is down costs 5 s).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.tracerProvider.Shutdown(ctx)
+		cancel()
+		d.uninstallTracing()
 	}
 }
 

@@ -124,3 +124,40 @@ func TestCompose(t *testing.T) {
 		}
 	})
 }
+
+func TestComposeObservability(t *testing.T) {
+	p := loadCompose(t, nil)
+	for _, name := range []string{"jaeger", "prometheus", "grafana"} {
+		if _, ok := p.Services[name]; !ok {
+			t.Fatalf("no %s service", name)
+		}
+	}
+	mounts := func(service string) map[string]string {
+		m := map[string]string{}
+		for _, v := range p.Services[service].Volumes {
+			m[v.Target] = v.Source
+		}
+		return m
+	}
+	if src := mounts("prometheus")["/etc/prometheus/alerts.yml"]; !strings.HasSuffix(src, "deploy/prometheus/alerts.yml") {
+		t.Errorf("prometheus does not load deploy/prometheus/alerts.yml: %q", src)
+	}
+	g := mounts("grafana")
+	if !strings.HasSuffix(g["/var/lib/grafana/dashboards"], "deploy/grafana/dashboards") ||
+		!strings.HasSuffix(g["/etc/grafana/provisioning"], "deploy/grafana/provisioning") {
+		t.Errorf("grafana is not provisioned with deploy/grafana: %v", g)
+	}
+	prov, err := os.ReadFile("grafana/provisioning/dashboards/automation.yml")
+	if err != nil || !strings.Contains(string(prov), "/var/lib/grafana/dashboards") {
+		t.Errorf("the dashboard provider does not read the mounted dashboards: %v %s", err, prov)
+	}
+	for _, name := range []string{"api", "worker"} {
+		env := p.Services[name].Environment
+		if v := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; v == nil || !strings.Contains(*v, "jaeger:4318") {
+			t.Errorf("%s does not send traces to jaeger: %v", name, v)
+		}
+	}
+	if v := p.Services["jaeger"].Environment["COLLECTOR_OTLP_ENABLED"]; v == nil || *v != "true" {
+		t.Errorf("jaeger does not accept OTLP")
+	}
+}

@@ -35,6 +35,36 @@ func BenchmarkWebhookFanOut(b *testing.B) {
 	}
 }
 
+// BenchmarkWebhookFanOutTracing is the 10-healthy fan-out with tracing off (no OTEL_*
+// variable) and on, sampling every trace, exporting over OTLP/HTTP to a receiver in this
+// process (which decodes and counts the spans).
+func BenchmarkWebhookFanOutTracing(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on-100pct-sampled"
+		}
+		b.Run(name, func(b *testing.B) {
+			var otlp *otlpReceiver
+			if on {
+				otlp = newOTLPReceiver(b)
+				otlp.countOnly = true
+				b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.srv.URL)
+				b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+				b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+			}
+			for range b.N {
+				benchFanOut(b, none)
+			}
+			if otlp != nil {
+				otlp.mu.Lock()
+				b.ReportMetric(float64(otlp.count), "spans-exported")
+				otlp.mu.Unlock()
+			}
+		})
+	}
+}
+
 // badReceiver says how the first receiver misbehaves.
 type badReceiver int
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ctxKey struct{}
@@ -23,7 +25,8 @@ func RequestID(ctx context.Context) string {
 }
 
 // New returns a logger writing JSON (production) or text (development) at level to w. Records
-// logged with a context that carries a request id get a request_id attribute.
+// logged with a context that carries a request id get a request_id attribute; within a span,
+// trace_id and span_id (see WithTrace).
 func New(w io.Writer, json bool, level string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: ParseLevel(level)}
 	var h slog.Handler
@@ -58,12 +61,20 @@ func ParseLevel(level string) slog.Level {
 	return slog.LevelInfo
 }
 
-// contextHandler adds the context's request id to each record.
+// contextHandler adds the context's request id to each record, and the trace_id and span_id
+// of the span the context is in (OpenTelemetry), so that a log line is found from its trace and
+// the other way round.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if ctx == nil {
+		return h.Handler.Handle(ctx, r)
+	}
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }
@@ -74,4 +85,13 @@ func (h contextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// WithTrace wraps h so that records logged with a context in a span carry trace_id and span_id
+// (and request_id when the context has one), for loggers not built by New.
+func WithTrace(h slog.Handler) slog.Handler {
+	if _, ok := h.(contextHandler); ok {
+		return h
+	}
+	return contextHandler{h}
 }

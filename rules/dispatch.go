@@ -3,7 +3,6 @@ package rules
 import (
 	"context"
 	"fmt"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pyairtable/automation-domain/internal/groupcommit"
+	"github.com/pyairtable/automation-domain/internal/tenant"
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/store"
 )
 
@@ -37,6 +38,10 @@ const DefaultPartitions = 8
 type EventRef struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
+	// TraceParent is the W3C trace context of the span that handed the event off (the request
+	// that posted it): the evaluator's work on the event continues that trace and links its own
+	// long-running one ("" while tracing is off).
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // EventBatch is the payload of the event signal: events handed off together.
@@ -129,7 +134,8 @@ func (d *Dispatcher) Deliver(ctx context.Context, e store.Event) error {
 	if owner == "" {
 		owner = tenant.ID(ctx)
 	}
-	return d.signaller.Submit(ctx, evaluatorKey{Tenant: owner, Partition: Partition(e.Type, n)}, EventRef{ID: e.ID, Type: e.Type})
+	return d.signaller.Submit(ctx, evaluatorKey{Tenant: owner, Partition: Partition(e.Type, n)}, EventRef{ID: e.ID, Type: e.Type,
+		TraceParent: tracing.TraceParent(ctx)})
 }
 
 // signal hands partition p's batch of events to its evaluator, starting it if need be.

@@ -61,6 +61,8 @@ type WebhookEndpoint struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	DeletedAt        *time.Time
+	// OmitTraceparent stops the W3C traceparent header from being sent to the endpoint.
+	OmitTraceparent bool `gorm:"column:omit_traceparent"`
 }
 
 // TableName implements gorm's tabler.
@@ -78,6 +80,9 @@ type WebhookMessage struct {
 	// Source says where it came from: "api", "event" or a caller's name.
 	Source    string
 	CreatedAt time.Time
+	// TraceParent is the W3C trace context of the request that created the message ("" when
+	// untraced): its sends continue that trace.
+	TraceParent string `gorm:"column:trace_parent"`
 }
 
 // TableName implements gorm's tabler.
@@ -300,9 +305,9 @@ func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, del
 			return err
 		}
 		m.TenantID = tid
-		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid)
+		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id, trace_parent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid, m.TraceParent)
 		if res.Error != nil {
 			return classify(res.Error)
 		}
@@ -447,6 +452,8 @@ type QueuedWebhookDelivery struct {
 	WebhookDelivery
 	Payload          JSON
 	MessageCreatedAt time.Time
+	// MessageTraceParent is the message's TraceParent.
+	MessageTraceParent string `gorm:"column:message_trace_parent"`
 }
 
 // QueuedWebhookDeliveries returns up to limit pending deliveries of an endpoint in the order
@@ -460,7 +467,7 @@ func (s *Store) QueuedWebhookDeliveries(ctx context.Context, endpointID string, 
 		order = "d.id"
 	}
 	err := s.db.WithContext(ctx).Table("webhook_deliveries AS d").
-		Select("d.*, m.payload AS payload, m.created_at AS message_created_at").
+		Select("d.*, m.payload AS payload, m.created_at AS message_created_at, m.trace_parent AS message_trace_parent").
 		Joins("JOIN webhook_messages AS m ON m.tenant_id = d.tenant_id AND m.id = d.message_id").
 		Where("d.endpoint_id = ? AND d.status = ?", endpointID, DeliveryPending).
 		Order(order).Limit(limit).Find(&rows).Error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
 )
@@ -168,6 +169,9 @@ func (s *Service) wake(ctx context.Context, endpointIDs []string) {
 // endpoints to wake. When m's id or idempotency key is taken, the stored message is returned
 // (Duplicate set) with its endpoints that still have it pending.
 func (s *Service) storeMessage(ctx context.Context, m store.WebhookMessage, endpointIDs []string) (Message, []string, error) {
+	if m.TraceParent == "" {
+		m.TraceParent = tracing.TraceParent(ctx) // its sends continue the caller's trace
+	}
 	now := s.now()
 	deliveries := make([]store.WebhookDelivery, len(endpointIDs))
 	states := make([]DeliveryState, len(endpointIDs))

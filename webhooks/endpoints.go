@@ -43,8 +43,10 @@ type Endpoint struct {
 	// decides); PausedUntil while a receiver's Retry-After does.
 	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
 	PausedUntil      *time.Time `json:"paused_until,omitempty"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
+	// SendTraceparent: requests carry the W3C traceparent of the trace that caused them.
+	SendTraceparent bool      `json:"send_traceparent"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
@@ -63,6 +65,8 @@ type EndpointInput struct {
 	RetrySchedule        []string          `json:"retry_schedule"`
 	TimeoutSeconds       int               `json:"timeout_seconds"`
 	DisableAfterFailures int               `json:"disable_after_failures"`
+	// SendTraceparent (default true) sends the W3C traceparent header with each request.
+	SendTraceparent *bool `json:"send_traceparent"`
 }
 
 // RedactedHeaderValue stands for a custom header's value in what the API shows. In a PATCH it
@@ -84,6 +88,7 @@ type EndpointPatch struct {
 	RetrySchedule        *[]string          `json:"retry_schedule"`
 	TimeoutSeconds       *int               `json:"timeout_seconds"`
 	DisableAfterFailures *int               `json:"disable_after_failures"`
+	SendTraceparent      *bool              `json:"send_traceparent"`
 }
 
 // Limits of endpoint settings.
@@ -143,6 +148,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 		RateLimitPerSecond: in.RateLimitPerSecond, Ordered: in.Ordered, MaxAttempts: in.MaxAttempts,
 		RetryScheduleMS: scheduleJSON(schedule), TimeoutMS: in.TimeoutSeconds * 1000,
 		DisableAfterFailures: in.DisableAfterFailures, CreatedAt: now, UpdatedAt: now,
+		OmitTraceparent: in.SendTraceparent != nil && !*in.SendTraceparent,
 	}
 	sealed, err := s.secrets.Seal(secret, e.ID)
 	if err != nil {
@@ -240,6 +246,9 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 	checkSettings(&p, rate, attempts, timeout, failures)
 	if in.Ordered != nil {
 		cols["ordered"] = *in.Ordered
+	}
+	if in.SendTraceparent != nil {
+		cols["omit_traceparent"] = !*in.SendTraceparent
 	}
 	if err := p.Err(); err != nil {
 		return Endpoint{}, err
@@ -396,7 +405,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		Ordered: e.Ordered, DisableAfterFailures: e.DisableAfterFailures, FailingSince: e.FailingSince,
 		ConsecutiveFailures: e.ConsecutiveFailures, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
-		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second),
+		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second), SendTraceparent: !e.OmitTraceparent,
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
 	var sealed map[string]string

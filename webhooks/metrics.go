@@ -20,6 +20,9 @@ type Metrics struct {
 	Disabled *prometheus.CounterVec
 	// CircuitOpened counts circuit breaker trips, by endpoint.
 	CircuitOpened *prometheus.CounterVec
+	// EndToEndSeconds is the time from a message's creation to its delivery's end (succeeded or
+	// failed for good), by endpoint and outcome, with the message's trace as exemplar.
+	EndToEndSeconds *prometheus.HistogramVec
 }
 
 // NewMetrics registers the collectors on reg.
@@ -45,8 +48,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		CircuitOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_circuit_opened_total", Help: "Times an endpoint's circuit breaker opened, by endpoint.",
 		}, []string{"endpoint_id"}),
+		EndToEndSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "webhook_end_to_end_seconds",
+			Help:    "Time from a webhook message's creation (an event's acceptance) to its delivery's end, by endpoint and outcome.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400},
+			// Native histograms too, for scrapers that ask for them.
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"endpoint_id", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened} {
+	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened, m.EndToEndSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("webhooks: register metrics: %w", err)
 		}

@@ -11,6 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pyairtable/automation-domain/internal/tracing"
 	"github.com/pyairtable/automation-domain/netguard"
 )
 
@@ -41,6 +48,12 @@ type Request struct {
 	Keys    [][]byte
 	Headers map[string]string
 	Timeout time.Duration
+	// TraceParent is the trace the request continues (its message's; "" untraced), and
+	// OmitTraceparent keeps the traceparent header off the request (the endpoint's setting).
+	TraceParent     string
+	OmitTraceparent bool
+	// EndpointID names the endpoint in the request's span.
+	EndpointID string
 }
 
 // Response is what an attempt observed.
@@ -62,16 +75,47 @@ type Response struct {
 type Sender struct {
 	client *http.Client
 	now    func() time.Time
+	// quiet, while tracing is on, is client without the traceparent header (same connection
+	// pool): for endpoints that do not want it.
+	quiet *http.Client
 }
 
-// NewSender builds a sender on the egress policy.
+// NewSender builds a sender on the egress policy. While tracing is on (internal/tracing), each
+// request is a span continuing its message's trace, sending its traceparent.
 func NewSender(policy *netguard.Policy) *Sender {
 	// One client (one connection pool) for every endpoint; each request carries its own timeout.
-	return &Sender{client: policy.Client(0), now: time.Now}
+	s := &Sender{client: policy.Client(0), now: time.Now}
+	if tracing.Enabled() {
+		base := s.client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		traced, quiet := *s.client, *s.client
+		traced.Transport = otelhttp.NewTransport(base, otelhttp.WithPropagators(propagation.TraceContext{}))
+		quiet.Transport = otelhttp.NewTransport(base, otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()))
+		s.client, s.quiet = &traced, &quiet
+	}
+	return s
 }
 
 // Send makes the request once (the transport never replays it).
-func (s *Sender) Send(ctx context.Context, r Request) Response {
+func (s *Sender) Send(ctx context.Context, r Request) (out Response) {
+	client := s.client
+	if s.quiet != nil {
+		var span trace.Span
+		ctx, span = tracing.StartFor(ctx, r.TraceParent, "webhook.send", trace.WithAttributes(
+			attribute.String("webhook.message_id", r.MessageID), attribute.String("webhook.endpoint_id", r.EndpointID)))
+		defer func() {
+			span.SetAttributes(attribute.Int("http.response.status_code", out.StatusCode))
+			if out.Err != "" || out.StatusCode >= 300 {
+				span.SetStatus(codes.Error, out.Err)
+			}
+			span.End()
+		}()
+		if r.OmitTraceparent {
+			client = s.quiet
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
@@ -96,16 +140,16 @@ func (s *Sender) Send(ctx context.Context, r Request) Response {
 		req.GetBody = nil
 	}
 	start := s.now()
-	res, err := s.client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
-		out := Response{Duration: s.now().Sub(start), Err: describeTransportError(err, r.Timeout)}
+		out = Response{Duration: s.now().Sub(start), Err: describeTransportError(err, r.Timeout)}
 		out.Blocked = errors.Is(err, netguard.ErrBlocked)
 		return out
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, MaxResponseBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, drainLimit))
-	out := Response{StatusCode: res.StatusCode, Body: printable(body),
+	out = Response{StatusCode: res.StatusCode, Body: printable(body),
 		Duration: s.now().Sub(start), Header: map[string]string{}}
 	for _, h := range keptHeaders {
 		if v := res.Header.Get(h); v != "" {

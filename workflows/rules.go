@@ -154,7 +154,7 @@ func runExecutions(ctx workflow.Context, execs []activities.ExecutionRun) {
 		var lastErr error
 		for _, act := range x.Actions {
 			err := workflow.ExecuteLocalActivity(actionCtx, a.RunAction, activities.ActionInput{
-				ExecutionID: x.ExecutionID, Index: act.Index,
+				ExecutionID: x.ExecutionID, Index: act.Index, TraceParent: x.TraceParent,
 			}).Get(ctx, nil)
 			if err == nil {
 				continue

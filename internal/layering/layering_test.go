@@ -15,6 +15,8 @@ const module = "github.com/pyairtable/automation-domain/"
 // lower layers only: never one of its own layer (the domain services reach each other through
 // ports, wired in app), never one above.
 var layers = [][]string{
+	// The service's tracer and trace context, which every layer may use.
+	{"internal/tracing"},
 	// Leaves: formats, budgets, guards and the wire values both sides of Temporal share.
 	{"wire", "ports", "validation", "sandbox", "netguard", "logging", "ratelimit", "schema",
 		"notify/email", "notify/sms", "internal/buildinfo", "internal/groupcommit",

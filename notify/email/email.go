@@ -15,6 +15,10 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pyairtable/automation-domain/internal/tracing"
 )
 
 // Config says how to reach the SMTP server.
@@ -185,7 +189,10 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 
 // Send delivers m in one SMTP session. The error is an *Error telling permanent from transient
 // failures, or ErrNotConfigured.
-func (s *Sender) Send(ctx context.Context, m Message) error {
+func (s *Sender) Send(ctx context.Context, m Message) (err error) {
+	ctx, span := tracing.Start(ctx, "smtp.send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("server.address", s.cfg.Host), attribute.Int("server.port", s.cfg.Port)))
+	defer func() { tracing.End(span, err) }()
 	if !s.Configured() {
 		return &Error{Permanent: true, Err: ErrNotConfigured}
 	}

@@ -12,6 +12,9 @@ import (
 	"github.com/twilio/twilio-go"
 	twclient "github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pyairtable/automation-domain/internal/tracing"
 )
 
 // TwilioConfig holds the account and sender.
@@ -71,7 +74,9 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 func (t *Twilio) Name() string { return "twilio" }
 
 // Send implements Provider.
-func (t *Twilio) Send(_ context.Context, m Message) (Result, error) {
+func (t *Twilio) Send(ctx context.Context, m Message) (res Result, err error) {
+	_, span := tracing.Start(ctx, "twilio.messages.create", trace.WithSpanKind(trace.SpanKindClient))
+	defer func() { tracing.End(span, err) }()
 	params := &openapi.CreateMessageParams{}
 	params.SetTo(m.To).SetBody(m.Body)
 	if t.cfg.MessagingServiceSID != "" {
@@ -89,7 +94,7 @@ func (t *Twilio) Send(_ context.Context, m Message) (Result, error) {
 	if err != nil {
 		return Result{}, twilioError(err)
 	}
-	res := Result{}
+	res = Result{}
 	if msg.Sid != nil {
 		res.MessageID = *msg.Sid
 	}
