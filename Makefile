@@ -10,7 +10,7 @@ WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 
 export GOTOOLCHAIN ?= local
 
-.PHONY: run build api worker starter test test-cov bench fuzz lint fmt db-upgrade dev stop logs clean
+.PHONY: run build api worker starter test test-cov bench load fuzz lint fmt db-upgrade dev stop logs clean
 
 # The run targets build, then exec the binary: `go run` exits 1 after an interrupt even when the
 # program stops cleanly, which made Ctrl-C end in "make: *** Error 1".
@@ -57,6 +57,24 @@ test-cov:
 ## bench: throughput and latency figures on the embedded stack
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+## load: drive a running stack (`make run` in another terminal) over HTTP like its callers and print
+## throughput, latency and the service's CPU and RSS; LOAD_ARGS runs one scenario of cmd/loadgen
+## (`make load LOAD_ARGS='-scenario events -mode steady -rate 50'`), without it the standard set
+LOAD_ARGS ?=
+LOAD      := $(BIN)/loadgen
+load:
+	$(GO) build -o $(LOAD) ./cmd/loadgen
+ifeq ($(strip $(LOAD_ARGS)),)
+	$(LOAD) -scenario webhooks -mode burst -count 1500 -concurrency 16 -endpoints 10
+	$(LOAD) -scenario webhooks -mode steady -rate 20 -duration 10s -endpoints 10
+	$(LOAD) -scenario webhooks -mode burst -count 4000 -concurrency 32 -endpoints 0
+	$(LOAD) -scenario events -mode burst -count 4000 -concurrency 32 -endpoints 0 -rules 0
+	$(LOAD) -scenario events -mode burst -count 1000 -concurrency 16 -endpoints 10 -rules 10
+	$(LOAD) -scenario workflows -mode burst -count 800 -concurrency 10
+else
+	$(LOAD) $(LOAD_ARGS)
+endif
 
 # The fuzz targets (package:function): templates, jq, expressions, definitions, inbound signatures.
 FUZZ_TARGETS := templating:FuzzRender definition:FuzzJQ definition:FuzzExpression definition:FuzzValidate \

@@ -435,18 +435,27 @@ func jwtProblem(err error) string {
 	return "invalid token: malformed"
 }
 
-// rateLimit bounds each client (credential within its tenant, else IP) on each route, and each
+// rateLimit bounds each client (credential within its tenant, else IP) on each route — service
+// credentials (the internal key, tenant keys) by RATE_LIMIT_PER_SECOND, bearer tokens and
+// unauthenticated requests by RATE_LIMIT_USER_PER_SECOND when that is set — and each
 // tenant with limits of its own (requests_per_second, burst) across its credentials and routes:
 // one tenant at its limit gets 429 while the others go on. When the limiter itself fails (Redis
 // down) the request is let through and the failure logged: the limiter protects the service, and
 // an outage of it must not become an outage of the API.
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	limit := ratelimit.PerSecond(s.cfg.RateLimitPerSecond, s.cfg.RateLimitBurst)
+	service := ratelimit.PerSecond(s.cfg.RateLimitPerSecond, s.cfg.RateLimitBurst)
+	user := service
+	if r := s.cfg.RateLimitUserPerSecond; r > 0 {
+		user = ratelimit.PerSecond(r, max(s.cfg.RateLimitUserBurst, r))
+	}
 	return func(c echo.Context) error {
 		p := principal(c)
-		client := "ip:" + c.RealIP()
+		client, limit := "ip:"+c.RealIP(), user
 		if p.Kind != "" {
 			client = "tenant:" + p.Tenant + ":" + p.Kind + ":" + p.Subject
+			if p.Kind != "jwt" {
+				limit = service // the internal key and tenant keys: service-to-service traffic
+			}
 		}
 		if t, ok := c.Get(tenantKey).(tenants.Tenant); ok && t.Limits.RequestsPerSecond > 0 {
 			tl := ratelimit.PerSecond(t.Limits.RequestsPerSecond, max(t.Limits.Burst, t.Limits.RequestsPerSecond))

@@ -376,6 +376,29 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// RATE_LIMIT_USER_PER_SECOND bounds bearer tokens apart from the service credentials, whose
+// default (RATE_LIMIT_PER_SECOND) suits service-to-service traffic.
+func TestUserRateLimit(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) {
+		c.RateLimitPerSecond, c.RateLimitBurst = 1000, 2000
+		c.RateLimitUserPerSecond, c.RateLimitUserBurst = 1, 1
+	})
+	jwtHeader := []string{"Authorization", "Bearer " + token(t, jwt.SigningMethodHS256, testJWTSecret,
+		jwt.MapClaims{"sub": "user", "exp": time.Now().Add(time.Hour).Unix(), "tenant_id": "default", "scope": "workflows:read"})}
+	if r := s.do(t, "GET", "/api/v1/workflows", nil, jwtHeader...); r.StatusCode != 200 || r.Header.Get("RateLimit-Limit") != "1" {
+		t.Fatalf("first bearer request: %d %v", r.StatusCode, r.Header)
+	}
+	if r := s.do(t, "GET", "/api/v1/workflows", nil, jwtHeader...); r.StatusCode != 429 {
+		t.Fatalf("second bearer request: %d", r.StatusCode)
+	}
+	for i := range 5 {
+		r := s.do(t, "GET", "/api/v1/workflows", nil, "X-API-Key", testKey)
+		if r.StatusCode != 200 || r.Header.Get("RateLimit-Limit") != "2000" {
+			t.Fatalf("internal key request %d: %d %v", i+1, r.StatusCode, r.Header)
+		}
+	}
+}
+
 func TestRoutingErrorsAreJSON(t *testing.T) {
 	s := newTestServer(t, nil)
 	r := s.do(t, "GET", "/nope", nil)

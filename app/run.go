@@ -163,6 +163,9 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		})
 	}
+	if err := servePprof(gctx, g, cfg.PprofPort, log); err != nil {
+		return abort(err)
+	}
 	if !o.API && cfg.MetricsPort != 0 {
 		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.MetricsPort))
 		ml, err := net.Listen("tcp", addr)

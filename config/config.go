@@ -135,9 +135,15 @@ type Config struct {
 
 	// MaxBodyBytes caps every request body (413 above it).
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
-	// RateLimitPerSecond and RateLimitBurst bound each client on each route.
-	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
-	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"100"`
+	// RateLimitPerSecond and RateLimitBurst bound each client on each route. The defaults suit
+	// the primary callers, other services sharing the internal key or a tenant key (Convoy's
+	// default API limit is 1,000/s too).
+	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"1000"`
+	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"2000"`
+	// RateLimitUserPerSecond and RateLimitUserBurst, when set, bound callers with a bearer token
+	// (per JWT subject) and unauthenticated requests (per IP) instead (0: the limits above).
+	RateLimitUserPerSecond int `env:"RATE_LIMIT_USER_PER_SECOND" envDefault:"0"`
+	RateLimitUserBurst     int `env:"RATE_LIMIT_USER_BURST" envDefault:"0"`
 	// AuthFailureLimit failed authentications per AuthFailureWindow are allowed from one client
 	// address (an IPv6 /64); past them every authentication from it is answered 429 until the
 	// window frees one (0 turns it off).
@@ -146,6 +152,9 @@ type Config struct {
 	// MetricsPort, when set, serves /metrics, /live and /ready on a port of its own in a process
 	// without the API (the worker), so its Temporal SDK and activity metrics can be scraped.
 	MetricsPort int `env:"METRICS_PORT" envDefault:"0"`
+	// PprofPort, when set, serves the Go runtime profiles (net/http/pprof) on 127.0.0.1 at this
+	// port (0: off).
+	PprofPort int `env:"PPROF_PORT" envDefault:"0"`
 	// ShutdownTimeout bounds graceful shutdown of the API and the worker.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	// DrainPeriod is how long the API goes on serving after SIGTERM while /ready answers 503,
@@ -253,6 +262,7 @@ func (c *Config) normalize() error {
 	checkPort("TEMPORAL_UI_PORT", c.TemporalUIPort, true)
 	checkPort("SMTP_PORT", c.SMTPPort, false)
 	checkPort("METRICS_PORT", c.MetricsPort, true)
+	checkPort("PPROF_PORT", c.PprofPort, true)
 	if c.TemporalWaitTimeout < 0 {
 		bad("TEMPORAL_WAIT_TIMEOUT", "must be 0 (no limit) or more, got %s", c.TemporalWaitTimeout)
 	}
@@ -288,6 +298,9 @@ func (c *Config) normalize() error {
 	}
 	if c.RateLimitPerSecond < 1 || c.RateLimitBurst < 1 {
 		bad("RATE_LIMIT_PER_SECOND", "rate and RATE_LIMIT_BURST must be at least 1")
+	}
+	if c.RateLimitUserPerSecond < 0 || c.RateLimitUserBurst < 0 {
+		bad("RATE_LIMIT_USER_PER_SECOND", "rate and RATE_LIMIT_USER_BURST must not be negative")
 	}
 	if c.AuthFailureLimit < 0 {
 		bad("AUTH_FAILURE_LIMIT", "must be 0 (off) or more, got %d", c.AuthFailureLimit)

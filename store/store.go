@@ -60,6 +60,12 @@ type Store struct {
 	dialect     Dialect
 	sealHeaders schema.SealHeaders
 	url         string // Postgres: for connections of its own (Listen)
+	// writeSlot (SQLite) lets one transaction of this process at a time begin: the others wait
+	// here, woken the moment it ends, instead of in SQLite's busy handler, which sleeps up to
+	// 100 ms between tries and made the tail latency of concurrent requests. Other processes on
+	// the same file still meet the busy timeout. Nil inside a transaction (nested ones are
+	// savepoints of the one that holds it).
+	writeSlot chan struct{}
 }
 
 // Open connects to the database. It does not migrate: call Migrate.
@@ -117,6 +123,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{db: db, dialect: dialect, sealHeaders: o.SealHeaders, url: o.URL}
+	if dialect == SQLite {
+		s.writeSlot = make(chan struct{}, 1)
+	}
 	if err := s.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", dialect, err)
@@ -124,11 +133,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
+// sqliteBusyTimeout is how long a SQLite statement waits for another's write lock.
+const sqliteBusyTimeout = 10 * time.Second
+
 // sqliteDSN sets what a shared SQLite file needs: WAL so readers do not block the writer, a busy
 // timeout so concurrent writers (API and worker processes) wait instead of failing, foreign keys,
 // immediate write transactions (no lock upgrade deadlocks) and a sortable time format.
 func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+	return "file:" + path + fmt.Sprintf("?_pragma=busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()) + "&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 }
 
@@ -161,6 +173,19 @@ func (s *Store) Close() error {
 
 // Tx runs fn in one transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.writeSlot != nil {
+		wait := time.NewTimer(sqliteBusyTimeout)
+		select {
+		case s.writeSlot <- struct{}{}:
+			defer func() { <-s.writeSlot }()
+		case <-wait.C:
+			// Held this long: go on to SQLite's own lock and busy timeout, as without the slot.
+		case <-ctx.Done():
+			wait.Stop()
+			return ctx.Err()
+		}
+		wait.Stop()
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(&Store{db: tx, dialect: s.dialect, sealHeaders: s.sealHeaders, url: s.url})
 	})

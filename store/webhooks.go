@@ -299,32 +299,61 @@ func (s *Store) FailPendingWebhookDeliveries(ctx context.Context, endpointID, re
 // message's idempotency key or id is taken, nothing is written and created is false. It is on
 // the hot path of every fan-out, so the rows go in as one multi-row INSERT each.
 func (s *Store) CreateWebhookMessage(ctx context.Context, m *WebhookMessage, deliveries []WebhookDelivery) (created bool, err error) {
+	done, err := s.CreateWebhookMessages(ctx, []NewWebhookMessage{{Message: m, Deliveries: deliveries}})
+	if err != nil {
+		return false, err
+	}
+	return done[0], nil
+}
+
+// NewWebhookMessage is a message to store with its deliveries.
+type NewWebhookMessage struct {
+	Message    *WebhookMessage
+	Deliveries []WebhookDelivery
+}
+
+// CreateWebhookMessages stores several messages with their deliveries in one transaction (a
+// group commit of concurrent requests) and reports, for each, whether it was created (false:
+// its id or idempotency key was taken, and nothing of it was written).
+func (s *Store) CreateWebhookMessages(ctx context.Context, batch []NewWebhookMessage) (created []bool, err error) {
+	created = make([]bool, len(batch))
 	err = s.Tx(ctx, func(tx *Store) error {
-		tid, err := rowTenant(ctx, m.TenantID)
-		if err != nil {
-			return err
-		}
-		m.TenantID = tid
-		res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id, trace_parent)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid, m.TraceParent)
-		if res.Error != nil {
-			return classify(res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		created = true
-		return tx.insertRows(ctx, "webhook_deliveries", deliveryColumns, len(deliveries), func(i int) []any {
-			d := &deliveries[i]
-			if d.TenantID == "" {
-				d.TenantID = tid
+		var rows []*WebhookDelivery
+		for i, nm := range batch {
+			m := nm.Message
+			tid, err := rowTenant(ctx, m.TenantID)
+			if err != nil {
+				return err
 			}
+			m.TenantID = tid
+			res := tx.db.Exec(`INSERT INTO webhook_messages (id, event_type, payload, idempotency_key, source, created_at, tenant_id, trace_parent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+				m.ID, m.EventType, m.Payload, m.IdempotencyKey, m.Source, m.CreatedAt, tid, m.TraceParent)
+			if res.Error != nil {
+				return classify(res.Error)
+			}
+			if res.RowsAffected == 0 {
+				continue
+			}
+			created[i] = true
+			for j := range nm.Deliveries {
+				d := &nm.Deliveries[j]
+				if d.TenantID == "" {
+					d.TenantID = tid
+				}
+				rows = append(rows, d)
+			}
+		}
+		return tx.insertRows(ctx, "webhook_deliveries", deliveryColumns, len(rows), func(i int) []any {
+			d := rows[i]
 			return []any{d.ID, d.MessageID, d.EndpointID, d.EventType, d.Status, d.Attempts, d.ScheduleBase,
 				d.NextAttemptAt, d.LastStatusCode, d.LastError, d.CreatedAt, d.UpdatedAt, d.CompletedAt, d.TenantID}
 		})
 	})
-	return created, err
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
 }
 
 var (

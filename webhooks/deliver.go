@@ -153,14 +153,20 @@ func (s *Service) wake(ctx context.Context, endpointIDs []string) {
 	if len(endpointIDs) == 0 {
 		return
 	}
-	s.senders.Wake(endpointIDs...)
-	if err := s.store.NotifyWebhookEndpoints(ctx, endpointIDs); err != nil {
-		s.log.WarnContext(ctx, "notify webhook senders", "endpoints", len(endpointIDs), "error", err)
+	// Sessions of this process are woken here and need nothing more: a session that ends after
+	// this finds the delivery when it looks for due ones after letting go (see
+	// senderSession.end). Only the others are looked up (and, on Postgres, notified).
+	elsewhere := s.senders.WakeHeld(endpointIDs)
+	if len(elsewhere) == 0 {
+		return
 	}
-	idle, err := s.store.WebhookEndpointsWithoutSender(ctx, endpointIDs, s.now())
+	if err := s.store.NotifyWebhookEndpoints(ctx, elsewhere); err != nil {
+		s.log.WarnContext(ctx, "notify webhook senders", "endpoints", len(elsewhere), "error", err)
+	}
+	idle, err := s.store.WebhookEndpointsWithoutSender(ctx, elsewhere, s.now())
 	if err != nil {
 		s.log.WarnContext(ctx, "look up webhook senders; waking every dispatcher", "error", err)
-		idle = endpointIDs
+		idle = elsewhere
 	}
 	s.waker.wakeLater(idle)
 }
@@ -182,7 +188,7 @@ func (s *Service) storeMessage(ctx context.Context, m store.WebhookMessage, endp
 		}
 		states[i] = DeliveryState{ID: deliveries[i].ID, EndpointID: id, Status: store.DeliveryPending}
 	}
-	created, err := s.store.CreateWebhookMessage(ctx, &m, deliveries)
+	created, err := s.accept.create(ctx, &m, deliveries)
 	if err != nil {
 		return Message{}, nil, fmt.Errorf("store message %s: %w", m.ID, err)
 	}

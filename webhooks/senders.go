@@ -106,17 +106,25 @@ func (s *Senders) Acquire(ctx context.Context, endpointID string) (*Lease, error
 }
 
 // Wake tells the sessions of this process that hold these endpoints that deliveries came.
-func (s *Senders) Wake(endpointIDs ...string) {
+func (s *Senders) Wake(endpointIDs ...string) { s.WakeHeld(endpointIDs) }
+
+// WakeHeld wakes the sessions of this process that hold these endpoints and returns the
+// endpoints it holds none of (another process's session, or none, may hold them).
+func (s *Senders) WakeHeld(endpointIDs []string) (elsewhere []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range endpointIDs {
-		if l := s.held[id]; l != nil {
-			select {
-			case l.wake <- struct{}{}:
-			default:
-			}
+		l := s.held[id]
+		if l == nil {
+			elsewhere = append(elsewhere, id)
+			continue
+		}
+		select {
+		case l.wake <- struct{}{}:
+		default:
 		}
 	}
+	return elsewhere
 }
 
 // WakePayload wakes the endpoints named in a WebhookWakeChannel notification.

@@ -115,6 +115,7 @@ type Service struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	waker     *waker
+	accept    *acceptor
 	senders   *Senders
 	taskQueue string
 	now       func() time.Time
@@ -148,6 +149,7 @@ func New(o Options) (*Service, error) {
 		taskQueue: o.TaskQueue, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
 	s.waker = newWaker(s.signalDispatcher, o.SignalTimeout, s.log)
+	s.accept = newAcceptor(o.Store)
 	owner := o.SenderID
 	if owner == "" {
 		owner = "sender-" + store.NewID()

@@ -34,7 +34,7 @@ var layers = [][]string{
 	{"api"},
 	// The composition root.
 	{"app"},
-	{"cmd/api", "cmd/automation", "cmd/migrate", "worker", "starter"},
+	{"cmd/api", "cmd/automation", "cmd/migrate", "cmd/loadgen", "worker", "starter"},
 }
 
 // banned are imports a package may not have whatever its layer: workflow code does no I/O.
