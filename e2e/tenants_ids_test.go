@@ -120,7 +120,7 @@ func TestTenantClientIDs(t *testing.T) {
 				t.Fatalf("send with welcome_email: %d %s", r.Status, r.Body)
 			}
 			eventually(t, 30*time.Second, "the mail to "+to, func() bool { return len(messagesTo(mail, to)) > 0 })
-			got := messagesTo(mail, to)[0].Subject
+			got := messagesTo(mail, to)[0].Subject()
 			if want != "" && got != want || want == "" && strings.Contains(got, "Beta") {
 				t.Errorf("%s's welcome mail subject %q", c.header.Get("X-Tenant-ID"), got)
 			}
@@ -258,7 +258,7 @@ func TestTenantClientIDs(t *testing.T) {
 
 	t.Run("the audit log names what a create made", func(t *testing.T) {
 		acme := as(t, "acme")
-		ep := createEndpoint(t, acme, map[string]any{"name": "audited", "url": "https://example.com/audited", "event_types": []string{"*"}})
+		ep := createEndpoint(t, acme, map[string]any{"name": "audited", "url": newReceiver(t, nil).URL(), "event_types": []string{"*"}})
 		var page struct {
 			Items []struct {
 				Action     string `json:"action"`

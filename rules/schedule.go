@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -55,9 +56,10 @@ func (s *Schedules) Sync(ctx context.Context, r store.Rule, t Trigger) error {
 	if r.TenantID != "" { // the rule's tenant, also when reconciling across tenants
 		ctx = tenant.With(ctx, r.TenantID)
 	}
+	var attrs temporal.SearchAttributes // an update's (a creation's are the interceptor's)
 	if id, system := tenant.From(ctx); !system {
 		action.ID = tenant.WorkflowID(id, action.ID)
-		action.TypedSearchAttributes = temporal.NewSearchAttributes(searchTenantID.ValueSet(id))
+		attrs = temporal.NewSearchAttributes(searchTenantID.ValueSet(id))
 	}
 	note := fmt.Sprintf("automation rule %q (version %d)", r.Name, r.Version)
 	update := func() error {
@@ -65,7 +67,9 @@ func (s *Schedules) Sync(ctx context.Context, r store.Rule, t Trigger) error {
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 				sch := in.Description.Schedule
 				sch.Spec = &spec
-				sch.Action = action
+				updated := *action
+				updated.TypedSearchAttributes = attrs
+				sch.Action = &updated
 				if sch.State == nil {
 					sch.State = &client.ScheduleState{}
 				}
@@ -75,7 +79,19 @@ func (s *Schedules) Sync(ctx context.Context, r store.Rule, t Trigger) error {
 			},
 		})
 	}
+	// A namespace that does not know TenantId (not registered yet, or not by this service) still
+	// gets the schedule, without the attribute; its workflow id keeps the tenant.
+	withoutAttribute := func(err error) bool {
+		if err == nil || !strings.Contains(err.Error(), "no mapping defined for search attribute") || attrs.Size() == 0 {
+			return false
+		}
+		attrs = temporal.SearchAttributes{}
+		return true
+	}
 	err := update()
+	if withoutAttribute(err) {
+		err = update()
+	}
 	if err == nil {
 		return nil
 	}
@@ -83,14 +99,18 @@ func (s *Schedules) Sync(ctx context.Context, r store.Rule, t Trigger) error {
 	if !errors.As(err, &notFound) {
 		return scheduleError(r.ID, err)
 	}
-	_, err = s.Temporal.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:      ScheduleID(r.ID),
-		Spec:    spec,
-		Action:  action,
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Paused:  !r.Enabled,
-		Note:    note,
-	})
+	create := func() error {
+		_, err := s.Temporal.ScheduleClient().Create(ctx, client.ScheduleOptions{
+			ID:      ScheduleID(r.ID),
+			Spec:    spec,
+			Action:  action,
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			Paused:  !r.Enabled,
+			Note:    note,
+		})
+		return err
+	}
+	err = create()
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		err = update() // created meanwhile by another process
 	}
