@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyairtable/automation-domain/catalog"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/engine"
@@ -59,6 +60,8 @@ type Options struct {
 	Diagnostics *diagnostics.Service
 	// Tenants is the tenancy domain: tenants, tenant API keys, the audit log.
 	Tenants *tenants.Service
+	// Catalog is the event catalog behind /api/v1/event-types.
+	Catalog *catalog.Service
 }
 
 // Server is the HTTP API.
@@ -88,6 +91,7 @@ type Server struct {
 	events      *events.Bus
 	diagnostics *diagnostics.Service
 	tenants     *tenants.Service
+	catalog     *catalog.Service
 }
 
 // New builds the server and its routes.
@@ -117,7 +121,7 @@ func New(o Options) (*Server, error) {
 		opts: o, cfg: o.Config, log: o.Logger, limiter: o.Limiter, metrics: m, spec: spec,
 		started: time.Now(),
 		rules:   o.Rules, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, events: o.Events,
-		diagnostics: o.Diagnostics, tenants: o.Tenants,
+		diagnostics: o.Diagnostics, tenants: o.Tenants, catalog: o.Catalog,
 	}
 	if s.auth, err = newAuthenticator(o.Config, o.Tenants, o.Logger); err != nil {
 		return nil, err
@@ -195,6 +199,7 @@ func (s *Server) routes() {
 	v1.GET("/automation/executions/:id", s.getRuleExecution)
 	s.webhookRoutes(e, v1)
 	s.tenantRoutes(v1)
+	s.catalogRoutes(v1)
 	s.routesByMethod = methodRoutes(e) // after every route is registered
 }
 

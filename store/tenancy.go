@@ -36,7 +36,7 @@ func init() {
 		notification_attempts notification_throttle_slots webhook_endpoints webhook_messages
 		webhook_deliveries webhook_attempts webhook_sources webhook_inbound_seen automation_rules
 		automation_rule_versions automation_event_evaluations automation_executions
-		automation_action_outcomes api_keys audit_log`)
+		automation_action_outcomes api_keys audit_log event_types event_catalog_settings`)
 	for _, n := range names {
 		tenantTables[n] = true
 	}

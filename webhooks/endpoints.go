@@ -43,8 +43,12 @@ type Endpoint struct {
 	// decides); PausedUntil while a receiver's Retry-After does.
 	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
 	PausedUntil      *time.Time `json:"paused_until,omitempty"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
+	// Filter and Transform are the endpoint's expr condition and jq program ("": none; see
+	// transform.go).
+	Filter    string    `json:"filter"`
+	Transform string    `json:"transform"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
@@ -63,6 +67,8 @@ type EndpointInput struct {
 	RetrySchedule        []string          `json:"retry_schedule"`
 	TimeoutSeconds       int               `json:"timeout_seconds"`
 	DisableAfterFailures int               `json:"disable_after_failures"`
+	Filter               string            `json:"filter"`
+	Transform            string            `json:"transform"`
 }
 
 // RedactedHeaderValue stands for a custom header's value in what the API shows. In a PATCH it
@@ -84,6 +90,8 @@ type EndpointPatch struct {
 	RetrySchedule        *[]string          `json:"retry_schedule"`
 	TimeoutSeconds       *int               `json:"timeout_seconds"`
 	DisableAfterFailures *int               `json:"disable_after_failures"`
+	Filter               *string            `json:"filter"`
+	Transform            *string            `json:"transform"`
 }
 
 // Limits of endpoint settings.
@@ -126,6 +134,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 			p.Add("secret", "%v", err)
 		}
 	}
+	s.checkProgram(&p, in.Filter, in.Transform)
 	if err := p.Err(); err != nil {
 		return Endpoint{}, err
 	}
@@ -142,7 +151,8 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 		EventTypes: store.MustJSON(in.Events), Enabled: in.Enabled == nil || *in.Enabled,
 		RateLimitPerSecond: in.RateLimitPerSecond, Ordered: in.Ordered, MaxAttempts: in.MaxAttempts,
 		RetryScheduleMS: scheduleJSON(schedule), TimeoutMS: in.TimeoutSeconds * 1000,
-		DisableAfterFailures: in.DisableAfterFailures, CreatedAt: now, UpdatedAt: now,
+		DisableAfterFailures: in.DisableAfterFailures, Filter: in.Filter, Transform: in.Transform,
+		CreatedAt: now, UpdatedAt: now,
 	}
 	sealed, err := s.secrets.Seal(secret, e.ID)
 	if err != nil {
@@ -240,6 +250,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 	checkSettings(&p, rate, attempts, timeout, failures)
 	if in.Ordered != nil {
 		cols["ordered"] = *in.Ordered
+	}
+	if in.Filter != nil {
+		s.checkProgram(&p, *in.Filter, "")
+		cols["filter"] = *in.Filter
+	}
+	if in.Transform != nil {
+		s.checkProgram(&p, "", *in.Transform)
+		cols["transform"] = *in.Transform
 	}
 	if err := p.Err(); err != nil {
 		return Endpoint{}, err
@@ -396,7 +414,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		Ordered: e.Ordered, DisableAfterFailures: e.DisableAfterFailures, FailingSince: e.FailingSince,
 		ConsecutiveFailures: e.ConsecutiveFailures, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
-		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second),
+		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second), Filter: e.Filter, Transform: e.Transform,
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
 	var sealed map[string]string
@@ -467,6 +485,20 @@ func (s *Service) checkURL(ctx context.Context, p *validation.Problems, raw stri
 			p.Add("url", "%s", be.Error())
 		} else {
 			p.Add("url", "cannot be checked: %v", err)
+		}
+	}
+}
+
+// checkProgram compiles a filter and a transform ("": none).
+func (s *Service) checkProgram(p *validation.Problems, filter, transform string) {
+	if filter != "" {
+		if msg := s.transformer.CheckFilter(filter); msg != "" {
+			p.Add("filter", "%s", msg)
+		}
+	}
+	if transform != "" {
+		if msg := s.transformer.CheckTransform(transform); msg != "" {
+			p.Add("transform", "%s", msg)
 		}
 	}
 }

@@ -20,6 +20,8 @@ type Metrics struct {
 	Disabled *prometheus.CounterVec
 	// CircuitOpened counts circuit breaker trips, by endpoint.
 	CircuitOpened *prometheus.CounterVec
+	// FilterErrors counts messages an endpoint's filter could not be evaluated on, by endpoint.
+	FilterErrors *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg.
@@ -45,8 +47,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		CircuitOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhook_circuit_opened_total", Help: "Times an endpoint's circuit breaker opened, by endpoint.",
 		}, []string{"endpoint_id"}),
+		FilterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhook_filter_errors_total", Help: "Messages an endpoint's filter failed on (not delivered to it), by endpoint.",
+		}, []string{"endpoint_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened} {
+	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened, m.FilterErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("webhooks: register metrics: %w", err)
 		}
