@@ -35,6 +35,8 @@ type Webhooks struct {
 	Timings SenderTimings
 	// Jitter spreads retry delays (nil: random).
 	Jitter func() float64
+	// Transformer runs endpoints' transforms (nil: webhooks.NewTransformer(nil)).
+	Transformer *webhooks.Transformer
 }
 
 // Batch bounds: a batch sends at most WebhookBatchSize deliveries, WebhookConcurrency at a time
@@ -95,6 +97,11 @@ type sendJob struct {
 	aborted bool
 	// next is when it is retried (nil once it succeeded or failed for good).
 	next *time.Time
+	// headers are added by the endpoint's transform; failure is why the transform failed (the
+	// attempt fails without a request; final when retrying cannot help).
+	headers map[string]string
+	failure string
+	final   bool
 }
 
 // batchOptions say how deliverBatch sends.
@@ -182,9 +189,22 @@ func (a *Webhooks) deliverBatch(ctx context.Context, e store.WebhookEndpoint, o 
 	if err != nil {
 		return out, fmt.Errorf("webhook batch %s: %w", e.ID, err)
 	}
+	if e.Transform != "" {
+		a.transform(ctx, e, jobs, queued)
+	}
 	req := func(j *sendJob) webhooks.Request {
+		h := headers
+		if len(j.headers) > 0 {
+			h = make(map[string]string, len(headers)+len(j.headers))
+			for k, v := range headers {
+				h[k] = v
+			}
+			for k, v := range j.headers {
+				h[k] = v
+			}
+		}
 		return webhooks.Request{URL: e.URL, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
-			Headers: headers, Timeout: webhooks.EffectiveTimeout(e, a.Settings),
+			Headers: h, Timeout: webhooks.EffectiveTimeout(e, a.Settings),
 			TraceParent: j.traceParent, OmitTraceparent: e.OmitTraceparent, EndpointID: e.ID}
 	}
 	if o.halt == nil {
@@ -345,7 +365,7 @@ func (a *Webhooks) sendInOrder(ctx context.Context, e store.WebhookEndpoint, job
 		if err := a.start(ctx, e, []*sendJob{j}); err != nil {
 			return stopReason{}, err
 		}
-		sent(ctx, j, a.Sender.Send(ctx, req(j)))
+		sent(ctx, j, a.send(ctx, j, req(j)))
 		if j.aborted {
 			return stopReason{halted: true}, nil
 		}
@@ -412,7 +432,7 @@ func (a *Webhooks) sendConcurrently(ctx context.Context, e store.WebhookEndpoint
 	}
 	send := func(j *sendJob) {
 		defer func() { <-slots; wg.Done() }()
-		sent(ctx, j, a.Sender.Send(ctx, req(j)))
+		sent(ctx, j, a.send(ctx, j, req(j)))
 		mu.Lock()
 		defer mu.Unlock()
 		if j.aborted {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pyairtable/automation-domain/catalog"
 	"github.com/pyairtable/automation-domain/config"
 	"github.com/pyairtable/automation-domain/diagnostics"
 	"github.com/pyairtable/automation-domain/engine"
@@ -66,6 +67,8 @@ type Options struct {
 	Tracer trace.TracerProvider
 	// Propagator reads the incoming trace context (W3C trace context and baggage when nil).
 	Propagator propagation.TextMapPropagator
+	// Catalog is the event catalog behind /api/v1/event-types.
+	Catalog *catalog.Service
 }
 
 // Server is the HTTP API.
@@ -95,6 +98,7 @@ type Server struct {
 	events      *events.Bus
 	diagnostics *diagnostics.Service
 	tenants     *tenants.Service
+	catalog     *catalog.Service
 }
 
 // New builds the server and its routes.
@@ -124,7 +128,7 @@ func New(o Options) (*Server, error) {
 		opts: o, cfg: o.Config, log: o.Logger, limiter: o.Limiter, metrics: m, spec: spec,
 		started: time.Now(),
 		rules:   o.Rules, notify: o.Notify, engine: o.Workflows, webhooks: o.Webhooks, events: o.Events,
-		diagnostics: o.Diagnostics, tenants: o.Tenants,
+		diagnostics: o.Diagnostics, tenants: o.Tenants, catalog: o.Catalog,
 	}
 	if s.auth, err = newAuthenticator(o.Config, o.Tenants, o.Logger); err != nil {
 		return nil, err
@@ -206,6 +210,7 @@ func (s *Server) routes() {
 	s.subscriberRoutes(e, v1)
 	s.webhookRoutes(e, v1)
 	s.tenantRoutes(v1)
+	s.catalogRoutes(v1)
 	s.routesByMethod = methodRoutes(e) // after every route is registered
 }
 

@@ -108,6 +108,19 @@ var routeScopes = map[string]string{
 	"GET /api/v1/api-keys/:id":    tenants.ScopeAdmin,
 	"DELETE /api/v1/api-keys/:id": tenants.ScopeAdmin,
 	"GET /api/v1/audit-log":       tenants.ScopeAdmin,
+
+	// The event catalog (issue 17) and the endpoint tools.
+	"POST /api/v1/event-types":                           tenants.ScopeEventsWrite,
+	"GET /api/v1/event-types":                            tenants.ScopeEventsRead,
+	"GET /api/v1/event-types/:name":                      tenants.ScopeEventsRead,
+	"PATCH /api/v1/event-types/:name":                    tenants.ScopeEventsWrite,
+	"DELETE /api/v1/event-types/:name":                   tenants.ScopeEventsWrite,
+	"GET /api/v1/event-catalog/settings":                 tenants.ScopeEventsRead,
+	"PATCH /api/v1/event-catalog/settings":               tenants.ScopeAdmin,
+	"GET /api/v1/asyncapi.json":                          tenants.ScopeEventsRead,
+	"POST /api/v1/webhooks/endpoints/:id/transform/test": tenants.ScopeWebhooksRead,
+	"POST /api/v1/webhooks/endpoints/:id/test":           tenants.ScopeWebhooksWrite,
+	"GET /api/v1/webhooks/endpoints/:id/stats":           tenants.ScopeWebhooksRead,
 }
 
 // authorize refuses a request whose credential lacks the route's scope: 403 naming it.

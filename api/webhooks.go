@@ -27,6 +27,9 @@ func (s *Server) webhookRoutes(root *echo.Echo, v1 *echo.Group) {
 	g.GET("/endpoints/:id/secret", s.getWebhookSecret)
 	g.POST("/endpoints/:id/secret/rotate", s.rotateWebhookSecret)
 	g.POST("/endpoints/:id/recover", s.recoverWebhookEndpoint)
+	g.POST("/endpoints/:id/transform/test", s.testWebhookTransform)
+	g.POST("/endpoints/:id/test", s.testWebhookEndpoint)
+	g.GET("/endpoints/:id/stats", s.webhookEndpointStats)
 	g.POST("/deliver", s.deliverWebhook)
 	g.GET("/messages/:id", s.getWebhookMessage)
 	g.GET("/deliveries", s.listWebhookDeliveries)
@@ -155,6 +158,51 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 		return webhookError(err, "endpoint", c.Param("id"))
 	}
 	return c.JSON(http.StatusOK, sec)
+}
+
+// testWebhookTransform: POST /api/v1/webhooks/endpoints/{id}/transform/test {"event_type",
+// "payload", "filter"?, "transform"?} → what the endpoint would receive for that event.
+func (s *Server) testWebhookTransform(c echo.Context) error {
+	var in webhooks.TransformTest
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	out, err := s.webhooks.TestTransform(c.Request().Context(), c.Param("id"), in)
+	if err != nil {
+		return webhookError(err, "endpoint", c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// testWebhookEndpoint: POST /api/v1/webhooks/endpoints/{id}/test {"event_type", "payload"?}
+// sends a test message to this endpoint only → 202 with the message.
+func (s *Server) testWebhookEndpoint(c echo.Context) error {
+	var in webhooks.TestSend
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	m, err := s.webhooks.SendTest(c.Request().Context(), c.Param("id"), in)
+	if err != nil {
+		return webhookError(err, "endpoint", c.Param("id"))
+	}
+	return c.JSON(http.StatusAccepted, m)
+}
+
+// webhookEndpointStats: GET /api/v1/webhooks/endpoints/{id}/stats?window=1h
+func (s *Server) webhookEndpointStats(c echo.Context) error {
+	window := time.Hour
+	if w := c.QueryParam("window"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil {
+			return Unprocessable("window", "must be a duration such as \"1h\", got %q", w)
+		}
+		window = d
+	}
+	st, err := s.webhooks.Stats(c.Request().Context(), c.Param("id"), window)
+	if err != nil {
+		return webhookError(err, "endpoint", c.Param("id"))
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 type recoverRequest struct {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/pyairtable/automation-domain/catalog"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -83,6 +85,8 @@ type Deps struct {
 	RuleTargets rules.Targets
 	// Webhooks is the webhook module (endpoints, fan-out, inbound); subscribed to Events.
 	Webhooks *webhooks.Service
+	// Catalog is the event catalog: it checks the payloads of events and webhook messages.
+	Catalog *catalog.Service
 	// Rules is the rules domain (CRUD, versions, Schedule sync and reconciliation, dry runs,
 	// rule executions and event reads).
 	Rules *rules.Service
@@ -228,10 +232,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, modes map[s
 	if err != nil {
 		return nil, err
 	}
+	d.Catalog = catalog.New(st)
+	d.Events.SetChecker(d.Catalog)
 	d.Webhooks, err = webhooks.New(webhooks.Options{
 		Settings: webhooks.SettingsFrom(cfg), Store: st, Temporal: d.Temporal, Events: d.Events,
 		Egress: d.Egress, ServiceSecret: cfg.WebhookSecretKey, Registry: d.Registry, Log: log,
 		TaskQueue: workflows.TaskQueue, SenderID: identity() + "-" + store.NewID(),
+		Eval: d.Eval, Catalog: d.Catalog,
 	})
 	if err != nil {
 		return nil, err
@@ -305,7 +312,7 @@ func (d *Deps) APIOptions(version string) api.Options {
 	return api.Options{
 		Config: d.Config, Logger: d.Log, Version: version, Limiter: d.Limiter, Registry: d.Registry,
 		Checks: d.Checks(), Modes: d.Modes,
-		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events,
+		Rules: d.Rules, Notify: d.Notify, Workflows: d.Workflows, Webhooks: d.Webhooks, Events: d.Events, Catalog: d.Catalog,
 		Diagnostics: d.Diagnostics, Tenants: d.Tenants,
 		Tracer: d.tracerOrNil(), Propagator: propagator,
 	}

@@ -77,6 +77,7 @@ func NewWorker(d *Deps) worker.Worker {
 		Store: d.Store, Sender: d.Webhooks.Sender(), Secrets: d.Webhooks.Secrets(), Limiter: d.Limiter,
 		Events: d.Events, Metrics: d.Webhooks.Metrics(), Settings: d.Webhooks.Settings(),
 		Senders: d.Webhooks.Senders(), StopGrace: min(activities.DefaultStopGrace, d.Config.ShutdownTimeout/2),
+		Transformer: d.Webhooks.Transformer(),
 	})
 	return &workerGroup{Worker: w, extra: []worker.Worker{email, sms, senders}}
 }

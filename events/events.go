@@ -50,7 +50,17 @@ type Bus struct {
 	// background counts the hand-offs Accept left running; slots bounds them.
 	background sync.WaitGroup
 	slots      chan struct{}
+	checker    Checker
 }
+
+// Checker validates an event posted from outside before Accept stores it (the event catalog:
+// its type's schema). An error refuses the event; validation.Problems are the caller's fault.
+type Checker interface {
+	CheckEvent(ctx context.Context, e store.Event) error
+}
+
+// SetChecker makes Accept check events with c first (before the first Accept).
+func (b *Bus) SetChecker(c Checker) { b.checker = c }
 
 // maxBackground bounds the hand-offs Accept runs at once; beyond it events wait for the
 // redispatch loop (they are stored already).
@@ -82,6 +92,11 @@ func (b *Bus) Publish(ctx context.Context, e store.Event) (stored store.Event, d
 // Accept returns the event is durable, and the redispatch loop hands off what a crash or an
 // outage (Temporal down) interrupted. Wait waits for the hand-offs still running.
 func (b *Bus) Accept(ctx context.Context, e store.Event) (stored store.Event, duplicate bool, err error) {
+	if b.checker != nil {
+		if err := b.checker.CheckEvent(ctx, e); err != nil {
+			return store.Event{}, false, err
+		}
+	}
 	stored, duplicate, pending, err := b.record(ctx, e)
 	if err != nil || !pending {
 		return stored, duplicate, err

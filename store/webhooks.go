@@ -58,9 +58,13 @@ type WebhookEndpoint struct {
 	CircuitTrips     int
 	CircuitOpenUntil *time.Time
 	PausedUntil      *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	DeletedAt        *time.Time
+	// Filter is an expr-lang condition over the event ("": every event passes); Transform a jq
+	// program producing what is sent ("": the standard body). Schema 00012.
+	Filter    string
+	Transform string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	DeletedAt *time.Time
 	// OmitTraceparent stops the W3C traceparent header from being sent to the endpoint.
 	OmitTraceparent bool `gorm:"column:omit_traceparent"`
 }

@@ -70,6 +70,9 @@ func (s *Service) Deliver(ctx context.Context, req DeliverRequest) (Message, err
 	if err := p.Err(); err != nil {
 		return Message{}, err
 	}
+	if err := s.checkPayload(ctx, req); err != nil {
+		return Message{}, err
+	}
 	if req.IdempotencyKey != "" {
 		if m, err := s.store.WebhookMessageByKey(ctx, req.IdempotencyKey); err == nil {
 			return s.duplicate(ctx, m)
@@ -96,7 +99,7 @@ func (s *Service) Deliver(ctx context.Context, req DeliverRequest) (Message, err
 // targets are the endpoints a request goes to.
 func (s *Service) targets(ctx context.Context, req DeliverRequest) ([]string, error) {
 	if len(req.EndpointIDs) == 0 {
-		return s.matching(ctx, req.EventType)
+		return s.matching(ctx, req.EventType, req.Payload)
 	}
 	var p validation.Problems
 	seen := map[string]bool{}
@@ -118,8 +121,9 @@ func (s *Service) targets(ctx context.Context, req DeliverRequest) ([]string, er
 	return ids, p.Err()
 }
 
-// matching returns the enabled endpoints whose filter accepts eventType.
-func (s *Service) matching(ctx context.Context, eventType string) ([]string, error) {
+// matching returns the enabled endpoints whose event types accept eventType and whose filter
+// (filter.go's passes) accepts the payload.
+func (s *Service) matching(ctx context.Context, eventType string, payload json.RawMessage) ([]string, error) {
 	all, err := s.store.EnabledWebhookEndpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fan out %s: %w", eventType, err)
@@ -127,7 +131,7 @@ func (s *Service) matching(ctx context.Context, eventType string) ([]string, err
 	var ids []string
 	for _, e := range all {
 		var filters []string
-		if json.Unmarshal(e.EventTypes, &filters) == nil && Matches(filters, eventType) {
+		if json.Unmarshal(e.EventTypes, &filters) == nil && Matches(filters, eventType) && s.passes(ctx, e, eventType, payload) {
 			ids = append(ids, e.ID)
 		}
 	}

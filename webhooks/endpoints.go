@@ -44,9 +44,13 @@ type Endpoint struct {
 	CircuitOpenUntil *time.Time `json:"circuit_open_until,omitempty"`
 	PausedUntil      *time.Time `json:"paused_until,omitempty"`
 	// SendTraceparent: requests carry the W3C traceparent of the trace that caused them.
-	SendTraceparent bool      `json:"send_traceparent"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	SendTraceparent bool `json:"send_traceparent"`
+	// Filter and Transform are the endpoint's expr condition and jq program ("": none; see
+	// transform.go).
+	Filter    string    `json:"filter"`
+	Transform string    `json:"transform"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
@@ -66,7 +70,9 @@ type EndpointInput struct {
 	TimeoutSeconds       int               `json:"timeout_seconds"`
 	DisableAfterFailures int               `json:"disable_after_failures"`
 	// SendTraceparent (default true) sends the W3C traceparent header with each request.
-	SendTraceparent *bool `json:"send_traceparent"`
+	SendTraceparent *bool  `json:"send_traceparent"`
+	Filter          string `json:"filter"`
+	Transform       string `json:"transform"`
 }
 
 // RedactedHeaderValue stands for a custom header's value in what the API shows. In a PATCH it
@@ -89,6 +95,8 @@ type EndpointPatch struct {
 	TimeoutSeconds       *int               `json:"timeout_seconds"`
 	DisableAfterFailures *int               `json:"disable_after_failures"`
 	SendTraceparent      *bool              `json:"send_traceparent"`
+	Filter               *string            `json:"filter"`
+	Transform            *string            `json:"transform"`
 }
 
 // Limits of endpoint settings.
@@ -131,6 +139,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 			p.Add("secret", "%v", err)
 		}
 	}
+	s.checkProgram(&p, in.Filter, in.Transform)
 	if err := p.Err(); err != nil {
 		return Endpoint{}, err
 	}
@@ -147,7 +156,8 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 		EventTypes: store.MustJSON(in.Events), Enabled: in.Enabled == nil || *in.Enabled,
 		RateLimitPerSecond: in.RateLimitPerSecond, Ordered: in.Ordered, MaxAttempts: in.MaxAttempts,
 		RetryScheduleMS: scheduleJSON(schedule), TimeoutMS: in.TimeoutSeconds * 1000,
-		DisableAfterFailures: in.DisableAfterFailures, CreatedAt: now, UpdatedAt: now,
+		DisableAfterFailures: in.DisableAfterFailures, Filter: in.Filter, Transform: in.Transform,
+		CreatedAt: now, UpdatedAt: now,
 		OmitTraceparent: in.SendTraceparent != nil && !*in.SendTraceparent,
 	}
 	sealed, err := s.secrets.Seal(secret, e.ID)
@@ -249,6 +259,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 	}
 	if in.SendTraceparent != nil {
 		cols["omit_traceparent"] = !*in.SendTraceparent
+	}
+	if in.Filter != nil {
+		s.checkProgram(&p, *in.Filter, "")
+		cols["filter"] = *in.Filter
+	}
+	if in.Transform != nil {
+		s.checkProgram(&p, "", *in.Transform)
+		cols["transform"] = *in.Transform
 	}
 	if err := p.Err(); err != nil {
 		return Endpoint{}, err
@@ -406,6 +424,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		ConsecutiveFailures: e.ConsecutiveFailures, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
 		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second), SendTraceparent: !e.OmitTraceparent,
+		Filter: e.Filter, Transform: e.Transform,
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
 	var sealed map[string]string
@@ -476,6 +495,20 @@ func (s *Service) checkURL(ctx context.Context, p *validation.Problems, raw stri
 			p.Add("url", "%s", be.Error())
 		} else {
 			p.Add("url", "cannot be checked: %v", err)
+		}
+	}
+}
+
+// checkProgram compiles a filter and a transform ("": none).
+func (s *Service) checkProgram(p *validation.Problems, filter, transform string) {
+	if filter != "" {
+		if msg := s.transformer.CheckFilter(filter); msg != "" {
+			p.Add("filter", "%s", msg)
+		}
+	}
+	if transform != "" {
+		if msg := s.transformer.CheckTransform(transform); msg != "" {
+			p.Add("transform", "%s", msg)
 		}
 	}
 }

@@ -23,6 +23,8 @@ type Metrics struct {
 	// EndToEndSeconds is the time from a message's creation to its delivery's end (succeeded or
 	// failed for good), by endpoint and outcome, with the message's trace as exemplar.
 	EndToEndSeconds *prometheus.HistogramVec
+	// FilterErrors counts messages an endpoint's filter could not be evaluated on, by endpoint.
+	FilterErrors *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on reg.
@@ -55,8 +57,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			// Native histograms too, for scrapers that ask for them.
 			NativeHistogramBucketFactor: 1.1,
 		}, []string{"endpoint_id", "outcome"}),
+		FilterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhook_filter_errors_total", Help: "Messages an endpoint's filter failed on (not delivered to it), by endpoint.",
+		}, []string{"endpoint_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened, m.EndToEndSeconds} {
+	for _, c := range []prometheus.Collector{m.Messages, m.Deliveries, m.Attempts, m.AttemptSeconds, m.Disabled, m.CircuitOpened, m.EndToEndSeconds, m.FilterErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("webhooks: register metrics: %w", err)
 		}

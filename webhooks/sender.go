@@ -68,6 +68,9 @@ type Response struct {
 	Blocked bool
 	// RetryAfter is the receiver's Retry-After (0 when absent).
 	RetryAfter time.Duration
+	// Final is set when no request was made and retrying cannot help (the endpoint's transform
+	// failed on the message).
+	Final bool
 }
 
 // Sender makes signed webhook requests through the SSRF guard: every destination is checked at
@@ -210,7 +213,7 @@ type Verdict struct {
 // errors, timeouts) is retried. A destination refused by the SSRF guard is final.
 func Judge(r Response) Verdict {
 	switch code := r.StatusCode; {
-	case r.Blocked:
+	case r.Blocked, r.Final:
 		return Verdict{}
 	case code == 0:
 		return Verdict{Retryable: true}

@@ -29,7 +29,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/pyairtable/automation-domain/catalog"
 	"github.com/pyairtable/automation-domain/config"
+	"github.com/pyairtable/automation-domain/definition"
 	"github.com/pyairtable/automation-domain/events"
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/store"
@@ -101,6 +103,10 @@ type Options struct {
 	// SenderID names this process among those that run sender sessions (unique per process
 	// run; generated when empty).
 	SenderID string
+	// Eval runs endpoints' transforms (nil: in process with the default limits).
+	Eval *definition.Evaluator
+	// Catalog, when set, checks payloads against their event type's schema.
+	Catalog *catalog.Service
 }
 
 // Service is the webhook module.
@@ -119,6 +125,9 @@ type Service struct {
 	senders   *Senders
 	taskQueue string
 	now       func() time.Time
+	// transformer runs endpoints' filters and transforms; catalog checks payloads (may be nil).
+	transformer *Transformer
+	catalog     *catalog.Service
 }
 
 // New builds the service and registers its metrics.
@@ -147,6 +156,7 @@ func New(o Options) (*Service, error) {
 		settings: o.Settings, store: o.Store, temporal: o.Temporal, events: o.Events, egress: o.Egress,
 		secrets: box, sender: NewSender(o.Egress), metrics: m, log: o.Log.With("component", "webhooks"),
 		taskQueue: o.TaskQueue, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		transformer: NewTransformer(o.Eval), catalog: o.Catalog,
 	}
 	s.waker = newWaker(s.signalDispatcher, o.SignalTimeout, s.log)
 	s.accept = newAcceptor(o.Store)
@@ -169,6 +179,9 @@ func (s *Service) Secrets() *SecretBox { return s.secrets }
 
 // Sender returns the HTTP sender (for the delivery activities).
 func (s *Service) Sender() *Sender { return s.sender }
+
+// Transformer returns what runs endpoints' filters and transforms (for the delivery activities).
+func (s *Service) Transformer() *Transformer { return s.transformer }
 
 // Metrics returns the module's collectors.
 func (s *Service) Metrics() *Metrics { return s.metrics }

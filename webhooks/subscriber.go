@@ -32,7 +32,7 @@ func (es eventSubscriber) Deliver(ctx context.Context, e store.Event) error {
 			return err
 		}
 	} else {
-		endpoints, err := s.matching(ctx, e.Type)
+		endpoints, err := s.matching(ctx, e.Type, json.RawMessage(e.Data))
 		if err != nil || len(endpoints) == 0 {
 			return err
 		}

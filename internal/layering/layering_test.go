@@ -24,7 +24,7 @@ var layers = [][]string{
 		"internal/layering", "internal/tenant"},
 	{"expression", "templating", "config"},
 	{"definition", "store", "devserver"},
-	{"events", "diagnostics", "tenants", "internal/teststack"},
+	{"events", "diagnostics", "tenants", "internal/teststack", "catalog"},
 	// The domain services: what handlers, other domains (through ports) and the worker call.
 	{"engine", "notify", "webhooks", "rules"},
 	// Side effects of the workflows, one struct per domain.
