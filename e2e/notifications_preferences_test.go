@@ -219,8 +219,12 @@ func TestNotificationsPreferences(t *testing.T) {
 		if len(msgs) != before+1 || msgs[len(msgs)-1].Subject() != "Your code" || msgs[len(msgs)-1].Header.Get("List-Unsubscribe") != "" {
 			t.Errorf("after opting out: %d messages (before %d), last %v", len(msgs), before, msgs[len(msgs)-1].Header)
 		}
-		eventually(t, 10*time.Second, "notification.skipped events", func() bool {
-			return len(storedEvents(t, cfg, "notification.skipped")) >= 2
+		eventually(t, 10*time.Second, "acme's notification.skipped events", func() bool {
+			var page struct {
+				Items []map[string]any `json:"items"`
+			}
+			c.get("/api/v1/events?type=notification.skipped").Decode(t, &page)
+			return len(page.Items) >= 2
 		})
 	})
 
