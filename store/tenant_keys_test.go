@@ -59,9 +59,24 @@ func TestClientChosenKeysArePerTenant(t *testing.T) {
 			}
 			return created
 		}
-		epA := endpoint(a)
-		if !message(a, epA, `{"who":"acme"}`) {
-			t.Fatal("acme's message before 00010 not created")
+		// acme's endpoint, message and delivery go in as schema 00009 had them: the models know
+		// the columns of later migrations.
+		epA := store.WebhookEndpoint{ID: store.NewID()}
+		pre := s.DB().WithContext(tenant.System(bg))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO webhook_endpoints (id, name, url, secret, created_at, updated_at, tenant_id) VALUES (?, 'ep', 'https://example.com/hook', 's', ?, ?, 'acme')`,
+				[]any{epA.ID, now, now}},
+			{`INSERT INTO webhook_messages (id, event_type, payload, source, created_at, tenant_id) VALUES ('evt-1', 'thing', '{"who":"acme"}', 'event', ?, 'acme')`,
+				[]any{now}},
+			{`INSERT INTO webhook_deliveries (id, message_id, endpoint_id, event_type, status, next_attempt_at, created_at, updated_at, tenant_id) VALUES (?, 'evt-1', ?, 'thing', ?, ?, ?, ?, 'acme')`,
+				[]any{store.NewID(), epA.ID, store.DeliveryPending, now, now, now}},
+		} {
+			if err := pre.Exec(q.sql, q.args...).Error; err != nil {
+				t.Fatalf("acme's rows before 00010: %v", err)
+			}
 		}
 
 		if _, err := s.Migrate(bg, nil); err != nil {
