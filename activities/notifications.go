@@ -212,7 +212,7 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (res De
 		return DeliverResult{}, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)
 	}
 	sent, sendErr := a.SMS.Send(ctx, sms.Message{
-		To: d.Delivery.Recipient, Body: d.Notification.Body, StatusCallback: a.statusCallback(provider, d.Delivery.ID),
+		To: d.Delivery.Recipient, Body: smsText(d), StatusCallback: a.statusCallback(provider, d.Delivery.ID),
 	})
 	if sendErr != nil {
 		var e *sms.Error
@@ -235,7 +235,7 @@ func (a *Notifications) DeliverSMS(ctx context.Context, in DeliverInput) (res De
 // check applies the suppression list and the subscriber's preferences at the moment of sending:
 // skipped is set (and the delivery recorded skipped) when the delivery is not to be sent.
 func (a *Notifications) check(ctx context.Context, d store.DeliveryForSend) (store.SendCheck, *DeliverResult, error) {
-	c, err := a.Store.CheckSend(ctx, d.Notification.Channel, d.Delivery.RecipientKey, d.Delivery.SubscriberID, d.Notification.Category)
+	c, err := a.Store.CheckSend(ctx, deliveryChannel(d), d.Delivery.RecipientKey, d.Delivery.SubscriberID, d.Notification.Category)
 	if err != nil {
 		return c, nil, fmt.Errorf("deliver %s: check preferences: %w", d.Delivery.ID, err)
 	}
@@ -278,7 +278,7 @@ func smsSuppression(e *sms.Error) string {
 // admit applies the per-recipient throttle at the moment of sending: a positive wait means the
 // recipient's window is full.
 func (a *Notifications) admit(ctx context.Context, d store.DeliveryForSend) (time.Duration, error) {
-	wait, err := a.Store.AdmitThrottled(ctx, d.Notification.Channel, d.Delivery.ID, d.Delivery.RecipientKey,
+	wait, err := a.Store.AdmitThrottled(ctx, deliveryChannel(d), d.Delivery.ID, d.Delivery.RecipientKey,
 		a.RecipientLimit, a.RecipientWindow, a.now())
 	if err != nil {
 		return 0, fmt.Errorf("deliver %s: %w", d.Delivery.ID, err)

@@ -26,6 +26,10 @@ type notificationReply struct {
 type deliveryReply struct {
 	ID                string     `json:"id"`
 	Recipient         string     `json:"recipient"`
+	SubscriberID      string     `json:"subscriber_id"`
+	Channel           string     `json:"channel"`
+	FallbackOf        string     `json:"fallback_of"`
+	FallbackID        string     `json:"fallback_id"`
 	Status            string     `json:"status"`
 	AttemptCount      int        `json:"attempt_count"`
 	ProviderMessageID string     `json:"provider_message_id"`

@@ -29,7 +29,11 @@ type EmailRequest struct {
 	// each gets a delivery to their email, checked against their preferences.
 	SubscriberIDs []string `json:"subscriber_ids,omitempty"`
 	// Category names the kind of notification, which subscribers' preferences refer to.
-	Category        string         `json:"category,omitempty"`
+	Category string `json:"category,omitempty"`
+	// Channels, when set, lists the channels to try in order, starting with "email"
+	// (["email", "sms"]): a delivery to a subscriber that fails for good, is suppressed or
+	// opted out is tried again on the next channel, at the subscriber's address there.
+	Channels        []string       `json:"channels,omitempty"`
 	Cc              []string       `json:"cc,omitempty"`
 	Bcc             []string       `json:"bcc,omitempty"`
 	ReplyTo         string         `json:"reply_to,omitempty"`
@@ -96,6 +100,7 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 	}
 	s.checkCommon(&p, r.Priority, r.SendAt, r.Metadata)
 	checkCategory(&p, r.Category)
+	s.checkChannels(&p, store.ChannelEmail, r.Channels)
 	targets, err := s.addressed(ctx, &p, store.ChannelEmail, to, r.SubscriberIDs)
 	if err != nil {
 		return Notification{}, err
@@ -139,6 +144,9 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 
 	spec := s.newSpec(store.ChannelEmail, r.IdempotencyKey, r.Cause, targets)
 	spec.Category = r.Category
+	if len(r.Channels) > 1 {
+		spec.Channels = r.Channels
+	}
 	spec.Subject, spec.Body, spec.HTMLBody = subject, body, html
 	spec.Cc, spec.Bcc, spec.ReplyTo = cc, bcc, r.ReplyTo
 	spec.TemplateID, spec.TemplateVersion = r.TemplateID, tplVersion
@@ -286,6 +294,31 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 		out = append(out, target{recipient: addr, key: k, subscriberID: sub.ID})
 	}
 	return out, nil
+}
+
+// checkChannels validates a fallback channel list: it starts with first, names each channel
+// once, and every channel in it is configured.
+func (s *Service) checkChannels(p *validation.Problems, first string, channels []string) {
+	if channels == nil {
+		return
+	}
+	if len(channels) == 0 || channels[0] != first {
+		p.Add("channels", "must start with %q", first)
+		return
+	}
+	seen := map[string]bool{}
+	for i, c := range channels {
+		path := validation.Index("channels", i)
+		switch {
+		case c != store.ChannelEmail && c != store.ChannelSMS:
+			p.Add(path, "must be email or sms, got %q", c)
+		case seen[c]:
+			p.Add(path, "%q is listed twice", c)
+		case c == store.ChannelSMS && !s.SMSConfigured():
+			p.Add(path, "the sms channel is not configured")
+		}
+		seen[c] = true
+	}
 }
 
 // checkCategory validates a notification's category name.

@@ -95,6 +95,9 @@ type Spec struct {
 	Depth           int            `json:"depth,omitempty"`
 	CreatedAt       time.Time      `json:"created_at"`
 	Deliveries      []DeliverySpec `json:"deliveries"`
+	// Channels lists the channels to try in order (channel fallback); the first is Channel.
+	// Empty or one channel means no fallback.
+	Channels []string `json:"channels,omitempty"`
 }
 
 // DeliverySpec is one recipient of a notification.

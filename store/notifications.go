@@ -81,7 +81,14 @@ type NotificationDelivery struct {
 	Recipient      string `json:"recipient"`
 	RecipientKey   string `json:"-"`
 	// SubscriberID is the subscriber the delivery was addressed to ("" for a raw address).
-	SubscriberID      string     `json:"subscriber_id,omitempty"`
+	SubscriberID string `json:"subscriber_id,omitempty"`
+	// Channel is the delivery's channel when it differs from the notification's (a fallback
+	// step); "" means the notification's.
+	Channel string `json:"channel,omitempty"`
+	// FallbackOf is the delivery this one replaces, FallbackID the delivery that replaced this
+	// one (channel fallback); a replaced delivery does not count towards the notification's status.
+	FallbackOf        string     `json:"fallback_of,omitempty"`
+	FallbackID        string     `json:"fallback_id,omitempty"`
 	Status            string     `json:"status"`
 	AttemptCount      int        `json:"attempt_count"`
 	Provider          string     `json:"provider,omitempty"`
@@ -473,7 +480,7 @@ func (s *Store) NotificationDeliveryTenant(ctx context.Context, id string) (stri
 // refreshNotificationStatus recomputes n's status from its deliveries.
 func (s *Store) refreshNotificationStatus(n *Notification, now time.Time) error {
 	var statuses []string
-	if err := s.db.Model(&NotificationDelivery{}).Where("notification_id = ?", n.ID).
+	if err := s.db.Model(&NotificationDelivery{}).Where("notification_id = ? AND fallback_id = ''", n.ID).
 		Pluck("status", &statuses).Error; err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ func SendNotification(ctx workflow.Context, in notify.WorkflowInput) (notify.Wor
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			defer wg.Done()
 			outcomes[i] = deliver(gctx, lctx, in, d, slot)
+			if len(spec.Channels) > 1 && d.SubscriberID != "" {
+				outcomes[i] = fallBack(gctx, lctx, in, d, outcomes[i])
+			}
 		})
 	}
 	wg.Wait(ctx)
@@ -149,6 +152,40 @@ func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.Deliv
 	}
 
 	return fail(ctx, lctx, in.Spec, d, err)
+}
+
+// fallBack tries the notification's next channels in order while a delivery to a subscriber
+// has failed for good or been skipped (suppressed, opted out): each step is a new delivery of
+// the notification, on the next channel at the subscriber's address there, that replaces the
+// previous one. Notifications before this version have no channel list and never get here.
+func fallBack(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.DeliverySpec, out notify.DeliveryOutcome) notify.DeliveryOutcome {
+	if workflow.GetVersion(ctx, "notification-fallback", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return out
+	}
+	var a *activities.Notifications
+	for _, ch := range in.Spec.Channels[1:] {
+		if out.Status != wire.StatusFailed && out.Status != wire.StatusSkipped {
+			break
+		}
+		if ctx.Err() != nil {
+			break // cancelled: no further channel
+		}
+		var next activities.FallbackResult
+		if err := workflow.ExecuteLocalActivity(lctx, a.Fallback, activities.FallbackInput{
+			DeliveryID: d.ID, Channel: ch}).Get(ctx, &next); err != nil {
+			workflow.GetLogger(ctx).Error("channel fallback", "delivery_id", d.ID, "channel", ch, "error", err)
+			break
+		}
+		if next.Delivery.ID == "" {
+			workflow.GetLogger(ctx).Info("no channel fallback", "delivery_id", d.ID, "channel", ch, "reason", next.Reason)
+			continue
+		}
+		step := in
+		step.Spec.Channel = ch
+		d = next.Delivery
+		out = deliver(ctx, lctx, step, d, time.Time{})
+	}
+	return out
 }
 
 // fail marks a delivery failed with the reason err gives and emits notification.failed. When

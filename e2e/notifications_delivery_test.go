@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyairtable/automation-domain/internal/smtptest"
+	"github.com/pyairtable/automation-domain/internal/twiliotest"
+)
+
+// TestNotificationsDelivery drives channel fallback over HTTP against a real SMTP server and the
+// Twilio fake: an email refused for good (550) falls back to the subscriber's phone, and both
+// steps show in the notification's deliveries and attempts.
+func TestNotificationsDelivery(t *testing.T) {
+	mail := smtptest.Start(t)
+	mail.SetResponder(func(rcpt string, _ int) error {
+		if strings.HasPrefix(rcpt, "gone@") {
+			return smtptest.Permanent()
+		}
+		return nil
+	})
+	fake := twiliotest.Start(t)
+	cfg := testConfig(t, t.TempDir(), map[string]string{
+		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false",
+		"SMTP_FROM":          "Automation <noreply@example.com>",
+		"TWILIO_ACCOUNT_SID": twiliotest.AccountSID, "TWILIO_AUTH_TOKEN": twiliotest.AuthToken,
+		"TWILIO_FROM_NUMBER": twiliotest.From, "TWILIO_API_URL": fake.URL,
+		"NOTIFICATION_RETRY_INITIAL_INTERVAL": "200ms", "NOTIFICATION_RETRY_MAX_INTERVAL": "1s",
+	})
+	s := startEmbedded(t, cfg)
+
+	t.Run("an email refused for good falls back to SMS and both steps show", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.post("/api/v1/subscribers", map[string]any{"external_id": "fallback-1",
+			"email": "gone@example.com", "phone": "+14155550123"}); r.Status != 201 {
+			t.Fatalf("create subscriber: %d %s", r.Status, r.Body)
+		}
+		r := c.post("/api/v1/notifications/email", map[string]any{"subscriber_ids": []string{"fallback-1"},
+			"channels": []string{"email", "sms"}, "subject": "Your order", "body": "has shipped"})
+		if r.Status != 202 {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		}
+		var n notificationReply
+		r.Decode(t, &n)
+		n = c.waitNotification(n.ID, 30*time.Second, "sent", "failed", "partially_failed")
+		if n.Status != "sent" || len(n.Deliveries) != 2 {
+			t.Fatalf("notification: %+v", n)
+		}
+		email, text := n.Deliveries[0], n.Deliveries[1]
+		if email.Status != "failed" || !strings.HasPrefix(email.ErrorCode, "550") || email.FallbackID != text.ID ||
+			len(email.Attempts) != 1 || email.Attempts[0].Retryable {
+			t.Errorf("email step: %+v", email)
+		}
+		if text.Channel != "sms" || text.FallbackOf != email.ID || text.Status != "sent" || text.Recipient != "+14155550123" ||
+			!strings.HasPrefix(text.ProviderMessageID, "SM") || len(text.Attempts) != 1 || text.SubscriberID != email.SubscriberID {
+			t.Errorf("sms step: %+v", text)
+		}
+		reqs := fake.Requests()
+		if len(reqs) != 1 || reqs[0].To != "+14155550123" || reqs[0].Body != "Your order\n\nhas shipped" {
+			t.Errorf("twilio requests: %+v", reqs)
+		}
+		if len(mail.Messages()) != 0 {
+			t.Errorf("the refused email was delivered: %+v", mail.Messages())
+		}
+	})
+	t.Run("a channel list that does not start with the request's channel is a 422", func(t *testing.T) {
+		c := s.client(t)
+		r := c.post("/api/v1/notifications/email", map[string]any{"to": []string{"a@example.com"},
+			"channels": []string{"sms", "email"}, "subject": "s", "body": "b"})
+		if r.Status != 422 || !strings.Contains(string(r.Body), `"channels"`) {
+			t.Errorf("bad channels: %d %s", r.Status, r.Body)
+		}
+		r = c.post("/api/v1/notifications/email", map[string]any{"to": []string{"a@example.com"},
+			"channels": []string{"email", "email"}, "subject": "s", "body": "b"})
+		if r.Status != 422 || !strings.Contains(string(r.Body), "channels[1]") {
+			t.Errorf("repeated channel: %d %s", r.Status, r.Body)
+		}
+	})
+}

@@ -1,0 +1,10 @@
+-- +goose Up
+-- See ../postgres/00014_notification_fallback.sql for what the columns are for.
+ALTER TABLE notification_deliveries ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+ALTER TABLE notification_deliveries ADD COLUMN fallback_of TEXT NOT NULL DEFAULT '';
+ALTER TABLE notification_deliveries ADD COLUMN fallback_id TEXT NOT NULL DEFAULT '';
+
+-- +goose Down
+ALTER TABLE notification_deliveries DROP COLUMN fallback_id;
+ALTER TABLE notification_deliveries DROP COLUMN fallback_of;
+ALTER TABLE notification_deliveries DROP COLUMN channel;
