@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pyairtable/automation-domain/notify"
@@ -81,4 +82,17 @@ func smsText(d store.DeliveryForSend) string {
 		text = string(r[:sms.MaxBody-1]) + "…"
 	}
 	return text
+}
+
+// HoldInput records that a delivery waits until Until for Reason.
+type HoldInput struct {
+	DeliveryID string    `json:"delivery_id"`
+	Until      time.Time `json:"until"`
+	Reason     string    `json:"reason"`
+}
+
+// HoldDelivery records on a delivery that it waits (quiet hours), so that the notification
+// shows why it has not gone yet and until when. Workflows run it as a local activity.
+func (a *Notifications) HoldDelivery(ctx context.Context, in HoldInput) error {
+	return a.Store.HoldDelivery(ctx, in.DeliveryID, in.Until, in.Reason, a.now())
 }

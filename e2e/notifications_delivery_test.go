@@ -10,9 +10,11 @@ import (
 	"github.com/pyairtable/automation-domain/internal/twiliotest"
 )
 
-// TestNotificationsDelivery drives channel fallback over HTTP against a real SMTP server and the
-// Twilio fake: an email refused for good (550) falls back to the subscriber's phone, and both
-// steps show in the notification's deliveries and attempts.
+// TestNotificationsDelivery drives channel fallback and quiet hours over HTTP against a real
+// SMTP server and the Twilio fake: an email refused for good (550) falls back to the
+// subscriber's phone, and both steps show in the notification's deliveries and attempts; an
+// email due inside the subscriber's quiet hours (ending seconds from now, in their zone) waits
+// for their end and shows the hold, while a critical one goes at once.
 func TestNotificationsDelivery(t *testing.T) {
 	mail := smtptest.Start(t)
 	mail.SetResponder(func(rcpt string, _ int) error {
@@ -76,6 +78,56 @@ func TestNotificationsDelivery(t *testing.T) {
 			"channels": []string{"email", "email"}, "subject": "s", "body": "b"})
 		if r.Status != 422 || !strings.Contains(string(r.Body), "channels[1]") {
 			t.Errorf("repeated channel: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("quiet hours hold a send until they end, critical ones go at once", func(t *testing.T) {
+		c := s.client(t)
+		zone, _ := time.LoadLocation("Asia/Kolkata")
+		now := time.Now().In(zone)
+		quietEnd := now.Add(10 * time.Second).Truncate(time.Second)
+		if r := c.post("/api/v1/subscribers", map[string]any{"external_id": "quiet-1", "email": "quiet@example.com",
+			"time_zone": "Asia/Kolkata", "quiet_hours_start": now.Add(-time.Hour).Format("15:04:05"),
+			"quiet_hours_end": quietEnd.Format("15:04:05")}); r.Status != 201 {
+			t.Fatalf("create subscriber: %d %s", r.Status, r.Body)
+		}
+		if r := c.post("/api/v1/subscribers", map[string]any{"external_id": "quiet-2", "quiet_hours_start": "22:00"}); r.Status != 422 ||
+			!strings.Contains(string(r.Body), "quiet_hours_end") {
+			t.Errorf("half a window: %d %s", r.Status, r.Body)
+		}
+		send := func(priority string) notificationReply {
+			r := c.post("/api/v1/notifications/email", map[string]any{"subscriber_ids": []string{"quiet-1"},
+				"subject": "At " + priority, "body": "b", "priority": priority})
+			if r.Status != 202 {
+				t.Fatalf("send %s: %d %s", priority, r.Status, r.Body)
+			}
+			var n notificationReply
+			r.Decode(t, &n)
+			return n
+		}
+		held := send("normal")
+		critical := send("critical")
+		var d deliveryReply
+		eventually(t, 5*time.Second, "the hold shows", func() bool {
+			n := c.notification(held.ID)
+			d = n.Deliveries[0]
+			return n.Status == "queued" && d.HeldReason == "quiet_hours"
+		})
+		if d.HeldUntil == nil || !d.HeldUntil.Equal(quietEnd) || d.Status != "queued" {
+			t.Errorf("held delivery: %+v, want held until %s", d, quietEnd.UTC())
+		}
+		if n := c.waitNotification(critical.ID, 10*time.Second, "sent", "failed"); n.Status != "sent" || n.Deliveries[0].HeldReason != "" ||
+			time.Now().After(quietEnd) {
+			t.Errorf("critical notification: %+v (now %s, quiet hours end %s)", n, time.Now().UTC(), quietEnd.UTC())
+		}
+		if got := len(mail.Messages()); got != 1 {
+			t.Errorf("%d messages before the quiet hours ended, want the critical one", got)
+		}
+		n := c.waitNotification(held.ID, 30*time.Second, "sent", "failed")
+		if n.Status != "sent" || n.Deliveries[0].SentAt == nil || n.Deliveries[0].SentAt.Before(quietEnd) {
+			t.Errorf("after the quiet hours: %+v", n)
+		}
+		if got := len(mail.Messages()); got != 2 {
+			t.Errorf("%d messages after the quiet hours, want 2", got)
 		}
 	})
 }

@@ -36,6 +36,8 @@ type deliveryReply struct {
 	Error             string     `json:"error"`
 	ErrorCode         string     `json:"error_code"`
 	ScheduledAt       *time.Time `json:"scheduled_at"`
+	HeldUntil         *time.Time `json:"held_until"`
+	HeldReason        string     `json:"held_reason"`
 	SentAt            *time.Time `json:"sent_at"`
 	Attempts          []struct {
 		Attempt           int    `json:"attempt"`

@@ -44,8 +44,8 @@ type EmailRequest struct {
 	TemplateVersion int            `json:"template_version,omitempty"`
 	TemplateData    map[string]any `json:"template_data,omitempty"`
 	SendAt          *time.Time     `json:"send_at,omitempty"`
-	// Priority is low, normal (default) or high: the order of sends waiting in the channel's
-	// queue, and the Importance header.
+	// Priority is low, normal (default), high or critical: the order of sends waiting in the
+	// channel's queue, and the Importance header; critical (as high) also ignores quiet hours.
 	Priority string `json:"priority,omitempty"`
 	// Metadata is kept with the notification and copied into its events.
 	Metadata map[string]any `json:"metadata,omitempty"`
@@ -238,7 +238,7 @@ func (s *Service) newSpec(channel, key string, cause *store.Event, targets []tar
 	}
 	for _, t := range targets {
 		spec.Deliveries = append(spec.Deliveries, DeliverySpec{ID: store.NewID(), Recipient: t.recipient,
-			RecipientKey: t.key, SubscriberID: t.subscriberID})
+			RecipientKey: t.key, SubscriberID: t.subscriberID, QuietHours: t.quiet})
 	}
 	return spec
 }
@@ -246,6 +246,7 @@ func (s *Service) newSpec(channel, key string, cause *store.Event, targets []tar
 // target is one recipient of a send: a raw address or a subscriber's.
 type target struct {
 	recipient, key, subscriberID string
+	quiet                        *QuietHours
 }
 
 // addressed resolves the recipients of a send: the raw addresses (validated already) and each
@@ -291,7 +292,11 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 			continue
 		}
 		seen[k] = true
-		out = append(out, target{recipient: addr, key: k, subscriberID: sub.ID})
+		t := target{recipient: addr, key: k, subscriberID: sub.ID}
+		if sub.QuietHoursStart != "" && sub.QuietHoursEnd != "" {
+			t.quiet = &QuietHours{Start: sub.QuietHoursStart, End: sub.QuietHoursEnd, TimeZone: sub.TimeZone}
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -344,9 +349,9 @@ func validName(s string) bool {
 // checkCommon validates priority, send_at and metadata.
 func (s *Service) checkCommon(p *validation.Problems, priority string, sendAt *time.Time, metadata map[string]any) {
 	switch priority {
-	case "", "low", "normal", "high":
+	case "", "low", "normal", "high", PriorityCritical:
 	default:
-		p.Add("priority", "must be low, normal or high, got %q", priority)
+		p.Add("priority", "must be low, normal, high or critical, got %q", priority)
 	}
 	if sendAt != nil && sendAt.After(s.now().Add(MaxScheduleAhead)) {
 		p.Add("send_at", "must be within %d days", int(MaxScheduleAhead.Hours()/24))

@@ -39,6 +39,10 @@ type SubscriberInput struct {
 	TimeZone   *string         `json:"time_zone"`
 	Locale     *string         `json:"locale"`
 	Data       *map[string]any `json:"data"`
+	// QuietHoursStart and QuietHoursEnd ("22:00", "07:00"; "" to clear) are the subscriber's
+	// daily quiet hours in their time zone: set together or not at all.
+	QuietHoursStart *string `json:"quiet_hours_start"`
+	QuietHoursEnd   *string `json:"quiet_hours_end"`
 }
 
 // apply validates in and writes the fields it gives onto sub.
@@ -80,6 +84,13 @@ func (in SubscriberInput) apply(p *validation.Problems, sub *Subscriber, creatin
 			p.Add("locale", "must be a BCP 47 language tag (en-GB), got %q", sub.Locale)
 		}
 	}
+	if in.QuietHoursStart != nil {
+		sub.QuietHoursStart = strings.TrimSpace(*in.QuietHoursStart)
+	}
+	if in.QuietHoursEnd != nil {
+		sub.QuietHoursEnd = strings.TrimSpace(*in.QuietHoursEnd)
+	}
+	checkQuietHours(p, sub.QuietHoursStart, sub.QuietHoursEnd)
 	if in.Data != nil {
 		data := *in.Data
 		if data == nil {

@@ -108,6 +108,9 @@ type DeliverySpec struct {
 	RecipientKey string `json:"recipient_key"`
 	// SubscriberID is the subscriber addressed ("" for a raw address).
 	SubscriberID string `json:"subscriber_id,omitempty"`
+	// QuietHours are the subscriber's when the notification was asked for (nil for none): a
+	// non-critical delivery due inside them waits until they end.
+	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
 }
 
 // Row is the notification as stored, every delivery queued.
@@ -192,7 +195,7 @@ func DeliveryEvent(typ string, spec Spec, d DeliverySpec, data EventData) store.
 // "critical" above it); both scales are in use by stored notifications and definitions and stay.
 func PriorityKey(p string) int {
 	switch p {
-	case "high":
+	case "high", PriorityCritical:
 		return 1
 	case "low":
 		return 5

@@ -103,7 +103,7 @@ func sendEmailCmd(c *apiClient) *cobra.Command {
 	f.StringVar(&tpl, "template", "", "template id (welcome_email …)")
 	f.StringVar(&data, "data", "", "template data: a JSON object, or @file")
 	f.StringVar(&sendAt, "send-at", "", "RFC 3339 time to send at")
-	f.StringVar(&priority, "priority", "", "low, normal or high")
+	f.StringVar(&priority, "priority", "", "low, normal, high or critical (critical ignores quiet hours)")
 	f.StringVar(&replyTo, "reply-to", "", "Reply-To address")
 	f.StringVar(&key, "idempotency-key", "", "send once per key")
 	return cmd

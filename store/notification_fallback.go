@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -65,4 +66,13 @@ func (s *Store) AddFallbackDelivery(ctx context.Context, fromID string, next Fal
 		return out, fmt.Errorf("fallback of delivery %s: %w", fromID, err)
 	}
 	return out, nil
+}
+
+// HoldDelivery records that a delivery waits until until for reason (quiet hours).
+func (s *Store) HoldDelivery(ctx context.Context, deliveryID string, until time.Time, reason string, now time.Time) error {
+	return s.updateDelivery(ctx, deliveryID, now, func(_ *gorm.DB, d *NotificationDelivery) error {
+		u := until.UTC()
+		d.HeldUntil, d.HeldReason = &u, reason
+		return nil
+	})
 }

@@ -47,3 +47,35 @@ func TestFallbackDeliveryReplacesAFailedOne(t *testing.T) {
 		}
 	})
 }
+
+func TestHoldDeliveryShowsTheWait(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		n := newNotification("email", "ada@example.com")
+		if _, err := s.InsertNotification(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		until := time.Date(2026, 3, 11, 6, 0, 0, 0, time.UTC)
+		if err := s.HoldDelivery(ctx, n.Deliveries[0].ID, until, "quiet_hours", time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetNotification(ctx, n.ID)
+		if d := got.Deliveries[0]; err != nil || got.Status != store.StatusQueued || d.HeldUntil == nil ||
+			!d.HeldUntil.Equal(until) || d.HeldReason != "quiet_hours" {
+			t.Fatalf("held: %+v %v", got, err)
+		}
+		now := time.Now().UTC()
+		sub := &store.Subscriber{ID: store.NewID(), ExternalID: "q", QuietHoursStart: "22:00", QuietHoursEnd: "07:00",
+			Data: store.JSON("{}"), CreatedAt: now, UpdatedAt: now}
+		if err := s.CreateSubscriber(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		sub.QuietHoursStart, sub.QuietHoursEnd = "23:00", "06:30"
+		if err := s.UpdateSubscriber(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		if back, err := s.GetSubscriber(ctx, "q"); err != nil || back.QuietHoursStart != "23:00" || back.QuietHoursEnd != "06:30" {
+			t.Fatalf("subscriber quiet hours: %+v %v", back, err)
+		}
+	})
+}

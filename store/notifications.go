@@ -97,10 +97,14 @@ type NotificationDelivery struct {
 	Error             string     `json:"error,omitempty"`
 	ErrorCode         string     `json:"error_code,omitempty"`
 	ScheduledAt       *time.Time `json:"scheduled_at,omitempty"`
-	SentAt            *time.Time `json:"sent_at,omitempty"`
-	DeliveredAt       *time.Time `json:"delivered_at,omitempty"`
-	FailedAt          *time.Time `json:"failed_at,omitempty"`
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// HeldUntil and HeldReason say that the delivery waits (or waited) until then, and why
+	// ("quiet_hours").
+	HeldUntil   *time.Time `json:"held_until,omitempty"`
+	HeldReason  string     `json:"held_reason,omitempty"`
+	SentAt      *time.Time `json:"sent_at,omitempty"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	FailedAt    *time.Time `json:"failed_at,omitempty"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 
 	Attempts []NotificationAttempt `gorm:"-" json:"attempts,omitempty"`
 }

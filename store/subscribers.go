@@ -12,16 +12,20 @@ import (
 // Subscriber is someone notifications may address by id (schema 00011): their email, phone,
 // time zone, locale and custom data, under the tenant's own external id.
 type Subscriber struct {
-	TenantID   string    `gorm:"column:tenant_id" json:"-"`
-	ID         string    `gorm:"primaryKey" json:"id"`
-	ExternalID string    `json:"external_id"`
-	Email      string    `json:"email,omitempty"`
-	Phone      string    `json:"phone,omitempty"`
-	TimeZone   string    `json:"time_zone,omitempty"`
-	Locale     string    `json:"locale,omitempty"`
-	Data       JSON      `json:"data"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	TenantID   string `gorm:"column:tenant_id" json:"-"`
+	ID         string `gorm:"primaryKey" json:"id"`
+	ExternalID string `json:"external_id"`
+	Email      string `json:"email,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	TimeZone   string `json:"time_zone,omitempty"`
+	Locale     string `json:"locale,omitempty"`
+	// QuietHoursStart and QuietHoursEnd are the subscriber's daily quiet hours (HH:MM or
+	// HH:MM:SS in TimeZone, UTC when it is empty; both "" for none).
+	QuietHoursStart string    `json:"quiet_hours_start,omitempty"`
+	QuietHoursEnd   string    `json:"quiet_hours_end,omitempty"`
+	Data            JSON      `json:"data"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 
 	Preferences []SubscriberPreference `gorm:"-" json:"preferences,omitempty"`
 }
@@ -105,7 +109,8 @@ func (s *Store) ListSubscribers(ctx context.Context, p Page) ([]Subscriber, stri
 func (s *Store) UpdateSubscriber(ctx context.Context, sub *Subscriber) error {
 	res := s.db.WithContext(ctx).Model(&Subscriber{}).Where("id = ?", sub.ID).Updates(map[string]any{
 		"external_id": sub.ExternalID, "email": sub.Email, "phone": sub.Phone, "time_zone": sub.TimeZone,
-		"locale": sub.Locale, "data": sub.Data, "updated_at": sub.UpdatedAt})
+		"locale": sub.Locale, "data": sub.Data, "updated_at": sub.UpdatedAt,
+		"quiet_hours_start": sub.QuietHoursStart, "quiet_hours_end": sub.QuietHoursEnd})
 	if res.Error != nil {
 		return classify(res.Error)
 	}

@@ -91,6 +91,11 @@ func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.Deliv
 			return fail(ctx, lctx, in.Spec, d, err)
 		}
 	}
+	if d.QuietHours != nil && in.Spec.Priority != notify.PriorityCritical {
+		if err := waitQuietHours(ctx, lctx, d); err != nil {
+			return fail(ctx, lctx, in.Spec, d, err)
+		}
+	}
 	queue, method := notify.EmailTaskQueue, any(a.DeliverEmail)
 	if in.Spec.Channel == wire.ChannelSMS {
 		queue, method = notify.SMSTaskQueue, a.DeliverSMS
@@ -152,6 +157,28 @@ func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.Deliv
 	}
 
 	return fail(ctx, lctx, in.Spec, d, err)
+}
+
+// waitQuietHours holds a delivery due inside its subscriber's quiet hours until they end: it
+// records the hold on the delivery and sleeps on a durable timer. "Now" in the subscriber's zone
+// comes from workflow.Now. Notifications before this version carry no quiet hours.
+func waitQuietHours(ctx, lctx workflow.Context, d notify.DeliverySpec) error {
+	if workflow.GetVersion(ctx, "notification-quiet-hours", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	var a *activities.Notifications
+	until, inside := notify.QuietUntil(workflow.Now(ctx), *d.QuietHours)
+	if !inside {
+		return nil
+	}
+	if err := workflow.ExecuteLocalActivity(lctx, a.HoldDelivery, activities.HoldInput{
+		DeliveryID: d.ID, Until: until, Reason: notify.HoldQuietHours}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("record quiet hours", "delivery_id", d.ID, "error", err)
+	}
+	if wait := until.Sub(workflow.Now(ctx)); wait > 0 {
+		return workflow.Sleep(ctx, wait)
+	}
+	return nil
 }
 
 // fallBack tries the notification's next channels in order while a delivery to a subscriber

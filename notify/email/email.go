@@ -167,7 +167,7 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	}
 	msg.SetDate()
 	switch m.Priority {
-	case "high":
+	case "high", "critical":
 		msg.SetImportance(gomail.ImportanceHigh)
 	case "low":
 		msg.SetImportance(gomail.ImportanceLow)
