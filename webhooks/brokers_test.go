@@ -34,8 +34,12 @@ func needBroker(t *testing.T, addr string) {
 	c.Close()
 }
 
+func loopbackPolicy() *netguard.Policy {
+	return &netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+}
+
 func loopbackSender(t *testing.T) *Sender {
-	s := NewSender(&netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	s := NewSender(loopbackPolicy())
 	t.Cleanup(s.Close)
 	return s
 }
