@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/pyairtable/automation-domain/netguard"
 )
@@ -288,6 +289,10 @@ func (s *Sender) sendBroker(ctx context.Context, r Request) Response {
 	h[HeaderID] = r.MessageID
 	h[HeaderTimestamp] = strconv.FormatInt(r.Timestamp.Unix(), 10)
 	h[HeaderSignature] = Sign(r.MessageID, r.Timestamp, r.Body, r.Keys...)
+	if !r.OmitTraceparent {
+		// The send's span (while tracing is on), as an HTTP request's traceparent header.
+		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(h))
+	}
 	start := s.now()
 	switch r.Type {
 	case TypeNATS:

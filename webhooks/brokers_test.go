@@ -2,15 +2,18 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pyairtable/automation-domain/netguard"
 	"github.com/pyairtable/automation-domain/store"
@@ -90,6 +93,25 @@ func TestSenderPublishesToJetStreamOncePerID(t *testing.T) {
 	if string(m.Data) != string(r.Body) || m.Header.Get(HeaderID) != "msg_1" || m.Header.Get("X-Custom") != "v" ||
 		m.Header.Get(HeaderSignature) != Sign("msg_1", r.Timestamp, r.Body, r.Keys...) {
 		t.Fatalf("message: %s %v", m.Data, m.Header)
+	}
+
+	// The send's trace context goes with the message as its traceparent header, unless omitted.
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	traced := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: 1}))
+	for i, omit := range []bool{false, true} {
+		r := brokerRequest(TypeNATS, testNATSURL, fmt.Sprintf("msg_traced_%d", i))
+		r.Subject, r.OmitTraceparent = name+".events", omit
+		if res := s.Send(traced, r); !Judge(res).Success {
+			t.Fatalf("traced publish: %+v", res)
+		}
+		m, err := stream.GetMsg(ctx, uint64(2+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get("traceparent"); (got == "") != omit || (!omit && !strings.Contains(got, tid.String())) {
+			t.Errorf("omit %v: traceparent %q", omit, got)
+		}
 	}
 }
 

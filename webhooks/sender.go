@@ -120,9 +120,6 @@ func (s *Sender) Close() {
 // Send makes the request once (the transport never replays it); to a broker endpoint it
 // publishes the message once and waits for the broker's acknowledgement.
 func (s *Sender) Send(ctx context.Context, r Request) (out Response) {
-	if r.Type != "" && r.Type != TypeHTTP {
-		return s.sendBroker(ctx, r)
-	}
 	client := s.client
 	if s.quiet != nil {
 		var span trace.Span
@@ -138,6 +135,9 @@ func (s *Sender) Send(ctx context.Context, r Request) (out Response) {
 		if r.OmitTraceparent {
 			client = s.quiet
 		}
+	}
+	if r.Type != "" && r.Type != TypeHTTP {
+		return s.sendBroker(ctx, r)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
