@@ -188,7 +188,9 @@ func (p *AMQPPool) conn(rawURL string) (*amqpConn, error) {
 	return c, nil
 }
 
-func (c *amqpConn) take() (*amqpChannel, error) {
+// take returns an idle channel or opens one in confirm mode, waiting no longer than ctx (the
+// broker answers a channel's opening; one that hangs is left to close when it answers).
+func (c *amqpConn) take(ctx context.Context) (*amqpChannel, error) {
 	c.mu.Lock()
 	for len(c.idle) > 0 {
 		ch := c.idle[len(c.idle)-1]
@@ -199,17 +201,37 @@ func (c *amqpConn) take() (*amqpChannel, error) {
 		}
 	}
 	c.mu.Unlock()
-	ch, err := c.conn.Channel()
-	if err != nil {
-		return nil, fmt.Errorf("AMQP channel: %w", err)
+	type opened struct {
+		ch  *amqpChannel
+		err error
 	}
-	if err := ch.Confirm(false); err != nil {
-		_ = ch.Close()
-		return nil, fmt.Errorf("AMQP publisher confirms: %w", err)
+	done := make(chan opened, 1)
+	go func() {
+		ch, err := c.conn.Channel()
+		if err != nil {
+			done <- opened{err: fmt.Errorf("AMQP channel: %w", err)}
+			return
+		}
+		if err := ch.Confirm(false); err != nil {
+			_ = ch.Close()
+			done <- opened{err: fmt.Errorf("AMQP publisher confirms: %w", err)}
+			return
+		}
+		out := &amqpChannel{ch: ch, returns: make(chan amqp.Return, 1)}
+		ch.NotifyReturn(out.returns)
+		done <- opened{ch: out}
+	}()
+	select {
+	case o := <-done:
+		return o.ch, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.ch != nil {
+				_ = o.ch.ch.Close()
+			}
+		}()
+		return nil, fmt.Errorf("AMQP channel: %w", ctx.Err())
 	}
-	out := &amqpChannel{ch: ch, returns: make(chan amqp.Return, 1)}
-	ch.NotifyReturn(out.returns)
-	return out, nil
 }
 
 func (c *amqpConn) put(ch *amqpChannel) {
@@ -229,7 +251,7 @@ func (p *AMQPPool) Publish(ctx context.Context, rawURL, exchange, key, msgID str
 	if err != nil {
 		return err
 	}
-	ch, err := c.take()
+	ch, err := c.take(ctx)
 	if err != nil {
 		return err
 	}
