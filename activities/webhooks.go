@@ -192,6 +192,12 @@ func (a *Webhooks) deliverBatch(ctx context.Context, e store.WebhookEndpoint, o 
 	if e.Transform != "" {
 		a.transform(ctx, e, jobs, queued)
 	}
+	target := e.URL
+	if typ := webhooks.EndpointType(e); typ != webhooks.TypeHTTP {
+		if target, err = a.Secrets.BrokerURL(e); err != nil {
+			return out, fmt.Errorf("webhook batch %s: broker URL: %w", e.ID, err)
+		}
+	}
 	req := func(j *sendJob) webhooks.Request {
 		h := headers
 		if len(j.headers) > 0 {
@@ -203,9 +209,10 @@ func (a *Webhooks) deliverBatch(ctx context.Context, e store.WebhookEndpoint, o 
 				h[k] = v
 			}
 		}
-		return webhooks.Request{URL: e.URL, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
+		return webhooks.Request{URL: target, MessageID: j.d.MessageID, Timestamp: j.at, Body: j.body, Keys: keys,
 			Headers: h, Timeout: webhooks.EffectiveTimeout(e, a.Settings),
-			TraceParent: j.traceParent, OmitTraceparent: e.OmitTraceparent, EndpointID: e.ID}
+			TraceParent: j.traceParent, OmitTraceparent: e.OmitTraceparent, EndpointID: e.ID,
+			Type: webhooks.EndpointType(e), Subject: e.Subject, Exchange: e.Exchange, RoutingKey: e.RoutingKey}
 	}
 	if o.halt == nil {
 		o.halt = func() bool { return false }

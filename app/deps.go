@@ -385,6 +385,9 @@ func (d *Deps) Close() {
 	if d.EvalPool != nil {
 		_ = d.EvalPool.Close()
 	}
+	if d.Webhooks != nil {
+		d.Webhooks.Sender().Close() // the broker connections of stream endpoints
+	}
 	if d.meterProvider != nil {
 		_ = d.meterProvider.Shutdown(context.Background())
 	}

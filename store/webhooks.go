@@ -67,6 +67,15 @@ type WebhookEndpoint struct {
 	DeletedAt *time.Time
 	// OmitTraceparent stops the W3C traceparent header from being sent to the endpoint.
 	OmitTraceparent bool `gorm:"column:omit_traceparent"`
+	// Type is "http" (a POST to URL), "nats" or "amqp" (schema 00015). For a broker endpoint
+	// BrokerURL is the broker's URL with its credentials, encrypted by package webhooks, and URL
+	// the same with its password redacted; the message goes to Subject (nats) or to Exchange with
+	// RoutingKey (amqp).
+	Type       string `gorm:"column:type;default:http"`
+	BrokerURL  string `gorm:"column:broker_url"`
+	Subject    string `gorm:"column:subject"`
+	Exchange   string `gorm:"column:exchange"`
+	RoutingKey string `gorm:"column:routing_key"`
 }
 
 // TableName implements gorm's tabler.

@@ -47,10 +47,15 @@ type Endpoint struct {
 	SendTraceparent bool `json:"send_traceparent"`
 	// Filter and Transform are the endpoint's expr condition and jq program ("": none; see
 	// transform.go).
-	Filter    string    `json:"filter"`
-	Transform string    `json:"transform"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Filter    string `json:"filter"`
+	Transform string `json:"transform"`
+	// Type is http, nats or amqp; a broker endpoint's URL is shown with its password redacted.
+	Type       string    `json:"type"`
+	Subject    string    `json:"subject,omitempty"`
+	Exchange   string    `json:"exchange,omitempty"`
+	RoutingKey string    `json:"routing_key,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // EndpointInput creates an endpoint (the seed's name, url, events, secret and the rest).
@@ -73,6 +78,13 @@ type EndpointInput struct {
 	SendTraceparent *bool  `json:"send_traceparent"`
 	Filter          string `json:"filter"`
 	Transform       string `json:"transform"`
+	// Type is http (default), nats or amqp. For a broker, URL is the broker's (credentials
+	// allowed; stored encrypted) and the message goes to Subject (nats) or Exchange with
+	// RoutingKey (amqp).
+	Type       string `json:"type"`
+	Subject    string `json:"subject"`
+	Exchange   string `json:"exchange"`
+	RoutingKey string `json:"routing_key"`
 }
 
 // RedactedHeaderValue stands for a custom header's value in what the API shows. In a PATCH it
@@ -97,6 +109,10 @@ type EndpointPatch struct {
 	SendTraceparent      *bool              `json:"send_traceparent"`
 	Filter               *string            `json:"filter"`
 	Transform            *string            `json:"transform"`
+	// The destination of a broker endpoint (its type cannot change).
+	Subject    *string `json:"subject"`
+	Exchange   *string `json:"exchange"`
+	RoutingKey *string `json:"routing_key"`
 }
 
 // Limits of endpoint settings.
@@ -126,7 +142,11 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 	if len(in.Description) > maxDescription {
 		p.Add("description", "must be at most %d characters", maxDescription)
 	}
-	s.checkURL(ctx, &p, in.URL)
+	if in.Type == "" {
+		in.Type = TypeHTTP
+	}
+	dest := destination{Type: in.Type, URL: in.URL, Subject: in.Subject, Exchange: in.Exchange, RoutingKey: in.RoutingKey}
+	s.checkDestination(ctx, &p, dest)
 	if in.Events == nil {
 		in.Events = []string{"*"}
 	}
@@ -152,13 +172,16 @@ func (s *Service) CreateEndpoint(ctx context.Context, in EndpointInput) (Endpoin
 	}
 	now := s.now()
 	e := store.WebhookEndpoint{
-		ID: store.NewID(), Name: in.Name, Description: in.Description, URL: in.URL,
+		ID: store.NewID(), Name: in.Name, Description: in.Description,
 		EventTypes: store.MustJSON(in.Events), Enabled: in.Enabled == nil || *in.Enabled,
 		RateLimitPerSecond: in.RateLimitPerSecond, Ordered: in.Ordered, MaxAttempts: in.MaxAttempts,
 		RetryScheduleMS: scheduleJSON(schedule), TimeoutMS: in.TimeoutSeconds * 1000,
 		DisableAfterFailures: in.DisableAfterFailures, Filter: in.Filter, Transform: in.Transform,
 		CreatedAt: now, UpdatedAt: now,
 		OmitTraceparent: in.SendTraceparent != nil && !*in.SendTraceparent,
+	}
+	if err := s.setDestination(&e, dest); err != nil {
+		return Endpoint{}, err
 	}
 	sealed, err := s.secrets.Seal(secret, e.ID)
 	if err != nil {
@@ -221,10 +244,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 		}
 		cols["description"] = *in.Description
 	}
-	if in.URL != nil {
-		s.checkURL(ctx, &p, *in.URL)
-		cols["url"] = *in.URL
-	}
+	moved := s.patchDestination(ctx, &p, cur, in, cols)
 	if in.Events != nil {
 		checkFilters(&p, *in.Events)
 		cols["event_types"] = store.MustJSON(*in.Events)
@@ -278,7 +298,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, id string, in EndpointPatc
 		cols["enabled"], cols["disabled_reason"], cols["disabled_at"] = true, "", nil
 		cols["failing_since"], cols["consecutive_failures"] = nil, 0
 	}
-	reset := enabling || in.URL != nil
+	reset := enabling || moved
 	if reset {
 		// A re-enabled endpoint, or one at a new address, starts with a closed circuit.
 		cols["failed_requests"], cols["circuit_trips"], cols["circuit_open_until"], cols["paused_until"] = 0, 0, nil, nil
@@ -425,6 +445,7 @@ func (s *Service) view(e store.WebhookEndpoint) Endpoint {
 		CircuitOpenUntil: future(e.CircuitOpenUntil, s.now()), PausedUntil: future(e.PausedUntil, s.now()),
 		TimeoutSeconds: int(s.EffectiveTimeout(e) / time.Second), SendTraceparent: !e.OmitTraceparent,
 		Filter: e.Filter, Transform: e.Transform,
+		Type: EndpointType(e), Subject: e.Subject, Exchange: e.Exchange, RoutingKey: e.RoutingKey,
 	}
 	_ = json.Unmarshal(e.EventTypes, &out.Events)
 	var sealed map[string]string

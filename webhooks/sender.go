@@ -54,6 +54,13 @@ type Request struct {
 	OmitTraceparent bool
 	// EndpointID names the endpoint in the request's span.
 	EndpointID string
+	// Type is the endpoint's type ("" or TypeHTTP: a POST to URL). For TypeNATS and TypeAMQP,
+	// URL is the broker's (with its credentials), the message is published on Subject, or to
+	// Exchange with RoutingKey.
+	Type       string
+	Subject    string
+	Exchange   string
+	RoutingKey string
 }
 
 // Response is what an attempt observed.
@@ -81,13 +88,16 @@ type Sender struct {
 	// quiet, while tracing is on, is client without the traceparent header (same connection
 	// pool): for endpoints that do not want it.
 	quiet *http.Client
+	// nats and amqp hold the broker connections of the process (one per broker URL).
+	nats *NATSPool
+	amqp *AMQPPool
 }
 
 // NewSender builds a sender on the egress policy. While tracing is on (internal/tracing), each
 // request is a span continuing its message's trace, sending its traceparent.
 func NewSender(policy *netguard.Policy) *Sender {
 	// One client (one connection pool) for every endpoint; each request carries its own timeout.
-	s := &Sender{client: policy.Client(0), now: time.Now}
+	s := &Sender{client: policy.Client(0), now: time.Now, nats: NewNATSPool(policy), amqp: NewAMQPPool(policy)}
 	if tracing.Enabled() {
 		base := s.client.Transport
 		if base == nil {
@@ -101,7 +111,14 @@ func NewSender(policy *netguard.Policy) *Sender {
 	return s
 }
 
-// Send makes the request once (the transport never replays it).
+// Close closes the broker connections.
+func (s *Sender) Close() {
+	s.nats.Close()
+	s.amqp.Close()
+}
+
+// Send makes the request once (the transport never replays it); to a broker endpoint it
+// publishes the message once and waits for the broker's acknowledgement.
 func (s *Sender) Send(ctx context.Context, r Request) (out Response) {
 	client := s.client
 	if s.quiet != nil {
@@ -118,6 +135,9 @@ func (s *Sender) Send(ctx context.Context, r Request) (out Response) {
 		if r.OmitTraceparent {
 			client = s.quiet
 		}
+	}
+	if r.Type != "" && r.Type != TypeHTTP {
+		return s.sendBroker(ctx, r)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
