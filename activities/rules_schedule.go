@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 
 	"go.temporal.io/sdk/activity"
 

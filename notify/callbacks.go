@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"net/url"
 	"strconv"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"

@@ -3,9 +3,10 @@ package store
 import (
 	"context"
 	"errors"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"strings"
 	"time"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 
 	"github.com/jackc/pgx/v5"
 )

@@ -2,8 +2,9 @@ package webhooks
 
 import (
 	"context"
-	"github.com/pyairtable/automation-domain/internal/tenant"
 	"time"
+
+	"github.com/pyairtable/automation-domain/internal/tenant"
 )
 
 // Sweep wakes the dispatchers of endpoints with a delivery due more than grace ago that no
