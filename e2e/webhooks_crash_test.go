@@ -17,42 +17,9 @@ import (
 // checks that every endpoint gets every message at least once and the log ends with nothing
 // pending or failed.
 func TestWebhookWorkerCrashLosesNothing(t *testing.T) {
-	dbURL := testenv.PostgresURL(t)
-	redisURL := testenv.RedisURL(t)
-	srv, err := devserver.Start(devserver.Options{
-		DatabaseFile: t.TempDir() + "/temporal.db", FrontendPort: testenv.FreePort(t), Namespaces: []string{"automation"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	apiPort := testenv.FreePort(t)
-	env := map[string]string{
-		"ENV": "production", "PORT": fmt.Sprint(apiPort), "HOST": "127.0.0.1", "DATA_DIR": t.TempDir(),
-		"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "TEMPORAL_ADDRESS": srv.Address(),
-		"INTERNAL_API_KEY": "crash-key-" + testenv.RandomHex(8), "JWT_SECRET_KEY": "j", "WEBHOOK_SECRET_KEY": "w",
-		"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32", "RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000",
-	}
-	startProcess(t, "api", env)
-	workerEnv := func() map[string]string {
-		w := map[string]string{"METRICS_PORT": fmt.Sprint(testenv.FreePort(t))}
-		for k, v := range env {
-			if k != "PORT" {
-				w[k] = v
-			}
-		}
-		return w
-	}
-	worker := startProcess(t, "worker", workerEnv())
-	c := &call{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), key: env["INTERNAL_API_KEY"], header: http.Header{}}
-	eventually(t, 90*time.Second, "the API process to be ready", func() bool {
-		res, err := contractGet(t, c.base+"/ready")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	})
+	p := startProductionStack(t, nil)
+	c := p.c
+	worker := p.startWorker(t)
 
 	// Five slow receivers behind a rate limit: the fan-out takes seconds, so the kill lands in
 	// the middle of it.
@@ -103,7 +70,7 @@ func TestWebhookWorkerCrashLosesNothing(t *testing.T) {
 
 	// Accepted while no worker runs.
 	post(before, during)
-	startProcess(t, "worker", workerEnv())
+	p.startWorker(t)
 
 	want := endpoints * (before + during)
 	t.Run("every endpoint gets every message", func(t *testing.T) {
@@ -131,4 +98,59 @@ func TestWebhookWorkerCrashLosesNothing(t *testing.T) {
 		})
 	}
 	t.Logf("%d requests for %d deliveries (at least once: %d repeated after the crash)", total(), want, total()-want)
+}
+
+// prodStack is the production shape: the API and the worker as separate processes on Postgres
+// and Redis, Temporal (an embedded server) over TEMPORAL_ADDRESS.
+type prodStack struct {
+	c   *call
+	env map[string]string
+}
+
+// startProductionStack starts Temporal and the API process (with env's variables beside the
+// defaults) and waits until the API is ready; workers are started with startWorker.
+func startProductionStack(t *testing.T, extra map[string]string) *prodStack {
+	t.Helper()
+	dbURL := testenv.PostgresURL(t)
+	redisURL := testenv.RedisURL(t)
+	srv, err := devserver.Start(devserver.Options{
+		DatabaseFile: t.TempDir() + "/temporal.db", FrontendPort: testenv.FreePort(t), Namespaces: []string{"automation"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	apiPort := testenv.FreePort(t)
+	env := map[string]string{
+		"ENV": "production", "PORT": fmt.Sprint(apiPort), "HOST": "127.0.0.1", "DATA_DIR": t.TempDir(),
+		"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "TEMPORAL_ADDRESS": srv.Address(),
+		"INTERNAL_API_KEY": "crash-key-" + testenv.RandomHex(8), "JWT_SECRET_KEY": "j", "WEBHOOK_SECRET_KEY": "w",
+		"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32", "RATE_LIMIT_PER_SECOND": "1000", "RATE_LIMIT_BURST": "1000",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	startProcess(t, "api", env)
+	c := &call{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), key: env["INTERNAL_API_KEY"], header: http.Header{}}
+	eventually(t, 90*time.Second, "the API process to be ready", func() bool {
+		res, err := contractGet(t, c.base+"/ready")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	return &prodStack{c: c, env: env}
+}
+
+// startWorker starts a worker process (its own metrics port) against the stack.
+func (p *prodStack) startWorker(t *testing.T) *process {
+	t.Helper()
+	w := map[string]string{"METRICS_PORT": fmt.Sprint(testenv.FreePort(t))}
+	for k, v := range p.env {
+		if k != "PORT" {
+			w[k] = v
+		}
+	}
+	return startProcess(t, "worker", w)
 }
