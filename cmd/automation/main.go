@@ -4,6 +4,9 @@
 //
 //	automation           run everything
 //	automation migrate   apply the database migrations and exit
+//	automation temporal  run only the embedded Temporal server and its Web UI (on
+//	                     TEMPORAL_PORT and TEMPORAL_UI_PORT, state in DATA_DIR), for an API and
+//	                     workers started as separate processes with TEMPORAL_ADDRESS
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pyairtable/automation-domain/app"
 	"github.com/pyairtable/automation-domain/config"
@@ -47,12 +51,35 @@ func main() {
 		})
 	case "migrate":
 		err = app.Migrate(ctx, cfg, log)
+	case "temporal":
+		err = runTemporal(ctx, cfg, log)
 	default:
-		fmt.Fprintf(os.Stderr, "usage: automation [run|migrate]\n")
+		fmt.Fprintf(os.Stderr, "usage: automation [run|migrate|temporal]\n")
 		os.Exit(2)
 	}
 	if err != nil {
 		log.Error("exit", "error", err)
 		os.Exit(1)
 	}
+}
+
+// runTemporal serves the embedded Temporal server alone until ctx ends. It is the production
+// shape's Temporal on one machine without a cluster: the API (cmd/api) and any number of workers
+// dial it with TEMPORAL_ADDRESS, and it can be stopped or killed apart from them.
+func runTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if !cfg.EmbeddedTemporal() {
+		return fmt.Errorf("automation temporal: TEMPORAL_ADDRESS is set (%s): that server is the one to use; "+
+			"unset it to run the embedded server", cfg.TemporalAddress)
+	}
+	start := time.Now()
+	srv, err := devserver.FromConfig(cfg, log)
+	if err != nil {
+		return fmt.Errorf("automation temporal: %w", err)
+	}
+	defer srv.Stop()
+	log.Info("temporal server up", "address", srv.Address(), "namespace", cfg.TemporalNamespace,
+		"ui", srv.UIURL(), "database", cfg.TemporalSQLitePath(), "took", time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	log.Info("temporal server stopping")
+	return nil
 }
