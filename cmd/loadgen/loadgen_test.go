@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -163,5 +168,60 @@ func TestVerify(t *testing.T) {
 	}
 	if verify(key, h, []byte(strings.Replace(string(body), "1", "2", 1))) {
 		t.Error("a changed body was accepted")
+	}
+}
+
+// TestRetryErrorsKeepsTheIdempotencyKey: with -retry-errors a request that lost its connection
+// or was answered 503 is sent again with the same body and Idempotency-Key until it is accepted,
+// and the retries are counted; without the flag the first failure is final.
+func TestRetryErrorsKeepsTheIdempotencyKey(t *testing.T) {
+	var mu sync.Mutex
+	var keys, bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		keys, bodies = append(keys, r.Header.Get("Idempotency-Key")), append(bodies, string(b))
+		n := len(keys)
+		mu.Unlock()
+		switch n {
+		case 1: // the connection drops, as when the service is killed
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		case 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"message_id":"m1"}`))
+		}
+	}))
+	defer srv.Close()
+	newLoader := func(retry bool) *loader {
+		return &loader{o: options{URL: srv.URL, Key: "k", Scenario: "webhooks", RetryErrors: retry},
+			hc: srv.Client(), runID: "run1", sent: make([]atomic.Int64, 1), accepted: make([]atomic.Int64, 1)}
+	}
+
+	l := newLoader(true)
+	l.post(context.Background(), 0, 0)
+	if l.accepted[0].Load() == 0 || l.failed.Load() != 0 {
+		t.Fatalf("not accepted after retries: failed %d", l.failed.Load())
+	}
+	if got := l.retried.Load(); got != 2 {
+		t.Errorf("retried %d, want 2", got)
+	}
+	if len(keys) != 3 || keys[0] != "run1-0" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Errorf("Idempotency-Key of the attempts: %q", keys)
+	}
+	if bodies[1] != bodies[0] || bodies[2] != bodies[0] || !strings.Contains(bodies[0], `"idempotency_key":"run1-0"`) {
+		t.Errorf("bodies differ or lack the key: %q", bodies)
+	}
+
+	mu.Lock()
+	keys, bodies = []string{"dropped"}, []string{""} // the next request is answered 503
+	mu.Unlock()
+	l = newLoader(false)
+	l.post(context.Background(), 0, 0)
+	if l.failed.Load() != 1 || l.accepted[0].Load() != 0 || len(keys) != 2 || l.retried.Load() != 0 {
+		t.Errorf("without -retry-errors: failed %d, accepted %d, attempts %d, retried %d",
+			l.failed.Load(), l.accepted[0].Load(), len(keys)-1, l.retried.Load())
 	}
 }

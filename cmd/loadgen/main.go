@@ -58,6 +58,7 @@ type options struct {
 	PIDs             []int
 	ProcNames        []string
 	Keep             bool
+	RetryErrors      bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -82,6 +83,10 @@ func parseFlags(args []string) (options, error) {
 	pids := fs.String("pids", "", "comma-separated ids of the service's processes (CPU and RSS); default: found by -procs")
 	procs := fs.String("procs", "automation,api,worker,temporal-server", "command names of the service's processes when -pids is unset")
 	fs.BoolVar(&o.Keep, "keep", false, "leave the endpoints, rules and definition in place afterwards")
+	fs.BoolVar(&o.RetryErrors, "retry-errors", false,
+		"retry a request that failed to connect or was answered 5xx every 200 ms (with the same idempotency key), "+
+			"as a client riding out a restart does; the report counts the retries and the accepted requests whose "+
+			"deliveries never arrived (lost), and the exit status is 1 if any were lost")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -195,6 +200,7 @@ type loader struct {
 	badSig    atomic.Int64
 	lastRecv  atomic.Int64
 	throttled atomic.Int64 // 429 answers (retried)
+	retried   atomic.Int64 // connection errors and 5xx answers retried (-retry-errors)
 	failed    atomic.Int64 // requests that did not end in 202
 	firstErr  atomic.Value
 }
@@ -251,7 +257,33 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	stopSampling()
 	after := readUsage(l.pids)
 	l.report(start, before, after, peak.Load())
+	if err == nil && l.o.RetryErrors {
+		if lost := l.lost(); lost > 0 {
+			err = fmt.Errorf("%d accepted requests were lost", lost)
+		}
+	}
 	return err
+}
+
+// lost counts the accepted webhook messages that some healthy receiver never got: with
+// -retry-errors, what a restart of the service under load dropped despite its 202.
+func (l *loader) lost() int {
+	if l.o.Scenario != "webhooks" {
+		return 0
+	}
+	n := 0
+	for seq := range l.accepted {
+		if l.accepted[seq].Load() == 0 {
+			continue
+		}
+		for _, r := range l.receivers {
+			if !r.failing && seq < len(r.seen) && r.seen[seq].Load() == 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func describePIDs(pids []int) string {
@@ -371,8 +403,18 @@ func (l *loader) post(ctx context.Context, offset int64, seq int) {
 	for {
 		start := time.Now()
 		l.sent[seq].CompareAndSwap(0, start.UnixNano())
-		status, resp, header, err := l.do(ctx, "POST", path, body)
+		status, resp, header, err := l.doWith(ctx, "POST", path, body, http.Header{
+			"Idempotency-Key": {l.idempotencyKey(offset, seq)}})
 		now := time.Now()
+		if l.o.RetryErrors && (err != nil || status >= 500) && ctx.Err() == nil {
+			l.retried.Add(1)
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
 		if status == http.StatusTooManyRequests {
 			l.throttled.Add(1)
 			wait, _ := strconv.Atoi(header.Get("Retry-After"))
@@ -411,7 +453,8 @@ func (l *loader) request(offset int64, seq int) (string, []byte) {
 	var path string
 	switch l.o.Scenario {
 	case "webhooks":
-		path, body = "/api/v1/webhooks/deliver", map[string]any{"event_type": l.eventType("message"), "payload": data}
+		path, body = "/api/v1/webhooks/deliver", map[string]any{"event_type": l.eventType("message"), "payload": data,
+			"idempotency_key": l.idempotencyKey(offset, seq)}
 	case "events":
 		if l.o.Rules > 0 {
 			data["kind"] = fmt.Sprintf("k%d", seq%l.o.Rules)
@@ -424,11 +467,22 @@ func (l *loader) request(offset int64, seq int) (string, []byte) {
 	return path, js
 }
 
+// idempotencyKey names request seq of the phase at offset, so that a request retried after a
+// lost answer is the same message to the service, not a second one.
+func (l *loader) idempotencyKey(offset int64, seq int) string {
+	return fmt.Sprintf("%s-%d", l.runID, offset+int64(seq))
+}
+
 // eventType is unique to the run, so that endpoints and rules a stopped run left behind do not
 // match this one's traffic.
 func (l *loader) eventType(kind string) string { return "load." + l.runID + "." + kind }
 
 func (l *loader) do(ctx context.Context, method, path string, body []byte) (int, []byte, http.Header, error) {
+	return l.doWith(ctx, method, path, body, nil)
+}
+
+// doWith sends a request with extra headers and reads the whole answer.
+func (l *loader) doWith(ctx context.Context, method, path string, body []byte, extra http.Header) (int, []byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -436,6 +490,9 @@ func (l *loader) do(ctx context.Context, method, path string, body []byte) (int,
 	req, err := http.NewRequestWithContext(ctx, method, l.o.URL+path, rd)
 	if err != nil {
 		return 0, nil, nil, err
+	}
+	for k, v := range extra {
+		req.Header[k] = v
 	}
 	req.Header.Set("X-API-Key", l.o.Key)
 	if l.o.Tenant != "" {
@@ -738,6 +795,13 @@ func (l *loader) report(start time.Time, before, after Usage, peakRSS int64) {
 		fmt.Fprintf(out, "first error: %s\n", e)
 	}
 	fmt.Fprintf(out, "API        %s\n", l.api.Summary())
+	if o.RetryErrors {
+		fmt.Fprintf(out, "retried    %d requests after a connection error or a 5xx", l.retried.Load())
+		if o.Scenario == "webhooks" {
+			fmt.Fprintf(out, "; lost %d accepted messages", l.lost())
+		}
+		fmt.Fprintln(out)
+	}
 	unit := "deliveries"
 	if o.Scenario == "workflows" {
 		unit = "executions"
