@@ -15,7 +15,8 @@ import (
 )
 
 // Subscriber routes (/api/v1/subscribers, their preferences), the tenant's notification
-// categories, the suppression list, provider bounce reports and one-click unsubscribe links.
+// categories, the suppression list, provider bounce reports, the tenant's notification
+// settings (default quiet hours) and one-click unsubscribe links.
 
 func (s *Server) subscriberRoutes(e *echo.Echo, v1 *echo.Group) {
 	v1.POST("/subscribers", s.createSubscriber)
@@ -31,6 +32,8 @@ func (s *Server) subscriberRoutes(e *echo.Echo, v1 *echo.Group) {
 	v1.GET("/suppressions", s.listSuppressions)
 	v1.DELETE("/suppressions/:channel/:address", s.deleteSuppression)
 	v1.POST("/notifications/providers/bounces", s.postBounces)
+	v1.GET("/notifications/settings", s.getNotificationSettings)
+	v1.PUT("/notifications/settings", s.putNotificationSettings)
 	// An unsubscribe link carries no API key: its signature authenticates it.
 	e.GET(notify.UnsubscribePathPrefix+":token", s.unsubscribePage, s.rateLimit)
 	e.POST(notify.UnsubscribePathPrefix+":token", s.unsubscribe, s.rateLimit)
@@ -292,4 +295,26 @@ func (s *Server) unsubscribe(c echo.Context) error {
 
 func wantsJSON(c echo.Context) bool {
 	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "application/json")
+}
+
+// getNotificationSettings: GET /api/v1/notifications/settings → the tenant's defaults.
+func (s *Server) getNotificationSettings(c echo.Context) error {
+	ns, err := s.notify.GetSettings(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ns)
+}
+
+// putNotificationSettings: PUT /api/v1/notifications/settings replaces the tenant's defaults.
+func (s *Server) putNotificationSettings(c echo.Context) error {
+	var in notify.SettingsInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	ns, err := s.notify.PutSettings(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ns)
 }

@@ -46,6 +46,8 @@ var routeScopes = map[string]string{
 	"DELETE /api/v1/notification-categories/:id":      tenants.ScopeTemplatesWrite,
 	"GET /api/v1/suppressions":                        tenants.ScopeNotificationsRead,
 	"DELETE /api/v1/suppressions/:channel/:address":   tenants.ScopeNotificationsSend,
+	"GET /api/v1/notifications/settings":              tenants.ScopeNotificationsRead,
+	"PUT /api/v1/notifications/settings":              tenants.ScopeTemplatesWrite,
 
 	"GET /api/v1/workflows":                       tenants.ScopeWorkflowsRead,
 	"POST /api/v1/workflows":                      tenants.ScopeWorkflowsWrite,

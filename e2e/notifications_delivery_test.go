@@ -14,7 +14,8 @@ import (
 // SMTP server and the Twilio fake: an email refused for good (550) falls back to the
 // subscriber's phone, and both steps show in the notification's deliveries and attempts; an
 // email due inside the subscriber's quiet hours (ending seconds from now, in their zone) waits
-// for their end and shows the hold, while a critical one goes at once.
+// for their end and shows the hold, while a critical one goes at once; a tenant's default quiet
+// hours hold its subscribers without their own, and no other tenant's.
 func TestNotificationsDelivery(t *testing.T) {
 	mail := smtptest.Start(t)
 	mail.SetResponder(func(rcpt string, _ int) error {
@@ -128,6 +129,87 @@ func TestNotificationsDelivery(t *testing.T) {
 		}
 		if got := len(mail.Messages()); got != 2 {
 			t.Errorf("%d messages after the quiet hours, want 2", got)
+		}
+	})
+	t.Run("tenant default quiet hours hold subscribers without their own, in that tenant only", func(t *testing.T) {
+		c := s.client(t)
+		if r := c.do("PUT", "/api/v1/notifications/settings", `{"quiet_hours_start": `); r.Status != 400 {
+			t.Errorf("invalid JSON: %d %s", r.Status, r.Body)
+		}
+		r := c.do("PUT", "/api/v1/notifications/settings", map[string]any{"quiet_hours_start": "25:00", "time_zone": "Mars/Olympus"})
+		if r.Status != 422 || !strings.Contains(string(r.Body), `"quiet_hours_start"`) ||
+			!strings.Contains(string(r.Body), `"quiet_hours_end"`) || !strings.Contains(string(r.Body), `"time_zone"`) {
+			t.Errorf("invalid settings: %d %s", r.Status, r.Body)
+		}
+		if r := c.get("/api/v1/notifications/settings"); r.Status != 200 || r.JSON(t)["quiet_hours_start"] != "" {
+			t.Fatalf("settings before any put: %d %s", r.Status, r.Body)
+		}
+		if r := c.post("/api/v1/tenants", map[string]any{"id": "quiet-beta", "name": "Quiet beta"}); r.Status != 201 {
+			t.Fatalf("create tenant: %d %s", r.Status, r.Body)
+		}
+		beta := s.client(t)
+		beta.header.Set("X-Tenant-ID", "quiet-beta")
+
+		zone, _ := time.LoadLocation("Asia/Kolkata")
+		now := time.Now().In(zone)
+		quietEnd := now.Add(10 * time.Second).Truncate(time.Second)
+		r = c.do("PUT", "/api/v1/notifications/settings", map[string]any{"quiet_hours_start": now.Add(-time.Hour).Format("15:04:05"),
+			"quiet_hours_end": quietEnd.Format("15:04:05"), "time_zone": "Asia/Kolkata"})
+		if r.Status != 200 || r.JSON(t)["time_zone"] != "Asia/Kolkata" {
+			t.Fatalf("put settings: %d %s", r.Status, r.Body)
+		}
+		t.Cleanup(func() { c.do("PUT", "/api/v1/notifications/settings", map[string]any{}) })
+		if r := c.get("/api/v1/notifications/settings"); r.JSON(t)["quiet_hours_end"] != quietEnd.Format("15:04:05") {
+			t.Errorf("settings read back: %s", r.Body)
+		}
+		if r := beta.get("/api/v1/notifications/settings"); r.Status != 200 || r.JSON(t)["quiet_hours_start"] != "" {
+			t.Errorf("the other tenant reads these settings: %d %s", r.Status, r.Body)
+		}
+		for _, who := range []*call{c, beta} {
+			email := "default-quiet@example.com"
+			if who == beta {
+				email = "beta-quiet@example.com"
+			}
+			if r := who.post("/api/v1/subscribers", map[string]any{"external_id": "default-quiet", "email": email}); r.Status != 201 {
+				t.Fatalf("create subscriber: %d %s", r.Status, r.Body)
+			}
+		}
+		send := func(who *call) notificationReply {
+			r := who.post("/api/v1/notifications/email", map[string]any{"subscriber_ids": []string{"default-quiet"},
+				"subject": "Tenant quiet hours", "body": "b"})
+			if r.Status != 202 {
+				t.Fatalf("send: %d %s", r.Status, r.Body)
+			}
+			var n notificationReply
+			r.Decode(t, &n)
+			return n
+		}
+		held, free := send(c), send(beta)
+		if n := beta.waitNotification(free.ID, 10*time.Second, "sent", "failed"); n.Status != "sent" || n.Deliveries[0].HeldReason != "" ||
+			time.Now().After(quietEnd) {
+			t.Errorf("the other tenant's notification: %+v (now %s, quiet hours end %s)", n, time.Now().UTC(), quietEnd.UTC())
+		}
+		var d deliveryReply
+		eventually(t, 5*time.Second, "the hold shows", func() bool {
+			n := c.notification(held.ID)
+			d = n.Deliveries[0]
+			return n.Status == "queued" && d.HeldReason == "quiet_hours"
+		})
+		if d.HeldUntil == nil || !d.HeldUntil.Equal(quietEnd) {
+			t.Errorf("held delivery: %+v, want held until %s", d, quietEnd.UTC())
+		}
+		n := c.waitNotification(held.ID, 30*time.Second, "sent", "failed")
+		if n.Status != "sent" || n.Deliveries[0].SentAt == nil || n.Deliveries[0].SentAt.Before(quietEnd) {
+			t.Errorf("after the default quiet hours: %+v", n)
+		}
+		var got []string
+		for _, m := range mail.Messages() {
+			if m.Subject() == "Tenant quiet hours" {
+				got = append(got, m.To...)
+			}
+		}
+		if len(got) != 2 || got[0] != "beta-quiet@example.com" || got[1] != "default-quiet@example.com" {
+			t.Errorf("messages in order of arrival: %v, want beta's first", got)
 		}
 	})
 }

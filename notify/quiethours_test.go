@@ -43,3 +43,27 @@ func TestQuietUntil(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietHoursFor: a subscriber's own quiet hours win; without them the tenant's defaults
+// apply in the subscriber's zone, else the defaults' zone; no defaults, none.
+func TestQuietHoursFor(t *testing.T) {
+	defaults := Settings{QuietHoursStart: "22:00", QuietHoursEnd: "07:00", TimeZone: "Europe/Berlin"}
+	for _, c := range []struct {
+		name     string
+		sub      Subscriber
+		defaults Settings
+		want     *QuietHours
+	}{
+		{"own", Subscriber{QuietHoursStart: "20:00", QuietHoursEnd: "06:00", TimeZone: "Asia/Tokyo"}, defaults,
+			&QuietHours{Start: "20:00", End: "06:00", TimeZone: "Asia/Tokyo"}},
+		{"defaults in the subscriber's zone", Subscriber{TimeZone: "Asia/Tokyo"}, defaults,
+			&QuietHours{Start: "22:00", End: "07:00", TimeZone: "Asia/Tokyo"}},
+		{"defaults in their own zone", Subscriber{}, defaults, &QuietHours{Start: "22:00", End: "07:00", TimeZone: "Europe/Berlin"}},
+		{"none", Subscriber{TimeZone: "Asia/Tokyo"}, Settings{}, nil},
+	} {
+		got := quietHoursFor(c.sub, c.defaults)
+		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}

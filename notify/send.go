@@ -268,6 +268,8 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 		p.Add("subscriber_ids", "to and subscriber_ids together take at most %d recipients, got %d", MaxRecipients, len(raw)+len(subscriberIDs))
 		return out, nil
 	}
+	// The tenant's default quiet hours, read once for the subscribers without their own.
+	var defaults *Settings
 	for i, id := range subscriberIDs {
 		path := validation.Index("subscriber_ids", i)
 		sub, err := s.store.GetSubscriber(ctx, id)
@@ -292,10 +294,18 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 			continue
 		}
 		seen[k] = true
-		t := target{recipient: addr, key: k, subscriberID: sub.ID}
-		if sub.QuietHoursStart != "" && sub.QuietHoursEnd != "" {
-			t.quiet = &QuietHours{Start: sub.QuietHoursStart, End: sub.QuietHoursEnd, TimeZone: sub.TimeZone}
+		if defaults == nil && (sub.QuietHoursStart == "" || sub.QuietHoursEnd == "") {
+			ns, err := s.store.GetNotificationSettings(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("read notification settings: %w", err)
+			}
+			defaults = &ns
 		}
+		var tenantDefaults Settings
+		if defaults != nil {
+			tenantDefaults = *defaults
+		}
+		t := target{recipient: addr, key: k, subscriberID: sub.ID, quiet: quietHoursFor(sub, tenantDefaults)}
 		out = append(out, t)
 	}
 	return out, nil

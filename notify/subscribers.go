@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
-	"time"
 
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
@@ -72,11 +71,7 @@ func (in SubscriberInput) apply(p *validation.Problems, sub *Subscriber, creatin
 	}
 	if in.TimeZone != nil {
 		sub.TimeZone = strings.TrimSpace(*in.TimeZone)
-		if sub.TimeZone != "" {
-			if _, err := time.LoadLocation(sub.TimeZone); err != nil || sub.TimeZone == "Local" {
-				p.Add("time_zone", "%q is not an IANA time zone (Europe/Berlin)", sub.TimeZone)
-			}
-		}
+		checkTimeZone(p, "time_zone", sub.TimeZone)
 	}
 	if in.Locale != nil {
 		sub.Locale = strings.TrimSpace(*in.Locale)
