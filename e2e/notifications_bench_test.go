@@ -17,6 +17,11 @@ import (
 //     request to the last message the SMTP server accepted;
 //   - accept_p50_ms / accept_p99_ms: how long POST /notifications/email takes to answer 202;
 //   - deliver_p50_ms / deliver_p99_ms: from the request to the message at the SMTP server;
+//   - subscriber_emails/s: the same burst addressed to subscribers in a category, with a
+//     preference each and 2,000 suppressed addresses on the list, so every send runs the
+//     preference and suppression checks against real rows; checks_cost_% is how much slower
+//     that is than the mean of a raw burst before and after it (raw addresses: the checks
+//     find nothing);
 //   - fanout_emails/s: notifications of 100 recipients each (one workflow, 100 deliveries).
 func BenchmarkEmailThroughput(b *testing.B) {
 	const (
@@ -36,56 +41,67 @@ func BenchmarkEmailThroughput(b *testing.B) {
 	c.post("/api/v1/notifications/email", map[string]any{"to": []string{"warm@example.com"}, "subject": "warm", "body": "up"})
 	mail.WaitFor(b, 1, 30*time.Second)
 
+	// The subscriber phase's world: a category, its subscribers each with a preference, and a
+	// suppression list of 2,000 other addresses, so every check has rows to search.
+	if r := c.post("/api/v1/notification-categories", map[string]any{"id": "news", "default_enabled": false}); r.Status != 201 {
+		b.Fatalf("category: %d %s", r.Status, r.Body)
+	}
+	for n := range 20 {
+		rcpts := make([]string, 100)
+		for i := range rcpts {
+			rcpts[i] = fmt.Sprintf("bounced%d-%d@example.com", n, i)
+		}
+		if r := c.post("/api/v1/notifications/providers/bounces", map[string]any{"type": "bounce", "permanent": true,
+			"recipients": rcpts, "reason": "benchmark"}); r.Status != 200 {
+			b.Fatalf("bounces: %d %s", r.Status, r.Body)
+		}
+	}
+	enabled := true
+	for i := range single {
+		id := fmt.Sprintf("bench-sub-%d", i)
+		if r := c.post("/api/v1/subscribers", map[string]any{"external_id": id, "email": id + "@example.com",
+			"time_zone": "Europe/Berlin"}); r.Status != 201 {
+			b.Fatalf("subscriber: %d %s", r.Status, r.Body)
+		}
+		if r := c.do("PUT", "/api/v1/subscribers/"+id+"/preferences", map[string]any{"preferences": []map[string]any{
+			{"channel": "email", "category": "news", "enabled": &enabled}}}); r.Status != 200 {
+			b.Fatalf("preferences: %d %s", r.Status, r.Body)
+		}
+	}
+
 	b.ResetTimer()
 	for range b.N {
-		base := len(mail.Messages())
-		sentAt := make(map[string]time.Time, single)
-		var accept []time.Duration
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		jobs := make(chan int)
-		start := time.Now()
-		for range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range jobs {
-					to := fmt.Sprintf("bench%d-%d@example.com", i, start.UnixNano())
-					t0 := time.Now()
-					r := c.post("/api/v1/notifications/email", map[string]any{"to": []string{to},
-						"subject": fmt.Sprintf("benchmark %d", i), "body": "Hello from the benchmark."})
-					if r.Status != 202 {
-						b.Errorf("send %d: %d %s", i, r.Status, r.Body)
-						continue
-					}
-					mu.Lock()
-					sentAt[to] = t0
-					accept = append(accept, time.Since(t0))
-					mu.Unlock()
-				}
-			}()
+		rawBurst := func(round int) burstResult {
+			stamp := time.Now().UnixNano()
+			return emailBurst(b, c, mail, single, clients, func(i int) (string, map[string]any) {
+				to := fmt.Sprintf("bench%d-%d-%d@example.com", i, round, stamp)
+				return to, map[string]any{"to": []string{to}, "subject": fmt.Sprintf("benchmark %d", i), "body": "Hello from the benchmark."}
+			})
 		}
-		for i := range single {
-			jobs <- i
-		}
-		close(jobs)
-		wg.Wait()
-		msgs := mail.WaitFor(b, base+single, 5*time.Minute)[base:]
-		elapsed := msgs[len(msgs)-1].Received.Sub(start)
-		var deliver []time.Duration
-		for _, m := range msgs {
-			if t0, ok := sentAt[m.To[0]]; ok {
-				deliver = append(deliver, m.Received.Sub(t0))
-			}
-		}
-		b.ReportMetric(float64(single)/elapsed.Seconds(), "emails/s")
-		b.ReportMetric(percentileMS(accept, 50), "accept_p50_ms")
-		b.ReportMetric(percentileMS(accept, 99), "accept_p99_ms")
-		b.ReportMetric(percentileMS(deliver, 50), "deliver_p50_ms")
-		b.ReportMetric(percentileMS(deliver, 99), "deliver_p99_ms")
+		raw := rawBurst(0)
+		b.ReportMetric(raw.rate, "emails/s")
+		b.ReportMetric(percentileMS(raw.accept, 50), "accept_p50_ms")
+		b.ReportMetric(percentileMS(raw.accept, 99), "accept_p99_ms")
+		b.ReportMetric(percentileMS(raw.deliver, 50), "deliver_p50_ms")
+		b.ReportMetric(percentileMS(raw.deliver, 99), "deliver_p99_ms")
 
-		base = len(mail.Messages())
-		start = time.Now()
+		// The same burst to subscribers in a category: the subscriber lookup at accept, then at
+		// send time the suppression list, the preference and the category, and the unsubscribe
+		// headers of a bulk email.
+		subs := emailBurst(b, c, mail, single, clients, func(i int) (string, map[string]any) {
+			id := fmt.Sprintf("bench-sub-%d", i)
+			return id + "@example.com", map[string]any{"subscriber_ids": []string{id}, "category": "news",
+				"subject": fmt.Sprintf("benchmark %d", i), "body": "Hello from the benchmark."}
+		})
+		b.ReportMetric(subs.rate, "subscriber_emails/s")
+		b.ReportMetric(percentileMS(subs.deliver, 50), "subscriber_deliver_p50_ms")
+		// A raw burst on either side of the subscriber burst: their mean cancels the drift of a
+		// growing database and of whatever else the machine does meanwhile.
+		again := rawBurst(1)
+		b.ReportMetric(100*(1-2*subs.rate/(raw.rate+again.rate)), "checks_cost_%")
+
+		base := len(mail.Messages())
+		start := time.Now()
 		for n := range fanout {
 			to := make([]string, 100)
 			for i := range to {
@@ -95,9 +111,61 @@ func BenchmarkEmailThroughput(b *testing.B) {
 				b.Fatalf("fan-out send: %d %s", r.Status, r.Body)
 			}
 		}
-		msgs = mail.WaitFor(b, base+fanout*100, 5*time.Minute)[base:]
+		msgs := mail.WaitFor(b, base+fanout*100, 5*time.Minute)[base:]
 		b.ReportMetric(float64(fanout*100)/msgs[len(msgs)-1].Received.Sub(start).Seconds(), "fanout_emails/s")
 	}
+}
+
+// burstResult is one burst's figures: emails/s from the first request to the last message at
+// the SMTP server, and each request's accept and delivery latency.
+type burstResult struct {
+	rate            float64
+	accept, deliver []time.Duration
+}
+
+// emailBurst posts n single-recipient notifications from clients concurrent clients, each
+// body(i) giving the recipient it expects and the request, and waits for the n messages.
+func emailBurst(b *testing.B, c *call, mail *smtptest.Server, n, clients int, body func(int) (string, map[string]any)) burstResult {
+	b.Helper()
+	base := len(mail.Messages())
+	sentAt := make(map[string]time.Time, n)
+	var res burstResult
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				to, req := body(i)
+				t0 := time.Now()
+				r := c.post("/api/v1/notifications/email", req)
+				if r.Status != 202 {
+					b.Errorf("send %d: %d %s", i, r.Status, r.Body)
+					continue
+				}
+				mu.Lock()
+				sentAt[to] = t0
+				res.accept = append(res.accept, time.Since(t0))
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	msgs := mail.WaitFor(b, base+n, 5*time.Minute)[base:]
+	res.rate = float64(n) / msgs[len(msgs)-1].Received.Sub(start).Seconds()
+	for _, m := range msgs {
+		if t0, ok := sentAt[m.To[0]]; ok {
+			res.deliver = append(res.deliver, m.Received.Sub(t0))
+		}
+	}
+	return res
 }
 
 func percentileMS(ds []time.Duration, p int) float64 {

@@ -91,13 +91,41 @@ func (s *Store) GetSubscriber(ctx context.Context, id string) (Subscriber, error
 
 // FindSubscriberByAddress returns the tenant's subscriber with this email (lower case) or phone.
 func (s *Store) FindSubscriberByAddress(ctx context.Context, channel, address string) (Subscriber, error) {
+	id, err := s.subscriberIDByAddress(s.db.WithContext(ctx), channel, address)
+	if err != nil {
+		return Subscriber{}, err
+	}
+	if id == "" {
+		return Subscriber{}, ErrNotFound
+	}
 	var sub Subscriber
+	err = s.db.WithContext(ctx).Where("id = ?", id).Take(&sub).Error
+	return sub, classify(err)
+}
+
+// subscriberIDByAddress returns the lowest id of the tenant's subscribers with this email or
+// phone ("" for none). It searches the column's partial index (schema 00011): the "<> ''" term
+// lets the planner use it, and the lowest id is picked here rather than by ORDER BY id, which
+// would send SQLite's planner to the primary key and a scan of every subscriber of the tenant.
+func (s *Store) subscriberIDByAddress(db *gorm.DB, channel, address string) (string, error) {
 	column := "email"
 	if channel == ChannelSMS {
 		column = "phone"
 	}
-	err := s.db.WithContext(ctx).Where(column+" = ?", address).Order("id").Take(&sub).Error
-	return sub, classify(err)
+	if address == "" {
+		return "", nil
+	}
+	var ids []string
+	if err := db.Model(&Subscriber{}).Where(column+" = ? AND "+column+" <> ''", address).Limit(100).Pluck("id", &ids).Error; err != nil {
+		return "", classify(err)
+	}
+	lowest := ""
+	for _, id := range ids {
+		if lowest == "" || id < lowest {
+			lowest = id
+		}
+	}
+	return lowest, nil
 }
 
 // ListSubscribers pages through the subscribers, newest first.
@@ -303,17 +331,11 @@ func (s *Store) CheckSend(ctx context.Context, channel, address, subscriberID, c
 	}
 	out.SubscriberID = subscriberID
 	if out.SubscriberID == "" {
-		var subs []Subscriber
-		column := "email"
-		if channel == ChannelSMS {
-			column = "phone"
+		id, err := s.subscriberIDByAddress(db, channel, address)
+		if err != nil {
+			return out, err
 		}
-		if err := db.Select("id").Where(column+" = ?", address).Order("id").Limit(1).Find(&subs).Error; err != nil {
-			return out, classify(err)
-		}
-		if len(subs) > 0 {
-			out.SubscriberID = subs[0].ID
-		}
+		out.SubscriberID = id
 	}
 	if out.Transactional {
 		return out, nil
