@@ -104,7 +104,7 @@ func (s *Store) FindSubscriberByAddress(ctx context.Context, channel, address st
 }
 
 // subscriberIDByAddress returns the lowest id of the tenant's subscribers with this email or
-// phone ("" for none). It searches the column's partial index (schema 00011): the "<> ”" term
+// phone ("" for none). It searches the column's partial index (schema 00011): the not-empty term
 // lets the planner use it, and the lowest id is picked here rather than by ORDER BY id, which
 // would send SQLite's planner to the primary key and a scan of every subscriber of the tenant.
 func (s *Store) subscriberIDByAddress(db *gorm.DB, channel, address string) (string, error) {
