@@ -80,7 +80,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.Verify, "verify", true, "check each receipt's Standard Webhooks signature (HMAC-SHA256)")
 	fs.IntVar(&o.Warmup, "warmup", 5, "requests sent and waited for before measuring (dispatchers started, connections open)")
 	fs.DurationVar(&o.Wait, "wait", 5*time.Minute, "how long to wait for the receipts (or completions) after the last post")
-	pids := fs.String("pids", "", "comma-separated ids of the service's processes (CPU and RSS); default: found by -procs")
+	pids := fs.String("pids", "", "comma-separated ids of the service's processes (CPU and RSS); default: found by -procs on every sample, which follows a process restarted during the run")
 	procs := fs.String("procs", "automation,api,worker,temporal-server", "command names of the service's processes when -pids is unset")
 	fs.BoolVar(&o.Keep, "keep", false, "leave the endpoints, rules and definition in place afterwards")
 	fs.BoolVar(&o.RetryErrors, "retry-errors", false,
@@ -181,7 +181,7 @@ type loader struct {
 	out   io.Writer
 	hc    *http.Client
 	runID string
-	pids  []int
+	meter *Meter
 
 	receivers []*receiver
 	cleanup   []string // paths to DELETE at the end
@@ -210,15 +210,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	l.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: o.Concurrency * 2, MaxIdleConnsPerHost: o.Concurrency * 2, IdleConnTimeout: time.Minute,
 	}}
-	l.pids = o.PIDs
-	if len(l.pids) == 0 {
-		l.pids = findProcs(o.ProcNames)
-	}
+	l.meter = NewMeter(o.PIDs, o.ProcNames)
 	defer l.teardown()
 	if err := l.setup(ctx); err != nil {
 		return err
 	}
-	idle := readUsage(l.pids)
+	idle := readUsage(l.meter.PIDs())
 	fmt.Fprintf(out, "loadgen %s %s: %s, %d requests, %d clients", o.Scenario, o.Mode, o.URL, o.Count, o.Concurrency)
 	if o.Mode == "steady" {
 		fmt.Fprintf(out, ", %.1f/s", o.Rate)
@@ -227,7 +224,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.Scenario == "events" {
 		fmt.Fprintf(out, ", %d rules", o.Rules)
 	}
-	fmt.Fprintf(out, "\nservice processes: %s; RSS before warm-up %s; load average %s\n", describePIDs(l.pids), mb(idle.RSS), loadAverage())
+	fmt.Fprintf(out, "\nservice processes: %s; RSS before warm-up %s; load average %s\n", describePIDs(l.meter.PIDs()), mb(idle.RSS), loadAverage())
 
 	if o.Warmup > 0 {
 		if err := l.phaseRun(ctx, 1_000_000_000, o.Warmup, "burst"); err != nil {
@@ -235,14 +232,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		l.resetCounters()
 	}
-	before := readUsage(l.pids)
+	before := l.meter.Start()
 	var peak atomic.Int64
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if u := readUsage(l.pids); u.RSS > peak.Load() {
+			if u := l.meter.Sample(); u.RSS > peak.Load() {
 				peak.Store(u.RSS)
 			}
 			select {
@@ -255,7 +252,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	start := time.Now()
 	err := l.phaseRun(ctx, 0, o.Count, o.Mode)
 	stopSampling()
-	after := readUsage(l.pids)
+	after := l.meter.Sample()
 	l.report(start, before, after, peak.Load())
 	if err == nil && l.o.RetryErrors {
 		if lost := l.lost(); lost > 0 {

@@ -212,3 +212,70 @@ func loadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// Meter follows the service's processes through a measured run. Without fixed ids it finds
+// them by name on every sample, so that a process restarted during the run (a kill -9 test)
+// counts from its own start, and the one it replaced up to its last sample: the CPU of a run
+// is then every process's, not a negative difference of the survivors'.
+type Meter struct {
+	mu    sync.Mutex
+	names []string
+	fixed []int
+	base  map[int]time.Duration // CPU at Start of the processes alive then
+	last  map[int]time.Duration // CPU at the latest sample of every process seen since Start
+}
+
+// NewMeter meters the processes with these ids, or when there are none those named names.
+func NewMeter(pids []int, names []string) *Meter {
+	return &Meter{fixed: pids, names: names}
+}
+
+// PIDs are the processes metered now.
+func (m *Meter) PIDs() []int {
+	if len(m.fixed) > 0 {
+		return m.fixed
+	}
+	return findProcs(m.names)
+}
+
+// Start takes the baseline: CPU is counted from here. It returns the processes' usage with CPU 0.
+func (m *Meter) Start() Usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.base, m.last = map[int]time.Duration{}, map[int]time.Duration{}
+	var u Usage
+	for _, pid := range m.PIDs() {
+		p, err := readProc(pid)
+		if err != nil {
+			continue
+		}
+		m.base[pid], m.last[pid] = p.CPU, p.CPU
+		u.RSS += p.RSSBytes
+		u.N++
+	}
+	return u
+}
+
+// Sample reads the processes alive now (their RSS and number) and the CPU used since Start by
+// every process seen since: a process that appeared later counts all of its CPU, one that
+// ended counts up to the last sample that saw it.
+func (m *Meter) Sample() Usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var u Usage
+	for _, pid := range m.PIDs() {
+		p, err := readProc(pid)
+		if err != nil {
+			continue
+		}
+		if m.last != nil {
+			m.last[pid] = p.CPU
+		}
+		u.RSS += p.RSSBytes
+		u.N++
+	}
+	for pid, cpu := range m.last {
+		u.CPU += cpu - m.base[pid]
+	}
+	return u
+}
