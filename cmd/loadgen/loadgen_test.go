@@ -61,6 +61,9 @@ func TestParseRSS(t *testing.T) {
 	if err != nil || rss != 200<<20 {
 		t.Errorf("rss %d %v", rss, err)
 	}
+	if anon, err := statusBytes("VmRSS:\t  204800 kB\nRssAnon:\t   57984 kB\nRssFile:\t  146816 kB\n", "RssAnon"); err != nil || anon != 57984<<10 {
+		t.Errorf("anon %d %v", anon, err)
+	}
 	if _, err := parseRSS("Name:\tx\n"); err == nil {
 		t.Error("no VmRSS parsed")
 	}

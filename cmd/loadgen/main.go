@@ -224,7 +224,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.Scenario == "events" {
 		fmt.Fprintf(out, ", %d rules", o.Rules)
 	}
-	fmt.Fprintf(out, "\nservice processes: %s; RSS before warm-up %s; load average %s\n", describePIDs(l.meter.PIDs()), mb(idle.RSS), loadAverage())
+	fmt.Fprintf(out, "\nservice processes: %s; RSS before warm-up %s (%s anonymous); load average %s\n", describePIDs(l.meter.PIDs()), mb(idle.RSS), mb(idle.Anon), loadAverage())
 
 	if o.Warmup > 0 {
 		if err := l.phaseRun(ctx, 1_000_000_000, o.Warmup, "burst"); err != nil {
@@ -834,7 +834,7 @@ func (l *loader) report(start time.Time, before, after Usage, peakRSS int64) {
 			fmt.Fprintf(out, ", %.2f ms per %s (%.2f ms per request)", float64(cpu.Microseconds())/1000/float64(per),
 				one, float64(cpu.Microseconds())/1000/float64(max(accepted, 1)))
 		}
-		fmt.Fprintf(out, "; RSS %s at the end, %s at most\n", mb(after.RSS), mb(max(peakRSS, after.RSS)))
+		fmt.Fprintf(out, "; RSS %s at the end (%s anonymous), %s at most\n", mb(after.RSS), mb(after.Anon), mb(max(peakRSS, after.RSS)))
 	}
 	fmt.Fprintf(out, "load average %s\n", loadAverage())
 }

@@ -93,6 +93,9 @@ type ProcStat struct {
 	Comm     string
 	CPU      time.Duration // user + system time
 	RSSBytes int64
+	// AnonBytes is the anonymous part of the RSS (RssAnon): the process's own memory, without
+	// the clean pages mapped from its executable, which the kernel shares and may reclaim.
+	AnonBytes int64
 }
 
 // parseStat reads utime and stime from the text of /proc/<pid>/stat. The command name (field 2)
@@ -117,21 +120,24 @@ func parseStat(text string) (comm string, cpu time.Duration, err error) {
 }
 
 // parseRSS reads VmRSS (kB) from the text of /proc/<pid>/status.
-func parseRSS(text string) (int64, error) {
+func parseRSS(text string) (int64, error) { return statusBytes(text, "VmRSS") }
+
+// statusBytes reads a "Field:  123 kB" line of /proc/<pid>/status as bytes.
+func statusBytes(text, field string) (int64, error) {
 	for line := range strings.SplitSeq(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) == 0 {
 				break
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("malformed VmRSS %q", line)
+				return 0, fmt.Errorf("malformed %s %q", field, line)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS")
+	return 0, fmt.Errorf("no %s", field)
 }
 
 func readProc(pid int) (ProcStat, error) {
@@ -151,7 +157,8 @@ func readProc(pid int) (ProcStat, error) {
 	if err != nil {
 		return ProcStat{}, err
 	}
-	return ProcStat{PID: pid, Comm: comm, CPU: cpu, RSSBytes: rss}, nil
+	anon, _ := statusBytes(string(status), "RssAnon") // absent before Linux 4.5
+	return ProcStat{PID: pid, Comm: comm, CPU: cpu, RSSBytes: rss, AnonBytes: anon}, nil
 }
 
 // findProcs returns the processes whose command name (/proc/<pid>/comm) is one of names.
@@ -180,9 +187,10 @@ func findProcs(names []string) []int {
 
 // Usage is the summed CPU time and RSS of a set of processes.
 type Usage struct {
-	CPU time.Duration
-	RSS int64
-	N   int
+	CPU  time.Duration
+	RSS  int64
+	Anon int64 // anonymous part of RSS
+	N    int
 }
 
 func readUsage(pids []int) Usage {
@@ -194,6 +202,7 @@ func readUsage(pids []int) Usage {
 		}
 		u.CPU += p.CPU
 		u.RSS += p.RSSBytes
+		u.Anon += p.AnonBytes
 		u.N++
 	}
 	return u
@@ -251,6 +260,7 @@ func (m *Meter) Start() Usage {
 		}
 		m.base[pid], m.last[pid] = p.CPU, p.CPU
 		u.RSS += p.RSSBytes
+		u.Anon += p.AnonBytes
 		u.N++
 	}
 	return u
@@ -272,6 +282,7 @@ func (m *Meter) Sample() Usage {
 			m.last[pid] = p.CPU
 		}
 		u.RSS += p.RSSBytes
+		u.Anon += p.AnonBytes
 		u.N++
 	}
 	for pid, cpu := range m.last {
