@@ -32,6 +32,7 @@ const (
 	StatusFailed          = wire.StatusFailed
 	StatusPartiallyFailed = wire.StatusPartiallyFailed
 	StatusSkipped         = wire.StatusSkipped
+	StatusDigested        = wire.StatusDigested
 )
 
 // Notification is one send request: the rendered content and, in Deliveries, one row per
@@ -99,13 +100,17 @@ type NotificationDelivery struct {
 	ErrorCode         string     `json:"error_code,omitempty"`
 	ScheduledAt       *time.Time `json:"scheduled_at,omitempty"`
 	// HeldUntil and HeldReason say that the delivery waits (or waited) until then, and why
-	// ("quiet_hours").
-	HeldUntil   *time.Time `json:"held_until,omitempty"`
-	HeldReason  string     `json:"held_reason,omitempty"`
-	SentAt      *time.Time `json:"sent_at,omitempty"`
-	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
-	FailedAt    *time.Time `json:"failed_at,omitempty"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	// ("quiet_hours", "digest").
+	HeldUntil  *time.Time `json:"held_until,omitempty"`
+	HeldReason string     `json:"held_reason,omitempty"`
+	// DigestID is the digest window the delivery was held for (status digested) and
+	// DigestNotificationID the notification that carries that digest (schema 00017).
+	DigestID             string     `json:"digest_id,omitempty"`
+	DigestNotificationID string     `json:"digest_notification_id,omitempty"`
+	SentAt               *time.Time `json:"sent_at,omitempty"`
+	DeliveredAt          *time.Time `json:"delivered_at,omitempty"`
+	FailedAt             *time.Time `json:"failed_at,omitempty"`
+	UpdatedAt            time.Time  `json:"updated_at"`
 
 	Attempts []NotificationAttempt `gorm:"-" json:"attempts,omitempty"`
 }
@@ -141,7 +146,8 @@ type NotificationThrottleSlot struct {
 // IsFinal reports whether a delivery status no longer changes by our own sending (a sent SMS may
 // still become delivered or failed through a provider callback).
 func IsFinal(status string) bool {
-	return status == StatusSent || status == StatusDelivered || status == StatusFailed || status == StatusSkipped
+	return status == StatusSent || status == StatusDelivered || status == StatusFailed || status == StatusSkipped ||
+		status == StatusDigested
 }
 
 // InsertNotification stores n with its deliveries unless a notification with n's id exists;

@@ -44,14 +44,29 @@ type SubscriberPreference struct {
 // NotificationCategory is a tenant's category of notifications: whether subscribers are opted
 // in by default and whether it is transactional (cannot be opted out of).
 type NotificationCategory struct {
-	TenantID       string    `gorm:"column:tenant_id" json:"-"`
-	ID             string    `gorm:"primaryKey" json:"id"`
-	Description    string    `json:"description"`
-	Transactional  bool      `json:"transactional"`
-	DefaultEnabled bool      `json:"default_enabled"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	TenantID       string `gorm:"column:tenant_id" json:"-"`
+	ID             string `gorm:"primaryKey" json:"id"`
+	Description    string `json:"description"`
+	Transactional  bool   `json:"transactional"`
+	DefaultEnabled bool   `json:"default_enabled"`
+	// Digest, when set, holds the category's notifications to a subscriber and sends them as one
+	// message per window (schema 00017).
+	Digest    CategoryDigest `gorm:"embedded;embeddedPrefix:digest_" json:"digest,omitzero"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
+
+// CategoryDigest is how a category's notifications are digested: within WindowSeconds of the
+// first one held, or until the next Until (HH:MM, in the subscriber's time zone); rendered with
+// the email template TemplateID when set. The zero value is no digest.
+type CategoryDigest struct {
+	WindowSeconds int    `gorm:"column:window_seconds" json:"window_seconds,omitempty"`
+	Until         string `gorm:"column:until" json:"until,omitempty"`
+	TemplateID    string `gorm:"column:template_id" json:"template_id,omitempty"`
+}
+
+// Enabled reports whether the category is digested.
+func (d CategoryDigest) Enabled() bool { return d.WindowSeconds > 0 || d.Until != "" }
 
 // NotificationSuppression is an address not to send to again.
 type NotificationSuppression struct {
@@ -192,7 +207,8 @@ func (s *Store) CreateCategory(ctx context.Context, c *NotificationCategory) err
 func (s *Store) UpdateCategory(ctx context.Context, c *NotificationCategory) error {
 	res := s.db.WithContext(ctx).Model(&NotificationCategory{}).Where("id = ?", c.ID).Updates(map[string]any{
 		"description": c.Description, "transactional": c.Transactional, "default_enabled": c.DefaultEnabled,
-		"updated_at": c.UpdatedAt})
+		"digest_window_seconds": c.Digest.WindowSeconds, "digest_until": c.Digest.Until,
+		"digest_template_id": c.Digest.TemplateID, "updated_at": c.UpdatedAt})
 	if res.Error != nil {
 		return classify(res.Error)
 	}

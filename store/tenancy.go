@@ -37,7 +37,8 @@ func init() {
 		webhook_deliveries webhook_attempts webhook_sources webhook_inbound_seen automation_rules
 		automation_rule_versions automation_event_evaluations automation_executions
 		automation_action_outcomes api_keys audit_log tenant_quota_usage subscribers subscriber_preferences
-		notification_categories notification_suppressions notification_settings event_types event_catalog_settings`)
+		notification_categories notification_suppressions notification_settings event_types event_catalog_settings
+		notification_digests`)
 	for _, n := range names {
 		tenantTables[n] = true
 	}

@@ -53,11 +53,15 @@ const (
 	// StatusSkipped: a delivery not sent on purpose (the address is suppressed, the subscriber
 	// opted out); its error says why. A notification whose every delivery was skipped is skipped.
 	StatusSkipped = "skipped"
+	// StatusDigested: a delivery held for its subscriber's digest of the category and sent as
+	// part of that digest's message (the delivery's digest_notification_id), not on its own. A
+	// notification whose every delivery was digested is digested.
+	StatusDigested = "digested"
 )
 
 // AggregateStatus is a notification's status given its deliveries' statuses.
 func AggregateStatus(statuses []string) string {
-	var queued, pending, sent, delivered, failed, skipped int
+	var queued, pending, sent, delivered, failed, skipped, digested int
 	for _, st := range statuses {
 		switch st {
 		case StatusQueued:
@@ -72,6 +76,8 @@ func AggregateStatus(statuses []string) string {
 			failed++
 		case StatusSkipped:
 			skipped++
+		case StatusDigested:
+			digested++
 		}
 	}
 	switch {
@@ -85,6 +91,8 @@ func AggregateStatus(statuses []string) string {
 		return StatusPartiallyFailed
 	case skipped == len(statuses):
 		return StatusSkipped
+	case digested > 0 && digested+skipped == len(statuses):
+		return StatusDigested
 	case delivered > 0 && delivered+skipped == len(statuses):
 		return StatusDelivered
 	}
