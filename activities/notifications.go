@@ -16,6 +16,7 @@ import (
 	"github.com/pyairtable/automation-domain/notify/email"
 	"github.com/pyairtable/automation-domain/notify/sms"
 	"github.com/pyairtable/automation-domain/store"
+	"github.com/pyairtable/automation-domain/templating"
 )
 
 // Notifications carries out the side effects of the SendNotification workflow: storing the
@@ -29,6 +30,8 @@ type Notifications struct {
 	Now func() time.Time
 	// Metrics count the sends (nil: none).
 	Metrics *NotificationMetrics
+	// Templates renders digests with their templates.
+	Templates *templating.Engine
 }
 
 // Error types of failed deliveries, for the workflow and for Temporal's UI.
@@ -85,9 +88,12 @@ type ReserveInput struct {
 // ReserveSlots reserves each delivery's send slot under the per-recipient throttle; a slot in
 // the future means the workflow waits for it.
 func (a *Notifications) ReserveSlots(ctx context.Context, in ReserveInput) (SlotsResult, error) {
-	reqs := make([]store.SlotRequest, len(in.Deliveries))
-	for i, d := range in.Deliveries {
-		reqs[i] = store.SlotRequest{DeliveryID: d.ID, RecipientKey: d.RecipientKey}
+	reqs := make([]store.SlotRequest, 0, len(in.Deliveries))
+	for _, d := range in.Deliveries {
+		if d.Digest != nil {
+			continue // held for a digest: its own send takes no slot
+		}
+		reqs = append(reqs, store.SlotRequest{DeliveryID: d.ID, RecipientKey: d.RecipientKey})
 	}
 	slots, err := a.Store.ReserveThrottleSlots(ctx, in.Channel, reqs, a.RecipientLimit, a.RecipientWindow, a.now())
 	if err != nil {

@@ -128,7 +128,7 @@ func (s *Server) listNotifications(c echo.Context) error {
 	f := notify.Filter{Channel: c.QueryParam("channel"), Status: c.QueryParam("status"), Recipient: c.QueryParam("recipient")}
 	oneOf(&problems, "channel", f.Channel, store.ChannelEmail, store.ChannelSMS)
 	oneOf(&problems, "status", f.Status, store.StatusQueued, store.StatusSending, store.StatusSent,
-		store.StatusDelivered, store.StatusFailed, store.StatusPartiallyFailed, store.StatusSkipped)
+		store.StatusDelivered, store.StatusFailed, store.StatusPartiallyFailed, store.StatusSkipped, store.StatusDigested)
 	since, until := c.QueryParam("since"), c.QueryParam("until")
 	f.Since = parseTime(&problems, "since", &since)
 	f.Until = parseTime(&problems, "until", &until)

@@ -62,7 +62,7 @@ func NewWorker(d *Deps) worker.Worker {
 	// Every activity struct is built here, once, and registered with its domain's workflows.
 	workflows.RegisterPlatform(w, &activities.Diagnostics{Store: d.Store, Identity: identity()}, &activities.Events{Bus: d.Events})
 	workflows.RegisterNotifications(w, email, sms, &activities.Notifications{Store: d.Store, Channels: d.Notify.Channels(),
-		Metrics: d.notificationMetrics})
+		Metrics: d.notificationMetrics, Templates: d.Templates})
 	workflows.RegisterEngine(w, &activities.WorkflowEngine{
 		Store: d.Store, Templates: d.Templates, Eval: d.Eval, Egress: d.Egress,
 		Notifier: d.StepNotifier, Webhooks: d.StepWebhooks, Log: d.Log.With("component", "workflow-engine"),

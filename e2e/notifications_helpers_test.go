@@ -24,22 +24,24 @@ type notificationReply struct {
 }
 
 type deliveryReply struct {
-	ID                string     `json:"id"`
-	Recipient         string     `json:"recipient"`
-	SubscriberID      string     `json:"subscriber_id"`
-	Channel           string     `json:"channel"`
-	FallbackOf        string     `json:"fallback_of"`
-	FallbackID        string     `json:"fallback_id"`
-	Status            string     `json:"status"`
-	AttemptCount      int        `json:"attempt_count"`
-	ProviderMessageID string     `json:"provider_message_id"`
-	Error             string     `json:"error"`
-	ErrorCode         string     `json:"error_code"`
-	ScheduledAt       *time.Time `json:"scheduled_at"`
-	HeldUntil         *time.Time `json:"held_until"`
-	HeldReason        string     `json:"held_reason"`
-	SentAt            *time.Time `json:"sent_at"`
-	Attempts          []struct {
+	ID                   string     `json:"id"`
+	Recipient            string     `json:"recipient"`
+	SubscriberID         string     `json:"subscriber_id"`
+	Channel              string     `json:"channel"`
+	FallbackOf           string     `json:"fallback_of"`
+	FallbackID           string     `json:"fallback_id"`
+	Status               string     `json:"status"`
+	AttemptCount         int        `json:"attempt_count"`
+	ProviderMessageID    string     `json:"provider_message_id"`
+	Error                string     `json:"error"`
+	ErrorCode            string     `json:"error_code"`
+	ScheduledAt          *time.Time `json:"scheduled_at"`
+	HeldUntil            *time.Time `json:"held_until"`
+	HeldReason           string     `json:"held_reason"`
+	DigestID             string     `json:"digest_id"`
+	DigestNotificationID string     `json:"digest_notification_id"`
+	SentAt               *time.Time `json:"sent_at"`
+	Attempts             []struct {
 		Attempt           int    `json:"attempt"`
 		Status            string `json:"status"`
 		Error             string `json:"error"`

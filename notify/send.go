@@ -152,6 +152,9 @@ func (s *Service) SendEmail(ctx context.Context, r EmailRequest) (Notification, 
 	spec.TemplateID, spec.TemplateVersion = r.TemplateID, tplVersion
 	spec.Priority, spec.SendAt, spec.Metadata = orElse(r.Priority, "normal"), utc(r.SendAt), r.Metadata
 	spec.RequestHash = requestHash(r)
+	if err := s.applyDigest(ctx, &spec, targets); err != nil {
+		return Notification{}, err
+	}
 	return s.submit(ctx, spec)
 }
 
@@ -219,6 +222,9 @@ func (s *Service) SendSMS(ctx context.Context, r SMSRequest) (Notification, erro
 	spec.Body, spec.TemplateID, spec.TemplateVersion = text, r.TemplateID, tplVersion
 	spec.Priority, spec.SendAt, spec.Metadata = orElse(r.Priority, "normal"), utc(r.SendAt), r.Metadata
 	spec.RequestHash = requestHash(r)
+	if err := s.applyDigest(ctx, &spec, targets); err != nil {
+		return Notification{}, err
+	}
 	return s.submit(ctx, spec)
 }
 
@@ -247,6 +253,8 @@ func (s *Service) newSpec(channel, key string, cause *store.Event, targets []tar
 type target struct {
 	recipient, key, subscriberID string
 	quiet                        *QuietHours
+	// zone is the subscriber's time zone, else the tenant's default one (digests' daily times).
+	zone string
 }
 
 // addressed resolves the recipients of a send: the raw addresses (validated already) and each
@@ -294,7 +302,7 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 			continue
 		}
 		seen[k] = true
-		if defaults == nil && (sub.QuietHoursStart == "" || sub.QuietHoursEnd == "") {
+		if defaults == nil && (sub.QuietHoursStart == "" || sub.QuietHoursEnd == "" || sub.TimeZone == "") {
 			ns, err := s.store.GetNotificationSettings(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("read notification settings: %w", err)
@@ -305,7 +313,8 @@ func (s *Service) addressed(ctx context.Context, p *validation.Problems, channel
 		if defaults != nil {
 			tenantDefaults = *defaults
 		}
-		t := target{recipient: addr, key: k, subscriberID: sub.ID, quiet: quietHoursFor(sub, tenantDefaults)}
+		t := target{recipient: addr, key: k, subscriberID: sub.ID, quiet: quietHoursFor(sub, tenantDefaults),
+			zone: orElse(sub.TimeZone, tenantDefaults.TimeZone)}
 		out = append(out, t)
 	}
 	return out, nil

@@ -218,6 +218,9 @@ type CategoryInput struct {
 	Transactional bool `json:"transactional"`
 	// DefaultEnabled is whether a subscriber without a preference gets the category (default true).
 	DefaultEnabled *bool `json:"default_enabled"`
+	// Digest, when set, holds the category's notifications to each subscriber for a window and
+	// sends them as one message (null or absent: sent one by one).
+	Digest *DigestInput `json:"digest"`
 }
 
 func (s *Service) category(id string, in CategoryInput) (Category, error) {
@@ -232,14 +235,18 @@ func (s *Service) category(id string, in CategoryInput) (Category, error) {
 	if in.Transactional && !enabled {
 		p.Add("default_enabled", "a transactional category is always sent")
 	}
+	digest := in.Digest.digest(&p, in.Transactional)
 	now := s.now().UTC()
 	return Category{ID: id, Description: in.Description, Transactional: in.Transactional, DefaultEnabled: enabled,
-		CreatedAt: now, UpdatedAt: now}, p.Err()
+		Digest: digest, CreatedAt: now, UpdatedAt: now}, p.Err()
 }
 
 // CreateCategory stores a new category. Errors: validation.Problems, store.ErrConflict.
 func (s *Service) CreateCategory(ctx context.Context, in CategoryInput) (Category, error) {
 	c, err := s.category(in.ID, in)
+	if err == nil {
+		err = s.checkDigestTemplate(ctx, c.Digest)
+	}
 	if err != nil {
 		return c, err
 	}
@@ -249,6 +256,9 @@ func (s *Service) CreateCategory(ctx context.Context, in CategoryInput) (Categor
 // UpdateCategory replaces category id's settings. Errors: validation.Problems, store.ErrNotFound.
 func (s *Service) UpdateCategory(ctx context.Context, id string, in CategoryInput) (Category, error) {
 	c, err := s.category(id, in)
+	if err == nil {
+		err = s.checkDigestTemplate(ctx, c.Digest)
+	}
 	if err != nil {
 		return c, err
 	}

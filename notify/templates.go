@@ -225,6 +225,12 @@ func (s *Service) renderTemplate(ctx context.Context, id string, version int, ch
 // validation problems naming the part and the cause: on template_data (an undefined variable
 // names it), or on the part itself when it went over a limit of the evaluation budget.
 func (s *Service) render(ctx context.Context, in Rendered, data map[string]any, templateName string) (Rendered, error) {
+	return renderWith(ctx, s.templates, in, data, templateName)
+}
+
+// renderWith is render with the templating engine eng (the digest activity renders with the
+// worker's).
+func renderWith(ctx context.Context, eng *templating.Engine, in Rendered, data map[string]any, templateName string) (Rendered, error) {
 	var (
 		out Rendered
 		p   validation.Problems
@@ -249,9 +255,9 @@ func (s *Service) render(ctx context.Context, in Rendered, data map[string]any, 
 			err error
 		)
 		if part.html {
-			r, err = s.templates.RenderHTML(ctx, part.src, data)
+			r, err = eng.RenderHTML(ctx, part.src, data)
 		} else {
-			r, err = s.templates.Render(ctx, part.src, data)
+			r, err = eng.Render(ctx, part.src, data)
 		}
 		var te *templating.Error
 		switch {

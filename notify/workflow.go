@@ -47,6 +47,7 @@ type WorkflowResult struct {
 	Sent       int               `json:"sent"`
 	Failed     int               `json:"failed"`
 	Skipped    int               `json:"skipped,omitempty"`
+	Digested   int               `json:"digested,omitempty"`
 	Deliveries []DeliveryOutcome `json:"deliveries"`
 }
 
@@ -54,7 +55,7 @@ type WorkflowResult struct {
 type DeliveryOutcome struct {
 	DeliveryID        string `json:"delivery_id"`
 	Recipient         string `json:"recipient"`
-	Status            string `json:"status"` // sent, failed or skipped
+	Status            string `json:"status"` // sent, failed, skipped or digested
 	Attempt           int    `json:"attempt,omitempty"`
 	ProviderMessageID string `json:"provider_message_id,omitempty"`
 	Error             string `json:"error,omitempty"`
@@ -111,6 +112,9 @@ type DeliverySpec struct {
 	// QuietHours are the subscriber's when the notification was asked for (nil for none): a
 	// non-critical delivery due inside them waits until they end.
 	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
+	// Digest, when set, holds the delivery for the subscriber's digest of the notification's
+	// category instead of sending it on its own.
+	Digest *DigestRule `json:"digest,omitempty"`
 }
 
 // Row is the notification as stored, every delivery queued.

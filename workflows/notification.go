@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -74,6 +75,8 @@ func SendNotification(ctx workflow.Context, in notify.WorkflowInput) (notify.Wor
 			res.Sent++
 		case wire.StatusSkipped:
 			res.Skipped++
+		case wire.StatusDigested:
+			res.Digested++
 		default:
 			res.Failed++
 		}
@@ -86,6 +89,10 @@ func SendNotification(ctx workflow.Context, in notify.WorkflowInput) (notify.Wor
 func deliver(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.DeliverySpec, slot time.Time) notify.DeliveryOutcome {
 	var a *activities.Notifications
 	out := notify.DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient}
+	// Only notifications asked for since digests existed carry a digest rule.
+	if d.Digest != nil && workflow.GetVersion(ctx, "notification-digest", workflow.DefaultVersion, 1) == 1 {
+		return holdForDigest(ctx, lctx, in, d)
+	}
 	if wait := slot.Sub(workflow.Now(ctx)); wait > 0 {
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return fail(ctx, lctx, in.Spec, d, err)
@@ -179,6 +186,63 @@ func waitQuietHours(ctx, lctx workflow.Context, d notify.DeliverySpec) error {
 		return workflow.Sleep(ctx, wait)
 	}
 	return nil
+}
+
+// holdForDigest holds a delivery for its subscriber's digest of the category instead of sending
+// it. The delivery that opens a digest window leads it: its workflow sleeps on a durable timer
+// until the window closes, then closes it, and starts the SendNotification workflow of the
+// composed digest message (abandoned, so it runs on after this one ends) — quiet hours, throttle,
+// preferences, retries and events then apply to the digest as to any notification. The other
+// deliveries of the window end here, digested. A leader cancelled while it waits sends the
+// digest at once, so that the window's other notifications are not lost with it.
+func holdForDigest(ctx, lctx workflow.Context, in notify.WorkflowInput, d notify.DeliverySpec) notify.DeliveryOutcome {
+	var a *activities.Notifications
+	out := notify.DeliveryOutcome{DeliveryID: d.ID, Recipient: d.Recipient, Status: wire.StatusDigested}
+	var j activities.JoinDigestResult
+	if err := workflow.ExecuteLocalActivity(lctx, a.JoinDigest, activities.JoinDigestInput{
+		DeliveryID: d.ID, Rule: *d.Digest}).Get(ctx, &j); err != nil {
+		return fail(ctx, lctx, in.Spec, d, err)
+	}
+	if j.Skipped {
+		publish(ctx, lctx, in.Spec, d, notify.EventSkipped, notify.EventData{
+			Status: wire.StatusSkipped, Error: j.SkipReason, ErrorCode: j.SkipCode,
+		})
+		out.Status, out.Error = wire.StatusSkipped, j.SkipReason
+		return out
+	}
+	if !j.Leader {
+		return out
+	}
+	if wait := j.ClosesAt.Sub(workflow.Now(ctx)); wait > 0 {
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			ctx, _ = workflow.NewDisconnectedContext(ctx)
+			lctx, _ = workflow.NewDisconnectedContext(lctx)
+		}
+	}
+	var c activities.CloseDigestResult
+	if err := workflow.ExecuteLocalActivity(lctx, a.CloseDigest, activities.CloseDigestInput{DigestID: j.DigestID}).Get(ctx, &c); err != nil {
+		workflow.GetLogger(ctx).Error("close digest", "digest_id", j.DigestID, "error", err)
+		return out
+	}
+	if c.Spec.ID == "" {
+		workflow.GetLogger(ctx).Info("digest not sent", "digest_id", j.DigestID, "reason", c.Reason)
+		return out
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            c.WorkflowID,
+		TaskQueue:             workflow.GetInfo(ctx).TaskQueueName,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StaticSummary:         c.Spec.Channel + " digest " + c.Spec.ID,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, notify.NotificationWorkflow, notify.WorkflowInput{
+		Spec: c.Spec, Retry: in.Retry, SendTimeout: in.SendTimeout})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil &&
+		!temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		workflow.GetLogger(ctx).Error("start digest notification", "digest_id", j.DigestID, "error", err)
+	}
+	return out
 }
 
 // fallBack tries the notification's next channels in order while a delivery to a subscriber
