@@ -26,28 +26,8 @@ func TestNotificationsDigest(t *testing.T) {
 		"RATE_LIMIT_PER_SECOND": "500", "RATE_LIMIT_BURST": "500",
 	})
 	s := startEmbedded(t, cfg)
-	admin := s.client(t)
-	for _, id := range []string{"acme", "beta"} {
-		if r := admin.post("/api/v1/tenants", map[string]any{"id": id, "name": id}); r.Status != 201 {
-			t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
-		}
-	}
-	as := func(t *testing.T, tenantID string) *call {
-		c := s.client(t)
-		c.header.Set("X-Tenant-ID", tenantID)
-		return c
-	}
-	messagesTo := func(addr string) []smtptest.Message {
-		var out []smtptest.Message
-		for _, m := range mail.Messages() {
-			for _, to := range m.To {
-				if strings.EqualFold(to, addr) {
-					out = append(out, m)
-				}
-			}
-		}
-		return out
-	}
+	s.createTenants(t, "acme", "beta")
+	as := s.as
 	post := func(t *testing.T, c *call, path string, body map[string]any) string {
 		t.Helper()
 		r := c.post(path, body)
@@ -141,7 +121,7 @@ func TestNotificationsDigest(t *testing.T) {
 			}
 			digestID, digestNotification = d.DigestID, d.DigestNotificationID
 		}
-		if got := len(messagesTo("ada@example.com")); got != 1 {
+		if got := len(messagesTo(mail, "ada@example.com")); got != 1 {
 			t.Errorf("emails to ada before the window closed: %d (want only the critical one)", got)
 		}
 		// The digest's own notification exists once the window closed, and is sent.
@@ -157,7 +137,7 @@ func TestNotificationsDigest(t *testing.T) {
 		if dn.TemplateID != "updates_digest" || dn.Subject != "3 updates for ada" || len(dn.Deliveries) != 1 || dn.Deliveries[0].Recipient != "ada@example.com" {
 			t.Errorf("digest notification: %+v", dn)
 		}
-		msgs := messagesTo("ada@example.com")
+		msgs := messagesTo(mail, "ada@example.com")
 		var digest *smtptest.Message
 		for i := range msgs {
 			if msgs[i].Subject() == "3 updates for ada" {

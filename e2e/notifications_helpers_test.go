@@ -95,3 +95,21 @@ func storedEvents(t testing.TB, cfg *config.Config, typ string) []store.Event {
 	}
 	return out
 }
+
+// createTenants creates tenants (id and name ids[i]) with the internal key.
+func (s *stack) createTenants(t *testing.T, ids ...string) {
+	t.Helper()
+	admin := s.client(t)
+	for _, id := range ids {
+		if r := admin.post("/api/v1/tenants", map[string]any{"id": id, "name": id}); r.Status != 201 {
+			t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
+		}
+	}
+}
+
+// as is a client of the stack acting for tenantID: the internal key with X-Tenant-ID.
+func (s *stack) as(t *testing.T, tenantID string) *call {
+	c := s.client(t)
+	c.header.Set("X-Tenant-ID", tenantID)
+	return c
+}

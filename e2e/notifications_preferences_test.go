@@ -32,28 +32,8 @@ func TestNotificationsPreferences(t *testing.T) {
 		"RATE_LIMIT_PER_SECOND": "500", "RATE_LIMIT_BURST": "500",
 	})
 	s := startEmbedded(t, cfg)
-	admin := s.client(t)
-	for _, id := range []string{"acme", "beta"} {
-		if r := admin.post("/api/v1/tenants", map[string]any{"id": id, "name": id}); r.Status != 201 {
-			t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
-		}
-	}
-	as := func(t *testing.T, tenantID string) *call {
-		c := s.client(t)
-		c.header.Set("X-Tenant-ID", tenantID)
-		return c
-	}
-	messagesTo := func(addr string) []smtptest.Message {
-		var out []smtptest.Message
-		for _, m := range mail.Messages() {
-			for _, to := range m.To {
-				if strings.EqualFold(to, addr) {
-					out = append(out, m)
-				}
-			}
-		}
-		return out
-	}
+	s.createTenants(t, "acme", "beta")
+	as := s.as
 	send := func(t *testing.T, c *call, body map[string]any) notificationReply {
 		t.Helper()
 		r := c.post("/api/v1/notifications/email", body)
@@ -127,7 +107,7 @@ func TestNotificationsPreferences(t *testing.T) {
 		if n.Status != "sent" || len(n.Deliveries) != 1 || n.Deliveries[0].Recipient != "ada@example.com" {
 			t.Fatalf("sent: %+v", n)
 		}
-		msgs := messagesTo("ada@example.com")
+		msgs := messagesTo(mail, "ada@example.com")
 		if len(msgs) != 1 {
 			t.Fatalf("messages to ada: %d", len(msgs))
 		}
@@ -184,7 +164,7 @@ func TestNotificationsPreferences(t *testing.T) {
 			prefs[0].(map[string]any)["source"] != "unsubscribe" {
 			t.Errorf("preferences after unsubscribe: %v", prefs)
 		}
-		before := len(messagesTo("ada@example.com"))
+		before := len(messagesTo(mail, "ada@example.com"))
 		n := send(t, c, map[string]any{"subscriber_ids": []string{subID}, "category": "news", "subject": "News 2", "body": "b"})
 		if n.Status != "skipped" || n.Deliveries[0].Status != "skipped" || n.Deliveries[0].ErrorCode != "opted_out" ||
 			!strings.Contains(n.Deliveries[0].Error, "news") {
@@ -215,7 +195,7 @@ func TestNotificationsPreferences(t *testing.T) {
 		if n.Status != "skipped" || !strings.Contains(n.Deliveries[0].Error, "every notification") {
 			t.Errorf("opted out of everything: %+v", n)
 		}
-		msgs := messagesTo("ada@example.com")
+		msgs := messagesTo(mail, "ada@example.com")
 		if len(msgs) != before+1 || msgs[len(msgs)-1].Subject() != "Your code" || msgs[len(msgs)-1].Header.Get("List-Unsubscribe") != "" {
 			t.Errorf("after opting out: %d messages (before %d), last %v", len(msgs), before, msgs[len(msgs)-1].Header)
 		}
@@ -292,7 +272,7 @@ func TestNotificationsPreferences(t *testing.T) {
 		}
 		n := send(t, c, map[string]any{"to": []string{"gone@example.com", "angry@example.com", "full@example.com"}, "subject": "s", "body": "b"})
 		if n.Deliveries[0].Status != "skipped" || n.Deliveries[1].Status != "skipped" || n.Deliveries[2].Status != "sent" ||
-			!strings.Contains(n.Deliveries[1].Error, "complaint") || len(messagesTo("gone@example.com")) != 0 {
+			!strings.Contains(n.Deliveries[1].Error, "complaint") || len(messagesTo(mail, "gone@example.com")) != 0 {
 			t.Errorf("after reports: %+v", n)
 		}
 		// beta's sends to the same address are not affected.

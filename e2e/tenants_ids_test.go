@@ -27,16 +27,8 @@ func TestTenantClientIDs(t *testing.T) {
 	s := startEmbedded(t, testConfig(t, t.TempDir(), webhookEnv(map[string]string{
 		"SMTP_HOST": mail.Host, "SMTP_PORT": fmt.Sprint(mail.Port), "SMTP_USE_TLS": "false", "SMTP_FROM": "ops@example.com"})))
 	admin := s.client(t)
-	for _, id := range []string{"acme", "beta"} {
-		if r := admin.post("/api/v1/tenants", map[string]any{"id": id, "name": id}); r.Status != 201 {
-			t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
-		}
-	}
-	as := func(t *testing.T, tenantID string) *call {
-		c := s.client(t)
-		c.header.Set("X-Tenant-ID", tenantID)
-		return c
-	}
+	s.createTenants(t, "acme", "beta")
+	as := s.as
 
 	t.Run("an event id taken by one tenant is another's too, and so is its webhook message", func(t *testing.T) {
 		acme, beta := as(t, "acme"), as(t, "beta")

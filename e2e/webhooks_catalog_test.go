@@ -298,8 +298,15 @@ func TestWebhookCatalog(t *testing.T) {
 			} `json:"latency_ms"`
 			Backlog int `json:"backlog"`
 		}
+		var last string
+		defer func() {
+			if t.Failed() {
+				t.Logf("last stats: %s; receiver got %d requests", last, len(rc.receipts()))
+			}
+		}()
 		eventually(t, 30*time.Second, "the attempts counted", func() bool {
 			r := c.get("/api/v1/webhooks/endpoints/" + id + "/stats?window=1h")
+			last = string(r.Body)
 			r.Decode(t, &st)
 			return r.Status == 200 && st.Attempts == 3 && st.Backlog == 0
 		})

@@ -52,6 +52,9 @@ type receiver struct {
 	mu      sync.Mutex
 	got     []receipt
 	respond respondFunc
+	// arrived numbers the requests as they come in: concurrent requests each get their own n
+	// (counting the receipts instead would give two requests in flight the same one).
+	arrived int
 }
 
 func newReceiver(t testing.TB, respond respondFunc) *receiver {
@@ -59,7 +62,8 @@ func newReceiver(t testing.TB, respond respondFunc) *receiver {
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		n := len(rc.got) + 1
+		rc.arrived++
+		n := rc.arrived
 		rc.mu.Unlock()
 		status, text := 200, ""
 		if rc.respond != nil {

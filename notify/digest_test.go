@@ -10,13 +10,7 @@ import (
 )
 
 func TestDigestClosesAt(t *testing.T) {
-	at := func(s string) time.Time {
-		v, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.UTC()
-	}
+	at := func(s string) time.Time { return rfc3339(t, s) }
 	for _, c := range []struct {
 		name string
 		now  string

@@ -6,13 +6,7 @@ import (
 )
 
 func TestQuietUntil(t *testing.T) {
-	utc := func(s string) time.Time {
-		v, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.UTC()
-	}
+	utc := func(s string) time.Time { return rfc3339(t, s) }
 	for _, c := range []struct {
 		name  string
 		now   string
@@ -66,4 +60,14 @@ func TestQuietHoursFor(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
+}
+
+// rfc3339 parses an RFC 3339 time, in UTC.
+func rfc3339(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.UTC()
 }
