@@ -136,10 +136,12 @@ type Config struct {
 	// MaxBodyBytes caps every request body (413 above it).
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	// RateLimitPerSecond and RateLimitBurst bound each client on each route. The defaults suit
-	// the primary callers, other services sharing the internal key or a tenant key (Convoy's
-	// default API limit is 1,000/s too).
-	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"1000"`
-	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"2000"`
+	// the primary callers, other services sharing the internal key or a tenant key: above what
+	// one 2-core instance accepts on one route (about 2,000 messages/s), so a platform posting
+	// through the shared key is not throttled by its own service, while a tenant's own
+	// requests_per_second bounds a tenant (Convoy's default API limit is 1,000/s).
+	RateLimitPerSecond int `env:"RATE_LIMIT_PER_SECOND" envDefault:"2500"`
+	RateLimitBurst     int `env:"RATE_LIMIT_BURST" envDefault:"5000"`
 	// RateLimitUserPerSecond and RateLimitUserBurst, when set, bound callers with a bearer token
 	// (per JWT subject) and unauthenticated requests (per IP) instead (0: the limits above).
 	RateLimitUserPerSecond int `env:"RATE_LIMIT_USER_PER_SECOND" envDefault:"0"`

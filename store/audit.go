@@ -27,6 +27,15 @@ func (s *Store) AppendAudit(ctx context.Context, e *AuditEntry) error {
 	return classify(s.db.WithContext(ctx).Create(e).Error)
 }
 
+// AppendAudits records entries in one statement (a group commit of concurrent requests' entries,
+// all of the context's tenant).
+func (s *Store) AppendAudits(ctx context.Context, entries []AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return classify(s.db.WithContext(ctx).Create(&entries).Error)
+}
+
 // ListAudit pages through the context's tenant's entries (every tenant's in tenant.System),
 // newest first.
 func (s *Store) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error) {

@@ -247,7 +247,9 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilte
 // EnabledWebhookEndpoints returns every live, enabled endpoint (the fan-out candidates).
 func (s *Store) EnabledWebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
 	var out []WebhookEndpoint
-	err := s.db.WithContext(ctx).Where("deleted_at IS NULL AND enabled = ?", true).Order("id").Find(&out).Error
+	// TRUE is written out, not bound: a bound value in a query over a table with a partial
+	// index makes SQLite compile the statement again on its first step, with the value.
+	err := s.db.WithContext(ctx).Where("deleted_at IS NULL AND enabled = TRUE").Order("id").Find(&out).Error
 	return out, classify(err)
 }
 

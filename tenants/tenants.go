@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyairtable/automation-domain/internal/groupcommit"
 	"github.com/pyairtable/automation-domain/internal/tenant"
 	"github.com/pyairtable/automation-domain/store"
 	"github.com/pyairtable/automation-domain/validation"
@@ -88,11 +89,22 @@ type Tenant struct {
 type Service struct {
 	store *store.Store
 	now   func() time.Time
+	// audit writes the entries of concurrent requests in group commits, one line per tenant: an
+	// entry per audited request written alone was an eighth of the CPU of a burst of messages.
+	audit groupcommit.Signaller[string, store.AuditEntry]
 }
+
+// maxAuditBatch bounds the entries of one group commit.
+const maxAuditBatch = 128
 
 // New builds the service over st.
 func New(st *store.Store) *Service {
-	return &Service{store: st, now: func() time.Time { return time.Now().UTC() }}
+	s := &Service{store: st, now: func() time.Time { return time.Now().UTC() }}
+	s.audit.MaxBatch = maxAuditBatch
+	s.audit.Send = func(ctx context.Context, tenantID string, entries []store.AuditEntry) error {
+		return st.AppendAudits(tenant.With(ctx, tenantID), entries)
+	}
+	return s
 }
 
 func fromRow(r store.Tenant) (Tenant, error) {
@@ -371,8 +383,22 @@ func (s *Service) Record(ctx context.Context, e store.AuditEntry) error {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
-	if err := s.store.AppendAudit(ctx, &e); err != nil {
-		return fmt.Errorf("audit %s %s: %w", e.Action, e.Resource, err)
+	id, system := tenant.From(ctx)
+	if system {
+		if err := s.store.AppendAudit(ctx, &e); err != nil {
+			return fmt.Errorf("audit %s %s: %w", e.Action, e.Resource, err)
+		}
+		return nil
+	}
+	// The caller returns once the group commit holding its entry has committed; when the group's
+	// statement fails, the entry is written alone, so one bad entry fails only its own record.
+	if err := s.audit.Submit(ctx, id, e); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("audit %s %s: %w", e.Action, e.Resource, err)
+		}
+		if err := s.store.AppendAudit(ctx, &e); err != nil {
+			return fmt.Errorf("audit %s %s: %w", e.Action, e.Resource, err)
+		}
 	}
 	return nil
 }
